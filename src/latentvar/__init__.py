@@ -1,0 +1,51 @@
+"""latentvar: interpretable latent-variable models, P(y) = Σ_z P(z) P(y|z).
+
+Exact inference (log P(y), the posterior P(z|y): marginals, mode, samples) wherever the sum over z can
+be done, and honest estimators where it cannot.
+
+Model families are imported on first use, so `import latentvar` stays light.
+"""
+
+from importlib import import_module
+
+from latentvar.core import IntractableMarginalError, LatentVariableModel, Posterior
+from latentvar.mixture import ConditionalMixture, FitResult, Mixture, MixturePosterior, gaussian_mixture_init
+from latentvar.semiring import LogSemiring, MaxSemiring
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "HMM": "latentvar.hmm",
+    "Autoregressive": "latentvar.autoregressive",
+    "CTC": "latentvar.ctc",
+    "ctc_loss": "latentvar.ctc",
+    "Generator": "latentvar.generator",
+    "LinearGaussian": "latentvar.generator",
+    "estimate": "latentvar.estimate",
+    "colorize": "latentvar.colorize",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = import_module(_LAZY[name])
+        value = module if module.__name__ == f"latentvar.{name}" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'latentvar' has no attribute {name!r}")
+
+
+__all__ = [
+    "ConditionalMixture",
+    "FitResult",
+    "IntractableMarginalError",
+    "LatentVariableModel",
+    "LogSemiring",
+    "MaxSemiring",
+    "Mixture",
+    "MixturePosterior",
+    "Posterior",
+    "gaussian_mixture_init",
+    *_LAZY,
+]

@@ -1,0 +1,94 @@
+"""Argument checks shared by every model: a bad input raises a ValueError that names the argument,
+says what was expected and what was given -- never a silent NaN or a traceback from deep inside torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def as_tensor(name: str, value, dtype: torch.dtype | None = None) -> Tensor:
+    """`value` as a tensor; a ValueError naming `name` if it cannot be one."""
+    if isinstance(value, Tensor):
+        return value if dtype is None else value.to(dtype)
+    try:
+        return torch.as_tensor(value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name}: expected a tensor or array, got {type(value).__name__} ({err})") from None
+
+
+def check_finite(name: str, x: Tensor, allow_neg_inf: bool = False) -> Tensor:
+    """Refuse NaN and +-inf (or only NaN and +inf, for log-probabilities where -inf means 'impossible')."""
+    if not torch.is_floating_point(x):
+        return x
+    bad = torch.isnan(x) | (torch.isposinf(x) if allow_neg_inf else torch.isinf(x))
+    if bool(bad.any()):
+        n = int(bad.sum())
+        kind = "NaN or +inf" if allow_neg_inf else "NaN or infinite"
+        raise ValueError(f"{name}: expected finite values, got {n} {kind} entr{'y' if n == 1 else 'ies'}")
+    return x
+
+
+def check_ndim(name: str, x: Tensor, ndim: int | Sequence[int], axes: str = "") -> Tensor:
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if x.dim() not in allowed:
+        want = " or ".join(str(d) for d in allowed)
+        named = f" ({axes})" if axes else ""
+        raise ValueError(f"{name}: expected {want} dimensions{named}, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_size(name: str, x: Tensor, dim: int, size: int, what: str) -> Tensor:
+    if x.dim() == 0 or x.shape[dim] != size:
+        raise ValueError(
+            f"{name}: expected size {size} ({what}) in dimension {dim}, got shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def check_integer(name: str, x: Tensor) -> Tensor:
+    if torch.is_floating_point(x) or torch.is_complex(x) or x.dtype == torch.bool:
+        raise ValueError(f"{name}: expected an integer tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_range(name: str, x: Tensor, low: int, high: int) -> Tensor:
+    """Integers in [low, high)."""
+    if x.numel() and (int(x.min()) < low or int(x.max()) >= high):
+        raise ValueError(
+            f"{name}: expected values in [{low}, {high - 1}], got values in [{int(x.min())}, {int(x.max())}]"
+        )
+    return x
+
+
+def check_lengths(name: str, lengths, batch: int, max_len: int) -> Tensor:
+    """Per-sequence lengths: shape (batch,), integers in [0, max_len]."""
+    lengths = check_integer(name, as_tensor(name, lengths))
+    if lengths.shape != (batch,):
+        raise ValueError(f"{name}: expected shape ({batch},), one length per sequence, got {tuple(lengths.shape)}")
+    if lengths.numel() and int(lengths.min()) < 0:
+        raise ValueError(f"{name}: expected non-negative lengths, got {int(lengths.min())}")
+    if lengths.numel() and int(lengths.max()) > max_len:
+        raise ValueError(f"{name}: expected lengths <= {max_len} (the padded length), got {int(lengths.max())}")
+    return lengths
+
+
+def check_positive(name: str, value: float | int, integer: bool = False) -> None:
+    if integer and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name}: expected a positive value, got {value!r}")
+
+
+def check_support(name: str, dist: torch.distributions.Distribution, value: Tensor) -> Tensor:
+    """Values outside `dist`'s support would give -inf or garbage log-probabilities: refuse them."""
+    try:
+        inside = dist.support.check(value)
+    except (NotImplementedError, RuntimeError):
+        return value
+    # the support check reduces over the event dims for independent supports
+    if not bool(torch.as_tensor(inside).all()):
+        raise ValueError(f"{name}: values outside the support of {type(dist).__name__} ({dist.support})")
+    return value

@@ -1,0 +1,33 @@
+"""The `latentvar` command: one verb group per model family (`--help` on each)."""
+
+from __future__ import annotations
+
+import typer
+
+from latentvar.cli import colorize, ctc, generator, hmm, lm, mixture
+
+app = typer.Typer(
+    name="latentvar",
+    help="Interpretable latent-variable models: exact inference, posteriors, training, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for _module, _name in [
+    (mixture, "mixture"),
+    (colorize, "colorize"),
+    (hmm, "hmm"),
+    (lm, "lm"),
+    (ctc, "ctc"),
+    (generator, "generator"),
+]:
+    app.add_typer(_module.app, name=_name)
+app.command("demo", help="The main job on the embedded default data; writes OUT/report.html.")(mixture.demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

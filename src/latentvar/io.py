@@ -1,0 +1,91 @@
+"""Files: atomic writes, and checkpoints as safetensors + JSON (never pickle).
+
+A checkpoint is a directory holding ``<name>.safetensors`` (tensors) and ``<name>.json`` (config,
+step, metrics). Both are written to a temporary file in the same directory and moved into place with
+``os.replace``, so a run killed at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_checkpoint(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict, name: str = "checkpoint") -> Path:
+    """Write ``name.safetensors`` then ``name.json`` atomically; the JSON is written last, so a JSON that
+    exists always describes a complete tensor file."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".safetensors.tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        os.replace(tmp, directory / f"{name}.safetensors")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_json(directory / f"{name}.json", meta)
+    return directory
+
+
+def load_checkpoint(directory: str | os.PathLike, name: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint written by `save_checkpoint`. Pickled files are refused, never unpickled."""
+    directory = Path(directory)
+    if directory.is_file():
+        if directory.suffix in PICKLE_SUFFIXES:
+            raise ValueError(f"run: {directory} looks like a pickle; latentvar loads only safetensors + JSON")
+        directory = directory.parent
+    tensors_path = directory / f"{name}.safetensors"
+    meta_path = directory / f"{name}.json"
+    if not meta_path.exists() or not tensors_path.exists():
+        pickles = [p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES] if directory.is_dir() else []
+        hint = f" (found pickles {pickles}, which latentvar refuses to load)" if pickles else ""
+        raise FileNotFoundError(f"run: no checkpoint '{name}' (.safetensors + .json) in {directory}{hint}")
+    with open(tensors_path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80" or head == b"PK":  # pickle protocol marker / zip (torch.save)
+        raise ValueError(f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load")
+    return load_file(str(tensors_path)), json.loads(meta_path.read_text())

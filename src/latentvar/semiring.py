@@ -1,0 +1,64 @@
+"""Semirings for exact inference by dynamic programming.
+
+One recursion, several questions (Goodman 1999; torch-struct): run the same sum-product recursion in
+
+- ``LogSemiring``  (logsumexp, +): the log partition function log Σ_z exp(score(z)), i.e. log P(y);
+  its gradient with respect to the log-potentials is the posterior marginal of each part.
+- ``MaxSemiring``  (max, +): the score of the best z (Viterbi); its gradient is the one-hot best z.
+
+Every operation reduces over one named dimension and is safe with -inf entries (impossible events):
+a sum over all -inf gives -inf, never NaN, and the gradient through it is zero.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _logsumexp(x: Tensor, dim: int) -> Tensor:
+    # torch.logsumexp already maps all -inf to -inf; its gradient there is NaN-free since torch 2.0.
+    return torch.logsumexp(x, dim=dim)
+
+
+class LogSemiring:
+    """(logsumexp, +, -inf, 0): probabilities in log space."""
+
+    zero = float("-inf")
+    one = 0.0
+
+    @staticmethod
+    def sum(x: Tensor, dim: int = -1) -> Tensor:
+        return _logsumexp(x, dim)
+
+    @staticmethod
+    def mul(a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    @staticmethod
+    def matmul(a: Tensor, b: Tensor) -> Tensor:
+        """(..., i, j) x (..., j, k) -> (..., i, k) with logsumexp over j, without a (i, j, k) tensor
+        for the common case: max-shift, exponentiate, ordinary matmul, log."""
+        a_max = a.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(a.dtype).min)
+        b_max = b.amax(dim=-2, keepdim=True).clamp_min(torch.finfo(b.dtype).min)
+        prod = torch.matmul((a - a_max).exp(), (b - b_max).exp())
+        return prod.log() + a_max + b_max
+
+
+class MaxSemiring:
+    """(max, +, -inf, 0): the score of the best structure."""
+
+    zero = float("-inf")
+    one = 0.0
+
+    @staticmethod
+    def sum(x: Tensor, dim: int = -1) -> Tensor:
+        return x.amax(dim=dim)
+
+    @staticmethod
+    def mul(a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    @staticmethod
+    def matmul(a: Tensor, b: Tensor) -> Tensor:
+        return (a.unsqueeze(-1) + b.unsqueeze(-3)).amax(dim=-2)
