@@ -67,11 +67,15 @@ def check_lengths(name: str, lengths, batch: int, max_len: int) -> Tensor:
     """Per-sequence lengths: shape (batch,), integers in [0, max_len]."""
     lengths = check_integer(name, as_tensor(name, lengths))
     if lengths.shape != (batch,):
-        raise ValueError(f"{name}: expected shape ({batch},), one length per sequence, got {tuple(lengths.shape)}")
+        raise ValueError(
+            f"{name}: expected shape ({batch},), one length per sequence, got {tuple(lengths.shape)}"
+        )
     if lengths.numel() and int(lengths.min()) < 0:
         raise ValueError(f"{name}: expected non-negative lengths, got {int(lengths.min())}")
     if lengths.numel() and int(lengths.max()) > max_len:
-        raise ValueError(f"{name}: expected lengths <= {max_len} (the padded length), got {int(lengths.max())}")
+        raise ValueError(
+            f"{name}: expected lengths <= {max_len} (the padded length), got {int(lengths.max())}"
+        )
     return lengths
 
 
@@ -79,7 +83,8 @@ def check_positive(name: str, value: float | int, integer: bool = False) -> None
     if integer and (not isinstance(value, int) or isinstance(value, bool)):
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     if not value > 0:
-        raise ValueError(f"{name}: expected a positive value, got {value!r}")
+        what = "a positive integer" if integer else "a positive value"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
 
 
 def check_support(name: str, dist: torch.distributions.Distribution, value: Tensor) -> Tensor:

@@ -53,7 +53,9 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def save_checkpoint(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict, name: str = "checkpoint") -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict, name: str = "checkpoint"
+) -> Path:
     """Write ``name.safetensors`` then ``name.json`` atomically; the JSON is written last, so a JSON that
     exists always describes a complete tensor file."""
     directory = Path(directory)
@@ -71,7 +73,9 @@ def save_checkpoint(directory: str | os.PathLike, tensors: dict[str, torch.Tenso
     return directory
 
 
-def load_checkpoint(directory: str | os.PathLike, name: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict]:
+def load_checkpoint(
+    directory: str | os.PathLike, name: str = "checkpoint"
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a checkpoint written by `save_checkpoint`. Pickled files are refused, never unpickled."""
     directory = Path(directory)
     if directory.is_file():
@@ -81,11 +85,15 @@ def load_checkpoint(directory: str | os.PathLike, name: str = "checkpoint") -> t
     tensors_path = directory / f"{name}.safetensors"
     meta_path = directory / f"{name}.json"
     if not meta_path.exists() or not tensors_path.exists():
-        pickles = [p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES] if directory.is_dir() else []
+        pickles = (
+            [p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES] if directory.is_dir() else []
+        )
         hint = f" (found pickles {pickles}, which latentvar refuses to load)" if pickles else ""
         raise FileNotFoundError(f"run: no checkpoint '{name}' (.safetensors + .json) in {directory}{hint}")
     with open(tensors_path, "rb") as f:
         head = f.read(2)
     if head[:1] == b"\x80" or head == b"PK":  # pickle protocol marker / zip (torch.save)
-        raise ValueError(f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load")
+        raise ValueError(
+            f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load"
+        )
     return load_file(str(tensors_path)), json.loads(meta_path.read_text())

@@ -55,9 +55,13 @@ class Mixture(LatentVariableModel):
     """
 
     def __init__(self, logits: Tensor, components: D.Distribution):
-        logits = as_tensor("logits", logits, torch.get_default_dtype() if not torch.is_tensor(logits) else None)
+        logits = as_tensor(
+            "logits", logits, torch.get_default_dtype() if not torch.is_tensor(logits) else None
+        )
         if logits.dim() < 1:
-            raise ValueError(f"logits: expected shape (..., K) with K >= 1 components, got {tuple(logits.shape)}")
+            raise ValueError(
+                f"logits: expected shape (..., K) with K >= 1 components, got {tuple(logits.shape)}"
+            )
         if not torch.is_floating_point(logits):
             raise ValueError(f"logits: expected a floating-point tensor, got dtype {logits.dtype}")
         check_finite("logits", logits, allow_neg_inf=True)
@@ -136,7 +140,9 @@ class Mixture(LatentVariableModel):
     def posterior(self, y: Tensor) -> MixturePosterior:
         """Exact P(z | y) ∝ π_z P(y|z) at every site."""
         log_post = self.log_weights + self.component_log_prob(y)
-        return MixturePosterior(logits=log_post - torch.logsumexp(log_post, -1, keepdim=True), validate_args=False)
+        return MixturePosterior(
+            logits=log_post - torch.logsumexp(log_post, -1, keepdim=True), validate_args=False
+        )
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> tuple[Tensor, Tensor]:
         """(z, y) with z: sample_shape + batch_shape, y: sample_shape + batch_shape + event_shape."""
@@ -188,7 +194,9 @@ class Mixture(LatentVariableModel):
         Returns a `FitResult` with the fitted mixture and the mean log-likelihood after each iteration.
         """
         if self.batch_shape != torch.Size():
-            raise ValueError(f"fit: expected a single mixture (batch_shape ()), got batch_shape {tuple(self.batch_shape)}")
+            raise ValueError(
+                f"fit: expected a single mixture (batch_shape ()), got batch_shape {tuple(self.batch_shape)}"
+            )
         y = self._check_y(y)
         if y.dim() != 1 + len(self.event_shape):
             raise ValueError(
@@ -288,7 +296,9 @@ def _fit_em(model: Mixture, y, max_iter, tol, reg_covar, pseudocount, show_progr
 # Gradient descent: an unconstrained parametrisation per family, rebuilt into a Distribution each step.
 
 
-def _unconstrained(components: D.Distribution) -> tuple[list[Tensor], Callable[[list[Tensor]], D.Distribution]]:
+def _unconstrained(
+    components: D.Distribution,
+) -> tuple[list[Tensor], Callable[[list[Tensor]], D.Distribution]]:
     if isinstance(components, D.Independent):
         leaves, rebuild = _unconstrained(components.base_dist)
         n = components.reinterpreted_batch_ndims
@@ -337,7 +347,9 @@ def _fit_gradient(model: Mixture, y, max_iter, tol, lr, batch_size, show_progres
         with torch.no_grad():
             mean_ll = float(Mixture(logits, rebuild(leaves)).log_prob(y).mean())
         if not math.isfinite(mean_ll):
-            raise FloatingPointError(f"gradient fitting diverged (mean log-likelihood {mean_ll}); lower lr={lr}")
+            raise FloatingPointError(
+                f"gradient fitting diverged (mean log-likelihood {mean_ll}); lower lr={lr}"
+            )
         bar.set_postfix(loglik=f"{mean_ll:.5f}")
         done = bool(history) and abs(mean_ll - history[-1]) < tol
         history.append(mean_ll)
@@ -400,9 +412,17 @@ def gaussian_mixture_init(
     resp = nn.functional.one_hot(torch.as_tensor(labels).long(), num_components).to(y.dtype)
     d = y.shape[1]
     template = (
-        D.MultivariateNormal(torch.zeros(num_components, d, dtype=y.dtype), torch.eye(d, dtype=y.dtype).expand(num_components, d, d))
+        D.MultivariateNormal(
+            torch.zeros(num_components, d, dtype=y.dtype),
+            torch.eye(d, dtype=y.dtype).expand(num_components, d, d),
+        )
         if covariance == "full"
-        else D.Independent(D.Normal(torch.zeros(num_components, d, dtype=y.dtype), torch.ones(num_components, d, dtype=y.dtype)), 1)
+        else D.Independent(
+            D.Normal(
+                torch.zeros(num_components, d, dtype=y.dtype), torch.ones(num_components, d, dtype=y.dtype)
+            ),
+            1,
+        )
     )
     components, nk = _m_step(template, y, resp, reg_covar, 0.0)
     return Mixture((nk / nk.sum()).log(), components)

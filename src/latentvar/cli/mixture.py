@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Mixture models: fit by EM or gradient descent, report clusters.", no_args_is_help=True)
+app = typer.Typer(
+    help="Mixture models: fit by EM or gradient descent, report clusters.", no_args_is_help=True
+)
 
 
 @app.command("fit")
@@ -17,7 +19,9 @@ def fit(
     method: str = typer.Option("em", help="em or gradient."),
     max_iter: int = typer.Option(500, help="Iterations of EM / gradient steps."),
     seed: int = typer.Option(0, help="Seed of the k-means initialisation."),
-    out: Path = typer.Option(Path("runs/mixture"), help="Run directory: checkpoint, metrics.json, report.html."),
+    out: Path = typer.Option(
+        Path("runs/mixture"), help="Run directory: checkpoint, metrics.json, report.html."
+    ),
 ) -> None:
     """Fit a K-component Gaussian mixture and write its checkpoint, metrics and an HTML report."""
     from latentvar.demos.mixture import run

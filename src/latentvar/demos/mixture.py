@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from latentvar import report
 from latentvar.datasets import load_tabular
@@ -65,7 +64,9 @@ def run(data: str, k: int, covariance: str, method: str, max_iter: int, seed: in
     cmap = plt.get_cmap("tab10")
     for j in range(k):
         m = z == j
-        axes[0].scatter(p[m, 0], p[m, 1], s=18, color=cmap(j), alpha=np.clip(confidence[m], 0.25, 1.0), label=f"z={j}")
+        axes[0].scatter(
+            p[m, 0], p[m, 1], s=18, color=cmap(j), alpha=np.clip(confidence[m], 0.25, 1.0), label=f"z={j}"
+        )
     mu = pca.transform(model.components.mean.numpy())
     axes[0].scatter(mu[:, 0], mu[:, 1], marker="x", s=120, color="k", label="component means")
     axes[0].set(title=f"{data}: posterior mode (opacity = max posterior)", xlabel="PC 1", ylabel="PC 2")

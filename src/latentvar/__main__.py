@@ -1,0 +1,3 @@
+from latentvar.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""Semiring matmul against a direct logsumexp, and checkpoint files."""
+
+import pickle
+
+import pytest
+import torch
+
+from latentvar.io import atomic_write_json, load_checkpoint, save_checkpoint
+from latentvar.semiring import LogSemiring, MaxSemiring
+
+
+def test_log_matmul_matches_direct_logsumexp_including_impossible_entries():
+    a = torch.randn(2, 3, 4, dtype=torch.float64) * 30
+    b = torch.randn(2, 4, 5, dtype=torch.float64) * 30
+    a[0, 1, :] = float("-inf")  # a row that is impossible everywhere
+    b[1, 2, 3] = float("-inf")
+    direct = torch.logsumexp(a.unsqueeze(-1) + b.unsqueeze(-3), dim=-2)
+    torch.testing.assert_close(LogSemiring.matmul(a, b), direct)
+    assert torch.isneginf(LogSemiring.matmul(a, b)[0, 1]).all()
+    torch.testing.assert_close(MaxSemiring.matmul(a, b), (a.unsqueeze(-1) + b.unsqueeze(-3)).amax(-2))
+
+
+def test_checkpoint_round_trip_and_atomicity(tmp_path):
+    t = {"w": torch.randn(3, 4), "b": torch.arange(5)}
+    save_checkpoint(tmp_path / "run", t, {"step": 7})
+    loaded, meta = load_checkpoint(tmp_path / "run")
+    assert meta == {"step": 7}
+    assert torch.equal(loaded["w"], t["w"]) and torch.equal(loaded["b"], t["b"])
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
+    atomic_write_json(tmp_path / "m.json", {"x": torch.tensor(1.5)})
+    assert (tmp_path / "m.json").read_text().strip() == '{\n  "x": 1.5\n}'
+
+
+def test_loading_refuses_pickles(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.safetensors").write_bytes(pickle.dumps({"w": 1}))
+    (run / "checkpoint.json").write_text("{}")
+    with pytest.raises(ValueError, match="pickle"):
+        load_checkpoint(run)
+    (tmp_path / "model.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="pickle"):
+        load_checkpoint(tmp_path / "model.pt")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "weights.pkl").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="refuses"):
+        load_checkpoint(empty)
