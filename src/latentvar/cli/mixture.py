@@ -33,3 +33,6 @@ def fit(
 def demo(out: Path = typer.Option(Path("runs/demo"), help="Output directory for report.html.")) -> None:
     """Fit a 3-component full-covariance Gaussian mixture to the wine data set; write OUT/report.html."""
     fit(data="wine", components=3, covariance="full", method="em", max_iter=500, seed=0, out=out)
+
+
+app.command("demo")(demo)
