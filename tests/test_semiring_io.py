@@ -20,6 +20,19 @@ def test_log_matmul_matches_direct_logsumexp_including_impossible_entries():
     torch.testing.assert_close(MaxSemiring.matmul(a, b), (a.unsqueeze(-1) + b.unsqueeze(-3)).amax(-2))
 
 
+def test_log_sum_of_impossible_entries_is_minus_inf_with_zero_gradient():
+    x = torch.tensor([[float("-inf")] * 3, [0.0, 1.0, float("-inf")]], dtype=torch.float64, requires_grad=True)
+    out = LogSemiring.sum(x, dim=-1)
+    torch.testing.assert_close(out[1], torch.logsumexp(x[1].detach(), 0))
+    assert torch.isneginf(out[0])
+    # the all -inf row gets a zero upstream gradient through a `where`, as in a dynamic program
+    torch.where(torch.isfinite(out), out, torch.zeros_like(out)).sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[0] == 0).all()
+    torch.testing.assert_close(x.grad[1], torch.softmax(x[1].detach(), 0))
+    big = torch.randn(4, 5, 6, dtype=torch.float64) * 50
+    torch.testing.assert_close(LogSemiring.sum(big, dim=1), torch.logsumexp(big, dim=1))
+
+
 def test_checkpoint_round_trip_and_atomicity(tmp_path):
     t = {"w": torch.randn(3, 4), "b": torch.arange(5)}
     save_checkpoint(tmp_path / "run", t, {"step": 7})

@@ -17,8 +17,16 @@ from torch import Tensor
 
 
 def _logsumexp(x: Tensor, dim: int) -> Tensor:
-    # torch.logsumexp already maps all -inf to -inf; its gradient there is NaN-free since torch 2.0.
-    return torch.logsumexp(x, dim=dim)
+    """logsumexp whose value is -inf and whose gradient is 0 (not NaN) where every entry is -inf.
+
+    torch.logsumexp's backward is NaN there, and 0 · NaN would poison the gradient of every cell that
+    reaches it; so shift by a finite max and guard the log on both sides of a `where`."""
+    m = x.detach().amax(dim=dim, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    total = (x - m).exp().sum(dim=dim, keepdim=True)
+    positive = total > 0
+    out = torch.where(positive, torch.where(positive, total, torch.ones_like(total)).log() + m, -torch.inf)
+    return out.squeeze(dim)
 
 
 class LogSemiring:
