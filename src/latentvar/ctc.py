@@ -326,8 +326,9 @@ def log_likelihood(
 
     ``backend``: 'latentvar' — this module's recursion (TorchScript forward, hand-written forward-backward
     gradient); 'native' — torch's CTC kernels with the exact gradient; 'auto' — native when a gradient
-    will be asked for (it is faster at small sizes, see BENCHMARKS.md), else this module's forward, which
-    keeps O(b·s) memory. Both are tested equal to each other and to torch.nn.functional.ctc_loss."""
+    will be asked for (the own loop pays a fixed cost per frame, so it is slower for small batches with
+    many frames, see BENCHMARKS.md), else this module's forward, which keeps O(b·s) memory. Both are
+    tested equal to each other and to torch.nn.functional.ctc_loss."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     wants_grad = torch.is_grad_enabled() and log_probs.requires_grad

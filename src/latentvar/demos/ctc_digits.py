@@ -313,7 +313,8 @@ def align(run: Path, out: Path, n_lines: int = 8) -> list[Path]:
             ax_img.text(
                 (left + right) / 2, -1.0, str(int(digits[i, j])), ha="center", va="bottom", fontsize=9
             )
-        ax_img.set(yticks=[], title=f"truth {truth} · greedy {guess} · forced-alignment spans (shaded)")
+        ax_img.set_yticks([])
+        ax_img.set_title(f"truth {truth} · greedy {guess} · forced-alignment spans (shaded)", pad=16)
         heat = marginals[i, :t].T.numpy()
         ax_post.imshow(
             heat,
