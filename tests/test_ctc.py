@@ -432,3 +432,16 @@ def test_posterior_sample_refuses_targets_that_cannot_fit():
     logits, targets, il, tl = random_case(0)
     with pytest.raises(ValueError, match="^targets:"):
         CTC(logits.log_softmax(-1), il).posterior(targets, tl).sample((2,))
+
+
+def test_docs_examples_run():
+    """The python blocks of docs/ctc.md run as written, in order."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "ctc.md").read_text()
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/ctc.md", "exec"), namespace)
+    assert namespace["loglik"].shape == (2,) and namespace["beam"].labels.shape[0] == 2
