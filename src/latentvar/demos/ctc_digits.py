@@ -304,7 +304,9 @@ def align(run: Path, out: Path, n_lines: int = 8) -> list[Path]:
         fig, (ax_img, ax_post) = plt.subplots(
             2, 1, figsize=(max(6.0, w * 0.12), 4.2), gridspec_kw={"height_ratios": [1, 1.4]}, sharex=True
         )
-        ax_img.imshow(pixels[i, :, :w].numpy(), cmap="gray_r", aspect="auto", extent=(-0.5, w - 0.5, 7.5, -0.5))
+        ax_img.imshow(
+            pixels[i, :, :w].numpy(), cmap="gray_r", aspect="auto", extent=(-0.5, w - 0.5, 7.5, -0.5)
+        )
         for j in range(int(lengths[i])):
             start, end = alignment.spans[i, j].tolist()
             left, right = _frame_to_column(start), _frame_to_column(end)
