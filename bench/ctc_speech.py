@@ -30,7 +30,7 @@ from torch import nn
 
 from latentvar import report
 from latentvar.ctc import CTC, ctc_loss
-from latentvar.io import atomic_write_json, load_checkpoint, save_checkpoint
+from latentvar.io import atomic_write_bytes, atomic_write_json, load_checkpoint, save_checkpoint
 from latentvar.progress import progress
 
 ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"  # class k + 1; class 0 is the blank
@@ -210,8 +210,9 @@ def main() -> None:
         ]
         for k in range(0, len(perm), args.batch):
             step = epoch * steps_per_epoch + k // args.batch
+            warm = min(1.0, (step + 1) / 100)
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / total))
+                group["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * step / total))
             feats, lengths, targets, target_lengths = batch_of(
                 [train_items[i] for i in perm[k : k + args.batch]]
             )
@@ -301,9 +302,9 @@ def figures(test, test_items, frames, alignment, marginals, out: Path, count: in
         ax_post.set_yticks(range(len(ALPHABET) + 1), ["∅", "␣", "'", *ALPHABET[2:]], fontsize=6)
         ax_post.set(xlabel="seconds", ylabel="P(z_t = c | x, y)")
         path = out / f"prompt_{i:02d}.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        html.append(report.img(path.read_bytes(), alt=text))
+        png = report.figure_bytes(fig, dpi=100)  # closes the figure
+        atomic_write_bytes(path, png)
+        html.append(report.img(png, alt=text))
     return html
 
 

@@ -20,7 +20,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from latentvar.ctc import CTC, ctc_loss
-from latentvar.io import atomic_write_json, load_checkpoint, save_checkpoint
+from latentvar.io import atomic_write_bytes, atomic_write_json, load_checkpoint, save_checkpoint
 from latentvar.progress import progress
 
 BLANK = 0  # class 0 is the blank; digit d is class d + 1
@@ -332,10 +332,10 @@ def align(run: Path, out: Path, n_lines: int = 8) -> list[Path]:
             ylabel="P(z_t = c | x, y)",
         )
         path = out / f"line_{i:02d}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        png = report.figure_bytes(fig, dpi=110)  # closes the figure
+        atomic_write_bytes(path, png)
         paths.append(path)
-        sections.append(report.img(path.read_bytes(), alt=f"line {i}"))
+        sections.append(report.img(png, alt=f"line {i}"))
     metrics = evaluate(run)
     note = (
         "<p class='note'>Each picture: a test line (scans never seen in training) with the forced alignment "
