@@ -2,7 +2,7 @@
 alignments of transcripts to audio on held-out prompts. Not part of `make test`.
 
     scripts/ctc_speech_prepare.sh                 # apt-get download of the two Debian packages (CC-BY-SA 3.0)
-    PYTHONPATH=src python bench/ctc_speech.py [--epochs 40] [--out runs/ctc_speech] [--resume]
+    PYTHONPATH=src python bench/ctc_speech.py [--epochs 30] [--out runs/ctc_speech] [--resume]
 
 Data: `asterisk-core-sounds-en-wav` (568 prompts, 8 kHz, one speaker) and the transcripts in
 `asterisk-core-sounds-en`'s core-sounds-en.txt.gz. Prompts whose transcript is a bracketed description
@@ -158,8 +158,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="runs/speech_data")
     parser.add_argument("--out", default="runs/ctc_speech")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
