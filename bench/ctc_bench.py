@@ -1,0 +1,199 @@
+"""CTC speed and memory against torch's native CPU ctc_loss, in the same process.
+
+    PYTHONPATH=src python bench/ctc_bench.py [--repeats 7] [--threads 1]
+
+Prints a markdown table:
+- loss forward + backward (gradient w.r.t. the logits before log_softmax) at (B=16, T=200, C=30, L=50) and
+  (B=8, T=1000, C=80, L=200): torch.nn.functional.ctc_loss, latentvar.ctc_loss (backend 'auto': torch's
+  kernels with latentvar's exact-gradient correction) and backend 'latentvar' (latentvar's own recursion:
+  TorchScript forward, hand-written forward-backward gradient);
+- loss forward only (no gradient);
+- forced alignment of a batch of 32 vs aligning the 32 one by one;
+- peak memory (max RSS growth, each in a fresh process) of a no-gradient forward at a long input.
+Runs of the compared functions are interleaved, and each time is the median over ``repeats`` rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from latentvar.ctc import CTC, ctc_loss
+
+# the two target sizes, and one small batch with many frames (why 'auto' dispatches gradients to torch)
+SIZES = [(16, 200, 30, 50), (8, 1000, 80, 200), (1, 2000, 30, 100)]
+
+
+def case(b, t, c, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, t, c, generator=g)
+    targets = torch.randint(1, c, (b, n), generator=g)
+    input_lengths = torch.full((b,), t)
+    target_lengths = torch.full((b,), n)
+    return logits, targets, input_lengths, target_lengths
+
+
+def interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:
+    for fn in fns.values():  # warm-up (TorchScript compiles on its first calls)
+        fn()
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def fwd_bwd(fn, logits, targets, il, tl, **kw):
+    def run():
+        x = logits.clone().requires_grad_()
+        fn(x.log_softmax(-1).transpose(0, 1), targets, il, tl, reduction="sum", **kw).backward()
+
+    return run
+
+
+def fwd(fn, logits, targets, il, tl, **kw):
+    def run():
+        with torch.no_grad():
+            fn(logits.log_softmax(-1).transpose(0, 1), targets, il, tl, reduction="sum", **kw)
+
+    return run
+
+
+def loss_rows(repeats: int) -> list[list]:
+    rows = []
+    for b, t, c, n in SIZES:
+        data = case(b, t, c, n)
+        med = interleaved_medians(
+            {
+                "torch": fwd_bwd(F.ctc_loss, *data),
+                "auto": fwd_bwd(ctc_loss, *data),
+                "own": fwd_bwd(ctc_loss, *data, backend="latentvar"),
+            },
+            repeats,
+        )
+        fmed = interleaved_medians(
+            {"torch": fwd(F.ctc_loss, *data), "own": fwd(ctc_loss, *data, backend="latentvar")}, repeats
+        )
+        size = f"B={b} T={t} C={c} L={n}"
+        auto = "latentvar.ctc_loss (auto: native + exact grad)"
+        own = "latentvar.ctc_loss backend='latentvar' (own DP)"
+        rows.append([f"loss fwd+bwd, {size}", "torch.nn.functional.ctc_loss", med["torch"], 1.0])
+        rows.append([f"loss fwd+bwd, {size}", auto, med["auto"], med["auto"] / med["torch"]])
+        rows.append([f"loss fwd+bwd, {size}", own, med["own"], med["own"] / med["torch"]])
+        rows.append([f"loss fwd (no grad), {size}", "torch.nn.functional.ctc_loss", fmed["torch"], 1.0])
+        rows.append(
+            [
+                f"loss fwd (no grad), {size}",
+                "latentvar own DP (auto uses it)",
+                fmed["own"],
+                fmed["own"] / fmed["torch"],
+            ]
+        )
+    return rows
+
+
+def alignment_rows(repeats: int) -> list[list]:
+    b, t, c, n = 32, 200, 30, 50
+    logits, targets, il, tl = case(b, t, c, n, seed=1)
+    lp = logits.log_softmax(-1)
+
+    def batched():
+        CTC(lp, il).forced_align(targets, tl)
+
+    def one_by_one():
+        for i in range(b):
+            CTC(lp[i : i + 1], il[i : i + 1]).forced_align(targets[i : i + 1], tl[i : i + 1])
+
+    med = interleaved_medians({"one": one_by_one, "batch": batched}, max(3, repeats // 2))
+    size = f"B={b} T={t} C={c} L={n}"
+    return [
+        [f"forced alignment, {size}", "32 calls, one sequence each", med["one"], 1.0],
+        [f"forced alignment, {size}", "one batched call", med["batch"], med["batch"] / med["one"]],
+    ]
+
+
+MEMORY_SNIPPET = """
+import resource, sys, torch
+from latentvar.ctc import ctc_loss
+import torch.nn.functional as F
+torch.set_num_threads(1)
+b, t, c, n = 8, 4000, 40, 800
+lp = torch.randn(b, t, c).log_softmax(-1)
+tg = torch.randint(1, c, (b, n)); il = torch.full((b,), t); tl = torch.full((b,), n)
+with torch.no_grad():  # warm the code paths on a tiny input first
+    small = lp[:, :10]
+    F.ctc_loss(small.transpose(0, 1), tg[:, :2], torch.full((b,), 10), torch.full((b,), 2))
+    ctc_loss(small.transpose(0, 1), tg[:, :2], torch.full((b,), 10), torch.full((b,), 2), backend="latentvar")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.no_grad():
+    if sys.argv[1] == "torch":
+        F.ctc_loss(lp.transpose(0, 1), tg, il, tl, reduction="none")
+    else:
+        ctc_loss(lp.transpose(0, 1), tg, il, tl, reduction="none", backend="latentvar")
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def memory_rows() -> list[list]:
+    rows = []
+    alpha_mib = 8 * 4000 * (2 * 800 + 1) * 4 / 2**20
+    for who in ("torch", "own"):
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_SNIPPET, who], capture_output=True, text=True, check=True
+        )
+        grown = float(out.stdout.strip())
+        name = "torch.nn.functional.ctc_loss" if who == "torch" else "latentvar own DP"
+        rows.append(
+            [
+                f"peak RSS growth, no-grad loss, B=8 T=4000 C=40 L=800 (α would be {alpha_mib:.0f} MiB)",
+                name,
+                grown,
+                None,
+            ]
+        )
+    return rows
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="Also write the rows here.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = loss_rows(args.repeats) + alignment_rows(args.repeats) + memory_rows()
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, {args.threads} thread(s)"
+    )
+    print("| what | implementation | median | ratio |")
+    print("|---|---|---|---|")
+    for what, impl, value, ratio in rows:
+        shown = f"{value:.1f} MiB" if what.startswith("peak") else f"{value * 1e3:.1f} ms"
+        print(f"| {what} | {impl} | {shown} | {'' if ratio is None else f'{ratio:.2f}×'} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
