@@ -159,19 +159,6 @@ with warnings.catch_warnings():
     _backward_kernel = torch.jit.script(_backward_kernel)
 
 
-def _sum_with_finite_gradient(semiring, x: Tensor, dim: int) -> Tensor:
-    """``semiring.sum``; for the log semiring a logsumexp whose gradient stays finite (zero) where every
-    entry is -inf -- torch.logsumexp's gradient there is NaN (torch 2.13), which would poison the
-    gradient of every reachable cell through 0 * NaN."""
-    if semiring is not LogSemiring:
-        return semiring.sum(x, dim=dim)
-    m = x.amax(dim=dim, keepdim=True).clamp_min(torch.finfo(x.dtype).min)
-    total = (x - m).exp().sum(dim=dim)
-    empty = total == 0
-    out = torch.log(torch.where(empty, 1.0, total)) + m.squeeze(dim)
-    return torch.where(empty, NEG_INF, out)
-
-
 def _generic_forward(log_probs, ext, skip_bias, input_lengths, semiring, keep):
     """The same recursion for any semiring with autograd through it: ⊕ is the semiring's sum over the
     three moves. Slower; used under autograd and as the reference for the kernel."""
@@ -189,7 +176,7 @@ def _generic_forward(log_probs, ext, skip_bias, input_lengths, semiring, keep):
             moves = torch.stack(
                 (alpha, _shifted(alpha, 1, NEG_INF), semiring.mul(_shifted(alpha, 2, NEG_INF), skip_bias))
             )
-            new = semiring.mul(_sum_with_finite_gradient(semiring, moves, 0), emit)
+            new = semiring.mul(semiring.sum(moves, 0), emit)
         if t >= ragged_from:
             new = torch.where((t < input_lengths)[:, None], new, alpha)
         alpha = new
