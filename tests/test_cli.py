@@ -59,3 +59,15 @@ def test_bad_cli_argument_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["mixture", "fit", "--data", "mnist", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "data: expected one of ['iris', 'wine']" in str(result.exception) + result.output
+
+
+def test_console_reports_bad_input_without_a_traceback(tmp_path):
+    script = Path(sys.executable).parent / "latentvar"
+    proc = subprocess.run(
+        [str(script), "mixture", "fit", "--data", "mnist", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "error: data: expected one of ['iris', 'wine'], got 'mnist'" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -21,7 +21,9 @@ def test_log_matmul_matches_direct_logsumexp_including_impossible_entries():
 
 
 def test_log_sum_of_impossible_entries_is_minus_inf_with_zero_gradient():
-    x = torch.tensor([[float("-inf")] * 3, [0.0, 1.0, float("-inf")]], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(
+        [[float("-inf")] * 3, [0.0, 1.0, float("-inf")]], dtype=torch.float64, requires_grad=True
+    )
     out = LogSemiring.sum(x, dim=-1)
     torch.testing.assert_close(out[1], torch.logsumexp(x[1].detach(), 0))
     assert torch.isneginf(out[0])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from latentvar.cli import colorize, ctc, generator, hmm, lm, mixture
@@ -26,7 +29,15 @@ app.command("demo", help="The main job on the embedded default data; writes OUT/
 
 
 def main() -> None:
-    app()
+    """Entry point: bad input ends with its message and exit status 2, not a traceback
+    (set LATENTVAR_DEBUG=1 to see the traceback)."""
+    try:
+        app()
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("LATENTVAR_DEBUG"):
+            raise
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
