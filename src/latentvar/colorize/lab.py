@@ -10,6 +10,7 @@ is white paper, L = 100, a = b = 0, so every model sees and predicts it the same
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -74,7 +75,7 @@ def composite_on_white(rgba: Tensor) -> Tensor:
 
 def to_float_rgb(images) -> Tensor:
     """uint8 or float images (..., h, w, 3|4) -> float32 RGB in [0, 1], alpha composited on white."""
-    x = torch.as_tensor(images)
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images))
     if x.shape[-1] not in (3, 4):
         raise ValueError(
             f"images: expected a last axis of 3 (RGB) or 4 (RGBA) channels, got shape {tuple(x.shape)}"

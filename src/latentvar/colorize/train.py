@@ -211,15 +211,16 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
             rank * per_rank : (rank + 1) * per_rank
         ]
         loss = net(data.L[idx], data.y[idx], data.ab[idx])
-        if not math.isfinite(float(loss)):
+        value = float(loss.detach())
+        if not math.isfinite(value):
             raise FloatingPointError(
-                f"training diverged at step {step} (loss {float(loss)}); lower lr={config.lr}"
+                f"training diverged at step {step} (loss {value}); lower lr={config.lr}"
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history.append(float(loss))
-        bar.set_postfix(loss=f"{float(loss):.4f}")
+        history.append(value)
+        bar.set_postfix(loss=f"{value:.4f}")
         done = step + 1
         if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
             if done == config.steps:
