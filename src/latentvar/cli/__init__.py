@@ -22,7 +22,7 @@ for _module, _name in [
     (generator, "generator"),
 ]:
     app.add_typer(_module.app, name=_name)
-app.command("demo", help="The main job on the embedded default data; writes OUT/report.html.")(mixture.demo)
+app.command("demo", help="The main job on the embedded default data; writes OUT/report.html.")(colorize.demo)
 
 
 def main() -> None:

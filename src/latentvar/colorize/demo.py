@@ -19,7 +19,7 @@ from latentvar.io import atomic_write_json
 
 # A budget that keeps `make demo` under 5 minutes on 2 shared CPU cores (see BENCHMARKS.md).
 DEMO_STEPS = 150
-DEMO_BATCH = 128
+DEMO_BATCH = 64
 SHOWN_IMAGES = 12
 SEGMENT_PALETTE = np.array(
     [
@@ -103,6 +103,7 @@ def run(out: str | Path, steps: int | None = None, batch_size: int = DEMO_BATCH,
     out = Path(out)
     steps = steps or DEMO_STEPS
     torch.manual_seed(seed)
+    torch.set_num_threads(1)  # see train._train_worker
     timings, models, histories = {}, {}, {}
     for kind in ("latent", "per-pixel", "regression"):
         config = TrainConfig(

@@ -47,13 +47,13 @@ def lightness_bin(L: Tensor, bins: int = L_BINS) -> Tensor:
 
 
 class Trunk(nn.Module):
-    """A small U-shaped FCN: (b, 1, h, w) -> features (b, c, h, w); h and w must be multiples of 4.
+    """A small U-shaped FCN: (b, 1, h, w) -> features (b, c, h/2, w/2); h and w must be multiples of 4.
 
-    Work is done at 1/2 and 1/4 resolution (pixel-unshuffle in, pixel-shuffle out) to stay cheap on CPU;
-    the receptive field is 23 pixels at full resolution (dilated conv at 1/4 resolution).
+    Work is done at 1/2 and 1/4 resolution (pixel-unshuffle in) to stay cheap on CPU; heads upsample
+    bilinearly what they need at full resolution. Receptive field: 30 pixels at full resolution.
     """
 
-    def __init__(self, width: int = 16, out_channels: int = 16):
+    def __init__(self, width: int = 16):
         super().__init__()
         c = width
         self.stem = nn.Sequential(nn.Conv2d(4, c, 3, padding=1), nn.ReLU())
@@ -65,13 +65,17 @@ class Trunk(nn.Module):
             nn.Conv2d(2 * c, 2 * c, 3, padding=2, dilation=2),
             nn.ReLU(),
         )
-        self.fuse = nn.Conv2d(3 * c, 4 * out_channels, 1)
-        self.out_channels = out_channels
+        self.fuse = nn.Sequential(nn.Conv2d(3 * c, c, 1), nn.ReLU())
 
     def forward(self, x: Tensor) -> Tensor:
         half = self.stem(F.pixel_unshuffle(x, 2))
-        quarter = F.interpolate(self.down(half), scale_factor=2, mode="nearest")
-        return F.relu(F.pixel_shuffle(self.fuse(torch.cat([half, quarter], 1)), 2))
+        quarter = F.interpolate(self.down(half), scale_factor=2, mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([half, quarter], 1))
+
+
+def upsample(x: Tensor, like: Tensor) -> Tensor:
+    """(b, c, h', w') -> (b, c, h, w) bilinearly, (h, w) the last two sizes of ``like``."""
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class SegmentColour(D.Distribution):
@@ -124,7 +128,7 @@ class LatentColorNet(nn.Module):
 
     def __init__(self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64):
         super().__init__()
-        self.trunk = Trunk(width, width)
+        self.trunk = Trunk(width)
         self.segment_head = nn.Conv2d(width, segments, 1)
         # summary: pooled features, the segment's share of the image and its mean lightness
         self.colour_head = nn.Sequential(
@@ -134,19 +138,17 @@ class LatentColorNet(nn.Module):
         self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
         self.segments = segments
 
-    def segment_logits(self, L: Tensor) -> Tensor:
-        """P(z|x) logits, (b, k, h, w)."""
-        return self.segment_head(self.trunk(lightness_input(L)))
-
     def forward(self, L: Tensor) -> tuple[Tensor, SegmentColour]:
         x = lightness_input(L)
-        features = self.trunk(x)  # (b, c, h, w)
-        logits = self.segment_head(features)  # (b, k, h, w)
-        mask = torch.softmax(logits, dim=1)
+        features = self.trunk(x)  # (b, c, h/2, w/2)
+        coarse = self.segment_head(features)  # (b, k, h/2, w/2)
+        logits = upsample(coarse, x)  # (b, k, h, w): P(z|x) per pixel, smooth at segment borders
+        # segment summaries: features pooled under the soft mask, at the features' half resolution
+        mask = torch.softmax(coarse, dim=1)
         mass = mask.sum((2, 3)) + 1e-6  # (b, k)
         pooled = torch.einsum("bkhw,bchw->bkc", mask, features) / mass[..., None]
-        mean_l = torch.einsum("bkhw,bhw->bk", mask, x[:, 0]) / mass
-        share = mass / (L.shape[1] * L.shape[2])
+        mean_l = torch.einsum("bkhw,bhw->bk", mask, F.avg_pool2d(x, 2)[:, 0]) / mass
+        share = mass / (mask.shape[2] * mask.shape[3])
         summary = torch.cat([pooled, share[..., None], mean_l[..., None]], dim=-1)
         alpha, beta = self.colour_head(summary).chunk(2, dim=-1)  # (b, k, q) each
         table = (
@@ -194,13 +196,14 @@ class PerPixelColorizer(nn.Module):
 
     def __init__(self, num_bins: int, width: int = 16):
         super().__init__()
-        self.trunk = Trunk(width, width)
+        self.trunk = Trunk(width)
         self.head = nn.Linear(width, num_bins)
         self.config = {"width": width}
 
     def logits(self, L: Tensor) -> Tensor:
         """(b, h, w, q); the softmax runs over the contiguous last axis (much faster than over channels)."""
-        return self.head(rearrange(self.trunk(lightness_input(L)), "b c h w -> b h w c"))
+        x = lightness_input(L)
+        return self.head(rearrange(upsample(self.trunk(x), x), "b c h w -> b h w c"))
 
     def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
         return F.cross_entropy(self.logits(L).flatten(0, 2), y.flatten())
@@ -232,13 +235,14 @@ class RegressionColorizer(nn.Module):
 
     def __init__(self, centres: Tensor, width: int = 16):
         super().__init__()
-        self.trunk = Trunk(width, width)
+        self.trunk = Trunk(width)
         self.head = nn.Conv2d(width, 2, 1)
         self.gaussian = GaussianBins(centres)
         self.config = {"width": width}
 
     def predict_ab(self, L: Tensor) -> Tensor:
-        out = self.head(self.trunk(lightness_input(L))) * self.AB_SCALE
+        x = lightness_input(L)
+        out = upsample(self.head(self.trunk(x)), x) * self.AB_SCALE
         return rearrange(out, "b c h w -> b h w c")
 
     def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
