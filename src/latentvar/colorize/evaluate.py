@@ -59,9 +59,11 @@ def kmeans_grey_segments(L: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     flat = L.reshape(-1, 1).numpy().astype(np.float64)
-    km = KMeans(k, n_init=4, random_state=seed).fit(flat)
+    rng = np.random.default_rng(seed)
+    fit_on = flat[rng.choice(len(flat), size=min(len(flat), 200_000), replace=False)]  # enough for 1-D
+    km = KMeans(k, n_init=4, random_state=seed).fit(fit_on)
     order = np.argsort(np.argsort(km.cluster_centers_[:, 0]))
-    return order[km.labels_].reshape(L.shape)
+    return order[km.predict(flat)].reshape(L.shape)
 
 
 def load_labels(paths: list[str], labels_dir: str | os.PathLike, size: int) -> np.ndarray:
