@@ -25,6 +25,8 @@ reported through a Gaussian on the bin centres whose variance is the training MS
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributions as D
 import torch.nn.functional as F
@@ -136,13 +138,22 @@ class LatentColorNet(nn.Module):
         )
         self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))  # u: (l, q)
         self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
+        # a per-pixel lightness term in P(z|x): segment k starts as "pixels of lightness near m_k" (a soft
+        # k-means on L, m_k spread over the range), so all K segments are in use from the first step
+        self.lightness_centres = nn.Parameter(torch.linspace(-1.0, 1.0, segments))
+        self.log_sharpness = nn.Parameter(torch.tensor(math.log(segments**2 / 2.0)))
         self.segments = segments
+
+    def lightness_prior(self, x: Tensor) -> Tensor:
+        """(b, 1, h, w) -> (b, k, h, w): -exp(s) (ℓ - m_k)²."""
+        return -self.log_sharpness.exp() * (x - self.lightness_centres[None, :, None, None]) ** 2
 
     def forward(self, L: Tensor) -> tuple[Tensor, SegmentColour]:
         x = lightness_input(L)
         features = self.trunk(x)  # (b, c, h/2, w/2)
-        coarse = self.segment_head(features)  # (b, k, h/2, w/2)
-        logits = upsample(coarse, x)  # (b, k, h, w): P(z|x) per pixel, smooth at segment borders
+        semantic = self.segment_head(features)  # (b, k, h/2, w/2)
+        coarse = semantic + self.lightness_prior(F.avg_pool2d(x, 2))
+        logits = upsample(semantic, x) + self.lightness_prior(x)  # (b, k, h, w): P(z|x) per pixel
         # segment summaries: features pooled under the soft mask, at the features' half resolution
         mask = torch.softmax(coarse, dim=1)
         mass = mask.sum((2, 3)) + 1e-6  # (b, k)
