@@ -84,6 +84,9 @@ def apply(
     from latentvar.report import png_bytes
 
     with _user_errors():
+        missing = [str(p) for p in images if not p.is_file()]
+        if missing:
+            raise ValueError(f"images: expected existing image files, these do not exist: {missing}")
         colorizer = Colorizer.load(run)
         if samples < 0:
             raise ValueError(f"samples: expected a non-negative integer, got {samples}")
