@@ -199,3 +199,19 @@ def test_bad_config_names_the_argument():
     ]:
         with pytest.raises(ValueError, match=name):
             TrainConfig(**kwargs).check()
+
+
+def test_openmoji_labels_from_palette():
+    from latentvar.colorize.prepare import label_pixels, openmoji_palette
+
+    palette = openmoji_palette({"colors": ["#000000", "#FCEA2B"], "skintones": {"a": ["#fcea2b", "#6a462f"]}})
+    assert palette == ["#000000", "#fcea2b", "#6a462f"]
+    rgb = np.array([[0, 0, 0], [252, 234, 43], [106, 70, 47]], np.uint8)
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[0, :, :3] = rgb + np.array([3, -3, 2], np.int8).astype(np.uint8) * (rgb > 5)  # near each colour
+    rgba[0, :, 3] = 255
+    rgba[1, 0, 3] = 0  # transparent -> background
+    rgba[1, 1, 3] = 128  # partly transparent edge -> ignored
+    rgba[1, 2] = [250, 230, 40, 255]
+    labels = label_pixels(rgba, rgb)
+    np.testing.assert_array_equal(labels, [[1, 2, 3], [0, 255, 2]])
