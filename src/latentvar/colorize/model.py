@@ -52,7 +52,7 @@ class Trunk(nn.Module):
     """A small U-shaped FCN: (b, 1, h, w) -> features (b, c, h/2, w/2); h and w must be multiples of 4.
 
     Work is done at 1/2 and 1/4 resolution (pixel-unshuffle in) to stay cheap on CPU; heads upsample
-    bilinearly what they need at full resolution. Receptive field: 30 pixels at full resolution.
+    bilinearly what they need at full resolution. Receptive field ≈ 38 full-resolution pixels.
     """
 
     def __init__(self, width: int = 16):
