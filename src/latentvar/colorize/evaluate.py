@@ -1,0 +1,129 @@
+"""Evaluate a `Colorizer` on a data set: NLL (nats per pixel over the Q bins), AuC, PSNR, colourfulness,
+and -- given per-pixel class labels -- mIoU and pixel accuracy of its prior segmentation after one global
+Hungarian matching, next to k-means on grey intensity with the same K (one k-means over all pixels' L, so
+cluster ids mean the same thing in every image)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentvar.colorize.colorizer import Colorizer
+from latentvar.colorize.lab import lab_to_rgb, to_float_rgb
+from latentvar.colorize.metrics import (
+    auc,
+    colorfulness,
+    confusion,
+    hungarian_segmentation_scores,
+    psnr,
+)
+from latentvar.colorize.model import nats_per_pixel
+from latentvar.colorize.train import ColourData
+
+IGNORE = 255
+
+
+def grey_baseline(size: int = 32) -> Colorizer:
+    """The grey baseline; its Gaussian's variance comes from the Twemoji *train* split, never test data."""
+    from latentvar.colorize.colorizer import grey_residual_var
+    from latentvar.colorize.images import rgba_to_lab
+    from latentvar.data.twemoji import load_twemoji
+
+    _, ab = rgba_to_lab(load_twemoji("train", 32))
+    return Colorizer.grey(grey_residual_var(ab), size)
+
+
+@torch.no_grad()
+def predict(colorizer: Colorizer, data: ColourData, temperature: float = 0.38, batch: int = 64):
+    """(per-pixel NLL sum, predicted ab (n, h, w, 2), prior segments (n, h, w) or None)."""
+    model, bins = colorizer.model, colorizer.bins
+    nll_sum, abs_, segs = 0.0, [], []
+    for start in range(0, len(data), batch):
+        L, y = data.L[start : start + batch], data.y[start : start + batch]
+        logp = model.log_probs(L)
+        nll_sum += float(nats_per_pixel(logp, y)) * y.numel()
+        if colorizer.kind in ("regression", "grey"):
+            abs_.append(model.predict_ab(L))
+        else:
+            abs_.append(bins.annealed_mean(logp, temperature))
+        if colorizer.kind == "latent":
+            segs.append(model.mixture(L).log_weights.argmax(-1))
+    return nll_sum, torch.cat(abs_), (torch.cat(segs) if segs else None)
+
+
+def kmeans_grey_segments(L: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
+    """One k-means (k clusters) over every pixel's L: labels (n, h, w), ids sorted by cluster lightness."""
+    from sklearn.cluster import KMeans
+
+    flat = L.reshape(-1, 1).numpy().astype(np.float64)
+    rng = np.random.default_rng(seed)
+    fit_on = flat[rng.choice(len(flat), size=min(len(flat), 200_000), replace=False)]  # enough for 1-D
+    km = KMeans(k, n_init=4, random_state=seed).fit(fit_on)
+    order = np.argsort(np.argsort(km.cluster_centers_[:, 0]))
+    return order[km.predict(flat)].reshape(L.shape)
+
+
+def load_labels(paths: list[str], labels_dir: str | os.PathLike, size: int) -> np.ndarray:
+    """Label PNGs ``labels_dir/<stem>.png`` (uint8 class ids, 255 = ignore) for each image path: (n, S, S)."""
+    from PIL import Image
+
+    labels_dir = Path(labels_dir)
+    if not labels_dir.is_dir():
+        raise ValueError(f"labels: expected a folder of label PNGs, got {str(labels_dir)!r}")
+    out = np.full((len(paths), size, size), IGNORE, np.uint8)
+    for i, p in enumerate(paths):
+        f = labels_dir / f"{Path(p).stem}.png"
+        if not f.exists():
+            raise ValueError(f"labels: no label file {f.name} in {labels_dir} for image {p}")
+        with Image.open(f) as im:
+            out[i] = np.asarray(im.convert("L").resize((size, size), Image.Resampling.NEAREST))
+    return out
+
+
+def evaluate(
+    colorizer: Colorizer,
+    data: ColourData,
+    labels: np.ndarray | None = None,
+    temperature: float = 0.38,
+    show_progress: bool = False,
+) -> dict:
+    """The issue's metrics as a dict (JSON keys of ``latentvar colorize eval``)."""
+    nll_sum, pred_ab, segments = predict(colorizer, data, temperature)
+    true_rgb = to_float_rgb(data.rgba)
+    pred_rgb = lab_to_rgb(torch.cat([data.L[..., None], pred_ab], dim=-1))
+    result = {
+        "model": colorizer.kind,
+        "num_images": len(data),
+        "num_skipped": data.num_skipped,
+        "num_bins": colorizer.bins.num_bins,
+        "nll_nats_per_pixel": nll_sum / data.y.numel(),
+        "nll_note": (
+            "exact marginal NLL over the Q bins"
+            if colorizer.kind in ("latent", "per-pixel")
+            else "NLL of a Gaussian over the Q bins centred on the point prediction, variance = training MSE"
+        ),
+        "auc": auc(pred_ab, data.ab),
+        "psnr": psnr(pred_rgb, true_rgb),
+        "colorfulness": colorfulness(pred_rgb),
+        "colorfulness_ground_truth": colorfulness(true_rgb),
+        "temperature": temperature,
+    }
+    if labels is not None:
+        num_classes = int(labels[labels != IGNORE].max()) + 1
+        lab = labels.astype(np.int64)
+        lab[labels == IGNORE] = -1
+        k = colorizer.meta.get("config", {}).get("segments", 8)
+        if segments is not None:
+            conf = confusion(segments.numpy(), lab, k, num_classes)
+            scores = hungarian_segmentation_scores(conf)
+            result["miou"], result["pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
+        km = kmeans_grey_segments(data.L, k)
+        km_scores = hungarian_segmentation_scores(confusion(km, lab, k, num_classes))
+        result["kmeans_grey_miou"] = km_scores["miou"]
+        result["kmeans_grey_pixel_accuracy"] = km_scores["pixel_accuracy"]
+        result["num_classes"] = num_classes
+        result["segments"] = k
+    return result

@@ -1,0 +1,67 @@
+"""Colorization and segmentation metrics.
+
+- `auc`: area under the cumulative curve of per-pixel ab error, thresholds 0..150 (Zhang et al. 2016, §3.1
+  "raw accuracy (AuC)"), normalised to [0, 1].
+- `psnr`: per-image PSNR of the sRGB image (peak 1), averaged over images.
+- `colorfulness`: Hasler & Süsstrunk (2003) M = σ_rgyb + 0.3 μ_rgyb on 0..255 sRGB, averaged over images.
+- `hungarian_segmentation_scores`: one global Hungarian matching of segments to classes over the whole set
+  (as IIC, PiCIE and STEGO evaluate unsupervised segmentation), then mIoU and pixel accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def auc(pred_ab: Tensor, true_ab: Tensor, max_threshold: int = 150) -> float:
+    """pred_ab, true_ab: (..., 2). Mean over thresholds t = 0..150 of the share of pixels with |Δab| <= t."""
+    dist = (pred_ab - true_ab).norm(dim=-1).flatten()
+    thresholds = torch.arange(max_threshold + 1, dtype=dist.dtype)
+    counts = torch.bucketize(dist, thresholds)  # first threshold >= dist
+    within = torch.bincount(counts, minlength=max_threshold + 2)[: max_threshold + 1].cumsum(0)
+    return float((within / dist.numel()).mean())
+
+
+def psnr(pred_rgb: Tensor, true_rgb: Tensor) -> float:
+    """(n, h, w, 3) in [0, 1] -> mean over images of 10 log10(1 / MSE)."""
+    mse = (pred_rgb - true_rgb).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+def colorfulness(rgb: Tensor) -> float:
+    """(n, h, w, 3) in [0, 1] -> mean Hasler–Süsstrunk colourfulness (0..255 units)."""
+    x = rgb * 255.0
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    std = (rg.flatten(1).var(1, unbiased=False) + yb.flatten(1).var(1, unbiased=False)).sqrt()
+    mean = (rg.flatten(1).mean(1) ** 2 + yb.flatten(1).mean(1) ** 2).sqrt()
+    return float((std + 0.3 * mean).mean())
+
+
+def confusion(segments: np.ndarray, labels: np.ndarray, num_segments: int, num_classes: int) -> np.ndarray:
+    """(k, c) pixel counts; labels < 0 are ignored."""
+    keep = labels >= 0
+    idx = segments[keep].astype(np.int64) * num_classes + labels[keep].astype(np.int64)
+    return np.bincount(idx, minlength=num_segments * num_classes).reshape(num_segments, num_classes)
+
+
+def hungarian_segmentation_scores(conf: np.ndarray) -> dict:
+    """One global one-to-one matching of segments (rows) to classes (columns) maximising matched pixels.
+
+    mIoU averages IoU over all classes (an unmatched class scores 0); pixel accuracy is matched / all."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(conf, maximize=True)
+    seg_total, cls_total = conf.sum(1), conf.sum(0)
+    iou = np.zeros(conf.shape[1])
+    for r, c in zip(rows, cols, strict=True):
+        tp = conf[r, c]
+        iou[c] = tp / max(seg_total[r] + cls_total[c] - tp, 1)
+    present = cls_total > 0
+    return {
+        "miou": float(iou[present].mean()),
+        "pixel_accuracy": float(conf[rows, cols].sum() / max(conf.sum(), 1)),
+        "matching": {int(r): int(c) for r, c in zip(rows, cols, strict=True)},
+    }

@@ -1,0 +1,311 @@
+"""Colorization models: x = L (the grey image), y = ab quantised to Q in-gamut bins (`ABBins`).
+
+Shapes (named axes): b batch, h/w pixels, k segments, q ab bins, l L-bins, c feature channels.
+
+`LatentColorizer` -- the flagship. A per-pixel mixture over K segments (a `ConditionalMixture` whose
+`Mixture` has batch shape (b, h, w) and K components):
+
+    P(y|x) = Π_pixels Σ_k P(z_p = k | x) P(y_p | z_p = k, x)
+
+- P(z|x): a small fully convolutional net, a softmax over K at every pixel (the prior segmentation).
+- P(y_p | z_p = k, x) = softmax_q( α_kq + β_kq ℓ_p + u_{l(p) q} ): a Categorical over the Q ab bins whose
+  logits depend on the image only through segment k's summary s_k (the features pooled under the soft
+  segment mask P(z=k|x)) -> (α_k, β_k) by a small MLP, plus a low-capacity per-pixel term of the pixel's
+  own lightness: β_k ℓ_p (ℓ_p = L_p/50 - 1) and u_{l(p)}, one learned Q-vector per L-bin (20 bins of 5 L
+  units) shared by every image and segment -- which carries the gamut (near L = 0 or 100, ab must be 0).
+
+Because a segment's colour law sees the image only through its summary, a segment *is* a region that
+shares a colour distribution: that is what makes z interpretable. Training minimises the exact marginal
+NLL by one logsumexp over k per pixel; the exact posterior P(z|x,y) is `Mixture.posterior`.
+
+Baselines, trained by the same code: `PerPixelColorizer` (no latent: a Q-way softmax per pixel from the
+same trunk, Zhang et al. 2016 without class rebalancing) and `RegressionColorizer` (L2 on ab; its NLL is
+reported through a Gaussian on the bin centres whose variance is the training MSE, `GaussianBins`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributions as D
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from latentvar.mixture import ConditionalMixture, Mixture
+
+L_BINS = 20
+
+
+def lightness_input(L: Tensor) -> Tensor:
+    """L (b, h, w) in [0, 100] -> the network's input (b, 1, h, w), centred and scaled to [-1, 1]."""
+    return (L / 50.0 - 1.0).unsqueeze(1)
+
+
+def lightness_bin(L: Tensor, bins: int = L_BINS) -> Tensor:
+    """L (b, h, w) -> int64 (b, h, w) index of its L-bin (equal widths over [0, 100])."""
+    return (L * (bins / 100.0)).floor().clamp(0, bins - 1).to(torch.int64)
+
+
+class Trunk(nn.Module):
+    """A small U-shaped FCN: (b, 1, h, w) -> features (b, c, h/2, w/2); h and w must be multiples of 4.
+
+    Work is done at 1/2 and 1/4 resolution (pixel-unshuffle in) to stay cheap on CPU; heads upsample
+    bilinearly what they need at full resolution. Receptive field ≈ 38 full-resolution pixels.
+    """
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        c = width
+        self.stem = nn.Sequential(nn.Conv2d(4, c, 3, padding=1), nn.ReLU())
+        self.down = nn.Sequential(
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=2, dilation=2),
+            nn.ReLU(),
+        )
+        self.fuse = nn.Sequential(nn.Conv2d(3 * c, c, 1), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        half = self.stem(F.pixel_unshuffle(x, 2))
+        quarter = F.interpolate(self.down(half), scale_factor=2, mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([half, quarter], 1))
+
+
+def upsample(x: Tensor, like: Tensor) -> Tensor:
+    """(b, c, h', w') -> (b, c, h, w) bilinearly, (h, w) the last two sizes of ``like``."""
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class SegmentColour(D.Distribution):
+    """P(y_p | z_p = k, x) for every pixel p and segment k: Categorical over q, batch_shape (b, h, w, k).
+
+    Stored compactly as ``log_table`` (b, k, l, q) -- the log-probabilities of segment k at L-bin l -- and
+    each pixel's L-bin ``lbin`` (b, h, w); a pixel's distribution is one row of the table, so the
+    (b, h, w, k, q) tensor is never built (``probs_per_pixel`` builds it, for small inputs and tests).
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, log_table: Tensor, lbin: Tensor):
+        self.log_table = log_table
+        self.lbin = lbin
+        b, k, _, q = log_table.shape
+        self.num_bins = q
+        super().__init__(torch.Size((*lbin.shape, k)), validate_args=False)
+
+    @property
+    def support(self):
+        return D.constraints.integer_interval(0, self.num_bins - 1)
+
+    def expand(self, batch_shape, _instance=None):
+        if torch.Size(batch_shape) != self.batch_shape:
+            raise ValueError(
+                f"batch_shape: SegmentColour cannot expand {tuple(self.batch_shape)} to {batch_shape}"
+            )
+        return self
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """value: bins broadcastable to (b, h, w, 1) -> log P(y_p = value | z_p = k, x): (b, h, w, k)."""
+        b, k, _, q = self.log_table.shape
+        value = value.expand(*self.lbin.shape, 1)[..., 0]
+        flat = rearrange(self.lbin * q + value, "b h w -> b 1 (h w)").expand(b, k, -1)
+        picked = self.log_table.flatten(2).gather(2, flat)  # (b, k, h*w)
+        return rearrange(picked, "b k (h w) -> b h w k", h=self.lbin.shape[1])
+
+    def log_probs_per_pixel(self) -> Tensor:
+        """(b, h, w, k, q): every pixel's full distribution (memory b·h·w·k·q -- small inputs only)."""
+        b = torch.arange(self.lbin.shape[0]).reshape(-1, 1, 1)
+        return rearrange(self.log_table, "b k l q -> b l k q")[b, self.lbin]
+
+    def sample(self, sample_shape=torch.Size()) -> Tensor:
+        return D.Categorical(logits=self.log_probs_per_pixel()).sample(sample_shape)
+
+
+class LatentColorNet(nn.Module):
+    """x (b, h, w) lightness -> (prior logits (b, h, w, k), `SegmentColour` with batch (b, h, w, k))."""
+
+    def __init__(self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64):
+        super().__init__()
+        self.trunk = Trunk(width)
+        self.segment_head = nn.Conv2d(width, segments, 1)
+        # summary: pooled features, the segment's share of the image and its mean lightness
+        self.colour_head = nn.Sequential(
+            nn.Linear(width + 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * num_bins)
+        )
+        self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))  # u: (l, q)
+        self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
+        # a per-pixel lightness term in P(z|x): segment k starts as "pixels of lightness near m_k" (a soft
+        # k-means on L, m_k spread over the range), so all K segments are in use from the first step
+        self.lightness_centres = nn.Parameter(torch.linspace(-1.0, 1.0, segments))
+        self.log_sharpness = nn.Parameter(torch.tensor(math.log(segments**2 / 2.0)))
+        self.segments = segments
+
+    def lightness_prior(self, x: Tensor) -> Tensor:
+        """(b, 1, h, w) -> (b, k, h, w): -exp(s) (ℓ - m_k)²."""
+        return -self.log_sharpness.exp() * (x - self.lightness_centres[None, :, None, None]) ** 2
+
+    def forward(self, L: Tensor) -> tuple[Tensor, SegmentColour]:
+        x = lightness_input(L)
+        features = self.trunk(x)  # (b, c, h/2, w/2)
+        semantic = self.segment_head(features)  # (b, k, h/2, w/2)
+        coarse = semantic + self.lightness_prior(F.avg_pool2d(x, 2))
+        logits = upsample(semantic, x) + self.lightness_prior(x)  # (b, k, h, w): P(z|x) per pixel
+        # segment summaries: features pooled under the soft mask, at the features' half resolution
+        mask = torch.softmax(coarse, dim=1)
+        mass = mask.sum((2, 3)) + 1e-6  # (b, k)
+        pooled = torch.einsum("bkhw,bchw->bkc", mask, features) / mass[..., None]
+        mean_l = torch.einsum("bkhw,bhw->bk", mask, F.avg_pool2d(x, 2)[:, 0]) / mass
+        share = mass / (mask.shape[2] * mask.shape[3])
+        summary = torch.cat([pooled, share[..., None], mean_l[..., None]], dim=-1)
+        alpha, beta = self.colour_head(summary).chunk(2, dim=-1)  # (b, k, q) each
+        table = (
+            alpha[:, :, None, :]
+            + beta[:, :, None, :] * self.bin_lightness[None, None, :, None]
+            + self.lightness_logits[None, None]
+        )  # (b, k, l, q)
+        components = SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
+        return rearrange(logits, "b k h w -> b h w k"), components
+
+
+class LatentColorizer(nn.Module):
+    """The latent-segmentation colorizer; ``mixture(L)`` is the per-pixel `Mixture` P(y|x)."""
+
+    kind = "latent"
+
+    def __init__(self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64):
+        super().__init__()
+        self.model = ConditionalMixture(LatentColorNet(num_bins, segments, width, hidden))
+        self.config = {"segments": segments, "width": width, "hidden": hidden}
+
+    def mixture(self, L: Tensor) -> Mixture:
+        return self.model(L)
+
+    def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
+        """The training loss: the exact marginal NLL, nats per pixel (mean over b, h, w)."""
+        return -self.model(L).log_prob(y).mean()
+
+    def log_probs(self, L: Tensor) -> Tensor:
+        """Per-pixel marginal log P(y_p = q | x), (b, h, w, q) = log Σ_k P(z_p=k|x) P(q|z_p=k, x)."""
+        mix = self.model(L)
+        weights = mix.weights  # (b, h, w, k)
+        table = mix.components.log_table.exp()  # (b, k, l, q)
+        levels = F.one_hot(mix.components.lbin, table.shape[2]).to(weights.dtype)  # (b, h, w, l)
+        # weight of (segment k, L-bin l) at each pixel: nonzero only at the pixel's own L-bin; one dense bmm
+        spread = torch.einsum("bhwk,bhwl->bhwlk", weights, levels).flatten(3)  # (b, h, w, l*k)
+        mixed = torch.einsum("bhwj,bjq->bhwq", spread, rearrange(table, "b k l q -> b (l k) q"))
+        return mixed.clamp_min(1e-30).log()
+
+
+class PerPixelColorizer(nn.Module):
+    """No latent: a Q-way softmax per pixel from the same trunk (Zhang et al. 2016, without rebalancing)."""
+
+    kind = "per-pixel"
+
+    def __init__(self, num_bins: int, width: int = 16):
+        super().__init__()
+        self.trunk = Trunk(width)
+        self.head = nn.Linear(width, num_bins)
+        self.config = {"width": width}
+
+    def logits(self, L: Tensor) -> Tensor:
+        """(b, h, w, q); the softmax runs over the contiguous last axis (much faster than over channels)."""
+        x = lightness_input(L)
+        return self.head(rearrange(upsample(self.trunk(x), x), "b c h w -> b h w c"))
+
+    def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
+        return F.cross_entropy(self.logits(L).flatten(0, 2), y.flatten())
+
+    def log_probs(self, L: Tensor) -> Tensor:
+        return torch.log_softmax(self.logits(L), dim=-1)
+
+
+class GaussianBins(nn.Module):
+    """A point prediction μ (b, h, w, 2) read as a distribution over the bins:
+    P(q) ∝ exp(-|c_q - μ|² / 2σ²), σ² per ab axis = the mean squared training residual (its MLE)."""
+
+    def __init__(self, centres: Tensor):
+        super().__init__()
+        self.register_buffer("centres", centres)
+        self.register_buffer("residual_var", torch.ones(2) * 100.0)
+
+    def log_probs(self, mean_ab: Tensor) -> Tensor:
+        d2 = ((mean_ab.unsqueeze(-2) - self.centres) ** 2 / self.residual_var).sum(-1)
+        return torch.log_softmax(-0.5 * d2, dim=-1)
+
+
+class RegressionColorizer(nn.Module):
+    """L2 regression of ab from the same trunk. NLL is reported via `GaussianBins` (comparable: a
+    proper distribution over the same Q bins) with σ² fitted on training residuals after training."""
+
+    kind = "regression"
+    AB_SCALE = 110.0
+
+    def __init__(self, centres: Tensor, width: int = 16):
+        super().__init__()
+        self.trunk = Trunk(width)
+        self.head = nn.Conv2d(width, 2, 1)
+        self.gaussian = GaussianBins(centres)
+        self.config = {"width": width}
+
+    def predict_ab(self, L: Tensor) -> Tensor:
+        x = lightness_input(L)
+        out = upsample(self.head(self.trunk(x)), x) * self.AB_SCALE
+        return rearrange(out, "b c h w -> b h w c")
+
+    def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
+        return ((self.predict_ab(L) - ab) / self.AB_SCALE).pow(2).mean()
+
+    def log_probs(self, L: Tensor) -> Tensor:
+        return self.gaussian.log_probs(self.predict_ab(L))
+
+
+class GreyColorizer(nn.Module):
+    """ab = 0 everywhere; no training. NLL via `GaussianBins` centred on 0 with σ² = E[ab²] on train."""
+
+    kind = "grey"
+
+    def __init__(self, centres: Tensor):
+        super().__init__()
+        self.gaussian = GaussianBins(centres)
+        self.config = {}
+
+    def predict_ab(self, L: Tensor) -> Tensor:
+        return torch.zeros(*L.shape, 2)
+
+    def log_probs(self, L: Tensor) -> Tensor:
+        return self.gaussian.log_probs(self.predict_ab(L))
+
+
+MODELS = ("latent", "per-pixel", "regression")
+
+
+def build_model(
+    kind: str, centres: Tensor, segments: int = 8, width: int = 16, hidden: int = 64
+) -> nn.Module:
+    """A fresh model of ``kind`` ("latent", "per-pixel", "regression", "grey") over the bins ``centres``."""
+    q = centres.shape[0]
+    if kind == "latent":
+        model = LatentColorizer(q, segments, width, hidden)
+    elif kind == "per-pixel":
+        model = PerPixelColorizer(q, width)
+    elif kind == "regression":
+        model = RegressionColorizer(centres, width)
+    elif kind == "grey":
+        model = GreyColorizer(centres)
+    else:
+        raise ValueError(f"model: expected one of {(*MODELS, 'grey')}, got {kind!r}")
+    model.register_buffer("bin_centres", centres.clone())  # saved with the weights: the bins travel along
+    return model
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def nats_per_pixel(log_probs: Tensor, y: Tensor) -> Tensor:
+    """Mean -log P(y_p) over pixels from per-pixel log-probabilities (b, h, w, q) and bins y (b, h, w)."""
+    return -log_probs.gather(-1, y.unsqueeze(-1)).mean()
