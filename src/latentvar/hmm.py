@@ -46,20 +46,9 @@ METHODS = ("sequential", "parallel")
 # The forward recursion in a semiring
 
 
-def _log_vecmat(alpha: Tensor, log_trans: Tensor, trans_exp: Tensor, col_max: Tensor) -> Tensor:
-    """logsumexp_i (alpha[b, i] + log_trans[i, j]) -> (b, j), by a max-shifted matmul.
-
-    A shifted product that underflows (a path that is near-impossible relative to the best one on *both*
-    sides, e.g. in float32 below e^-87) is recomputed exactly by broadcasting, so peaked or near-zero
-    probabilities never turn into -inf."""
-    a_max = alpha.amax(-1, keepdim=True).clamp_min(torch.finfo(alpha.dtype).min)
-    p = (alpha - a_max).exp() @ trans_exp
-    tiny = p < torch.finfo(p.dtype).tiny * 1e6
-    out = p.masked_fill(tiny, 1.0).log() + a_max + col_max
-    if bool(tiny.any()):
-        exact = torch.logsumexp(alpha.unsqueeze(-1) + log_trans, dim=-2)
-        out = torch.where(tiny, exact, out)
-    return out
+def _log_vecmat_exact(alpha: Tensor, log_trans: Tensor) -> Tensor:
+    """logsumexp_i (alpha[b, i] + log_trans[i, j]) -> (b, j) by broadcasting: exact for any magnitudes."""
+    return LogSemiring.sum(alpha.unsqueeze(-1) + log_trans, dim=-2)
 
 
 def _max_vecmat(alpha: Tensor, log_trans: Tensor) -> Tensor:
@@ -67,66 +56,108 @@ def _max_vecmat(alpha: Tensor, log_trans: Tensor) -> Tensor:
     return MaxSemiring.sum(alpha.unsqueeze(-1) + log_trans, dim=-2)
 
 
+class _Step:
+    """One step of the recursion, alpha (b, k) with max_k alpha = 0 -> alpha ⊗ A (b, k), less ``shift()``.
+
+    In the log semiring a matmul of exp(alpha) with the column-shifted exp(A) does it in O(b·k²) without a
+    (b, k, k) tensor. A product that underflows to 0 (a path near-impossible on *both* sides, below e^-87
+    in float32) shows up as -inf in the running sum ``seen``; the caller then redoes the run exactly by
+    broadcasting, so peaked or near-zero probabilities never turn into -inf."""
+
+    def __init__(self, log_trans: Tensor, semiring, exact: bool):
+        self.log_trans = log_trans
+        self.semiring = semiring
+        self.exact = exact or semiring is not LogSemiring
+        self.seen = None
+        self.col_max = log_trans.amax(0).clamp_min(torch.finfo(log_trans.dtype).min)
+        if not self.exact:
+            self.trans_exp = (log_trans - self.col_max).exp()
+
+    def shift(self) -> Tensor | float:
+        """What the step leaves out, per to-state: the column maxima of A (fold it into the emissions)."""
+        return 0.0 if self.exact else self.col_max
+
+    def __call__(self, alpha: Tensor) -> Tensor:
+        if self.semiring is MaxSemiring:
+            return _max_vecmat(alpha, self.log_trans)
+        if self.exact:
+            return _log_vecmat_exact(alpha, self.log_trans)
+        out = (alpha.exp() @ self.trans_exp).log()
+        self.seen = out.detach().clone() if self.seen is None else self.seen.add_(out.detach())
+        return out
+
+    def underflowed(self) -> bool:
+        return self.seen is not None and bool(torch.isneginf(self.seen).any())
+
+
 def _chain_forward(
     log_init: Tensor,
     log_trans: Tensor,
-    emissions: Iterator[Tensor],
+    emissions,
     lengths: Tensor,
     semiring=LogSemiring,
     keep: bool = False,
-) -> tuple[Tensor, list[Tensor]]:
+    exact: bool = False,
+) -> tuple[Tensor, Tensor | None]:
     """The forward recursion alpha_t[j] = (⊕_i alpha_{t-1}[i] ⊗ A[i, j]) ⊗ e_t[j] (Rabiner 1989, eq. 20).
 
-    ``emissions`` yields chunks (b, c, k) of log P(y_t | z_t) in time order; alphas freeze after each
-    sequence's length. Returns (⊕_k alpha_{L-1}[k] per sequence (b,) -- 0 for empty sequences --, the list
-    of chunks (b, c, k) of alphas if ``keep``, else [])."""
-    b = lengths.shape[0]
+    ``emissions``: a (b, t, k) tensor of log P(y_t | z_t), or a callable returning an iterator over its time
+    chunks (b, c, k). Alphas freeze after each sequence's length. Each alpha is shifted to max 0 and the
+    shifts are summed in float64 (the scaled recursion, Rabiner 1989 §V.A), so float32 keeps its precision
+    over 100,000 steps. Returns (⊕_k alpha_{L-1} per sequence (b,) -- 0 for empty sequences --, the shifted
+    alphas (b, t, k) if ``keep``, else None). Memory without ``keep``: O(b·k) plus one chunk."""
+    chunks = (lambda: iter([emissions])) if torch.is_tensor(emissions) else emissions
+    b, k = lengths.shape[0], log_init.shape[0]
+    dtype = log_init.dtype
+    floor = torch.finfo(dtype).min
+    step = _Step(log_trans, semiring, exact)
+    min_len = int(lengths.min()) if b else 0
     alpha = None
+    scale = torch.zeros(b, dtype=torch.float64)
     kept: list[Tensor] = []
-    if semiring is LogSemiring:
-        col_max = log_trans.amax(0, keepdim=True).clamp_min(torch.finfo(log_trans.dtype).min)
-        trans_exp = (log_trans - col_max).exp()
-
-        def step(a):
-            return _log_vecmat(a, log_trans, trans_exp, col_max)
-    else:
-
-        def step(a):
-            return _max_vecmat(a, log_trans)
-
     t = 0
-    for chunk in emissions:
-        out = []
+    for chunk in chunks():
+        chunk = chunk + step.shift()
+        tops = chunk.new_zeros(b, chunk.shape[1])
         for c in range(chunk.shape[1]):
-            e_t = chunk[:, c]
-            if alpha is None:
-                alpha = log_init + e_t
-            else:
-                alpha = torch.where((t < lengths).unsqueeze(-1), step(alpha) + e_t, alpha)
+            new = (log_init + chunk[:, c] - step.shift()) if alpha is None else step(alpha) + chunk[:, c]
+            top = new.detach().amax(-1, keepdim=True).clamp_min(floor)
+            new = new - top
+            if t >= min_len:  # ragged batches: sequences past their length keep their last alpha
+                active = (t < lengths).unsqueeze(-1)
+                top = torch.where(active, top, torch.zeros_like(top))
+                new = new if alpha is None else torch.where(active, new, alpha)
+            alpha = new
+            tops[:, c : c + 1] = top
             if keep:
-                out.append(alpha)
+                kept.append(alpha)
             t += 1
-        if keep:
-            kept.append(torch.stack(out, 1))
+        scale += tops.double().sum(1)
+    if step.underflowed():
+        return _chain_forward(log_init, log_trans, emissions, lengths, semiring, keep, exact=True)
+    alphas = (torch.stack(kept, 1) if kept else log_init.new_zeros(b, 0, k)) if keep else None
     if alpha is None:
-        return log_init.new_zeros(b), kept
-    total = semiring.sum(alpha, -1)
-    return torch.where(lengths > 0, total, torch.zeros_like(total)), kept
+        return log_init.new_zeros(b), alphas
+    total = (scale + semiring.sum(alpha, -1).double()).to(dtype)
+    return torch.where(lengths > 0, total, torch.zeros_like(total)), alphas
 
 
-def _chain_backward(log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
-    """beta_t[i] = logsumexp_j A[i, j] + e_{t+1}[j] + beta_{t+1}[j], beta_{L-1} = 0 (Rabiner 1989, eq. 24):
-    (b, t, k), zero past each length."""
+def _chain_backward(log_trans: Tensor, emission_lp: Tensor, lengths: Tensor, exact: bool = False) -> Tensor:
+    """beta_t[i] = logsumexp_j A[i, j] + e_{t+1}[j] + beta_{t+1}[j], beta_{L-1} = 0 (Rabiner 1989, eq. 24),
+    each step shifted to max 0: (b, t, k), zero past each length."""
     b, T, k = emission_lp.shape
-    log_trans_t = log_trans.T.contiguous()
-    col_max = log_trans_t.amax(0, keepdim=True).clamp_min(torch.finfo(log_trans.dtype).min)
-    trans_exp = (log_trans_t - col_max).exp()
+    step = _Step(log_trans.T.contiguous(), LogSemiring, exact)
+    floor = torch.finfo(emission_lp.dtype).min
     beta = emission_lp.new_zeros(b, k)
     betas = [beta]
     for t in range(T - 2, -1, -1):
-        new = _log_vecmat(beta + emission_lp[:, t + 1], log_trans_t, trans_exp, col_max)
+        x = beta + emission_lp[:, t + 1]
+        new = step(x - x.amax(-1, keepdim=True).clamp_min(floor)) + step.shift()
+        new = new - new.amax(-1, keepdim=True).clamp_min(floor)
         beta = torch.where((t < lengths - 1).unsqueeze(-1), new, torch.zeros_like(new))
         betas.append(beta)
+    if step.underflowed():
+        return _chain_backward(log_trans, emission_lp, lengths, exact=True)
     return torch.stack(betas[::-1], 1)
 
 
@@ -139,27 +170,36 @@ def _semiring_matmul_exact(semiring, a: Tensor, b: Tensor) -> Tensor:
     return semiring.sum(a.unsqueeze(-1) + b.unsqueeze(-3), dim=-2)
 
 
+def _shift_matrices(mats: Tensor) -> tuple[Tensor, Tensor]:
+    """Each (k, k) matrix less its (detached) maximum, and the maxima summed per sequence in float64."""
+    top = mats.detach().amax((-1, -2), keepdim=True).clamp_min(torch.finfo(mats.dtype).min)
+    return mats - top, top.flatten(1).double().sum(1)
+
+
 def _chain_parallel(
     log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor, semiring
 ) -> Tensor:
     """The same quantity as `_chain_forward`, by a log-depth tree of (k, k) semiring matrix products
     (the associative scan of Särkkä & García-Fernández 2021); past each length M_t is the semiring
-    identity. Work O(b·t·k³), depth O(log t)."""
+    identity. Every product is shifted to max 0 and the shifts summed in float64, so float32 stays precise
+    (and so do its gradients, the marginals) at t = 100,000. Work O(b·t·k³), depth O(log t)."""
     b, T, k = emission_lp.shape
     if T == 0:
         return log_init.new_zeros(b)
-    alpha0 = log_init + emission_lp[:, 0]  # (b, k)
+    alpha0, scale = _shift_matrices((log_init + emission_lp[:, 0]).unsqueeze(1).unsqueeze(1))  # (b, 1, 1, k)
     if T > 1:
         mats = log_trans + emission_lp[:, 1:].unsqueeze(-2)  # (b, t-1, k, k)
         eye = torch.full((k, k), semiring.zero, dtype=mats.dtype).fill_diagonal_(semiring.one)
         past = (torch.arange(1, T) >= lengths.unsqueeze(-1)).view(b, T - 1, 1, 1)
-        mats = torch.where(past, eye, mats)
+        mats, shift = _shift_matrices(torch.where(past, eye, mats))
+        scale = scale + shift
         while mats.shape[1] > 1:
             if mats.shape[1] % 2:
                 mats = torch.cat([mats, eye.expand(b, 1, k, k)], 1)
-            mats = _semiring_matmul_exact(semiring, mats[:, 0::2], mats[:, 1::2])
-        alpha0 = _semiring_matmul_exact(semiring, alpha0.unsqueeze(1), mats[:, 0]).squeeze(1)
-    total = semiring.sum(alpha0, -1)
+            mats, shift = _shift_matrices(_semiring_matmul_exact(semiring, mats[:, 0::2], mats[:, 1::2]))
+            scale = scale + shift
+        alpha0 = _semiring_matmul_exact(semiring, alpha0.view(b, 1, k), mats[:, 0])
+    total = (semiring.sum(alpha0.flatten(1), -1).double() + scale).to(log_init.dtype)
     return torch.where(lengths > 0, total, torch.zeros_like(total))
 
 
@@ -198,7 +238,8 @@ class HMM(LatentVariableModel):
         k = init_logits.shape[0]
         if trans_logits.shape != (k, k):
             raise ValueError(
-                f"trans_logits: expected shape ({k}, {k}) (K from init_logits), got {tuple(trans_logits.shape)}"
+                f"trans_logits: expected shape ({k}, {k}) (K from init_logits), "
+                f"got {tuple(trans_logits.shape)}"
             )
         if bool(torch.isneginf(init_logits).all()):
             raise ValueError("init_logits: every state has initial probability zero (all -inf)")
@@ -214,7 +255,8 @@ class HMM(LatentVariableModel):
                 )
         elif not isinstance(emission, nn.Module):
             raise ValueError(
-                f"emission: expected a torch.distributions.Distribution or an nn.Module, got {type(emission).__name__}"
+                "emission: expected a torch.distributions.Distribution or an nn.Module, "
+                f"got {type(emission).__name__}"
             )
         self.init_logits = init_logits
         self.trans_logits = trans_logits
@@ -237,7 +279,8 @@ class HMM(LatentVariableModel):
         return self.emission.event_shape if isinstance(self.emission, D.Distribution) else torch.Size()
 
     def __repr__(self) -> str:
-        return f"HMM(K={self.num_states}, emission={type(self.emission).__name__}, dtype={self.init_logits.dtype})"
+        emission = type(self.emission).__name__
+        return f"HMM(K={self.num_states}, emission={emission}, dtype={self.init_logits.dtype})"
 
     # -- inputs ------------------------------------------------------------------------------------
     def _check_inputs(self, y, lengths) -> tuple[Tensor, Tensor]:
@@ -307,7 +350,8 @@ class HMM(LatentVariableModel):
         y, lengths = self._check_inputs(y, lengths)
         if method == "sequential":
             check_positive("chunk", chunk, integer=True)
-            total, _ = _chain_forward(self.log_init, self.log_trans, self._emission_chunks(y, chunk), lengths)
+            chunks = lambda: self._emission_chunks(y, chunk)  # noqa: E731 (re-iterable for an exact rerun)
+            total, _ = _chain_forward(self.log_init, self.log_trans, chunks, lengths)
             return total
         if method == "parallel":
             return _chain_parallel(
@@ -368,6 +412,8 @@ class HMM(LatentVariableModel):
                 )
             return em.sample_given_states(z)
         if _is_categorical(em):
+            if z.numel() == 0:
+                return torch.zeros_like(z)
             return D.Categorical(logits=em.logits[z]).sample()
         ys = em.sample(z.shape)  # (n, t, k, *event)
         ev = len(self.event_shape)
@@ -459,12 +505,9 @@ class HMMPosterior(Posterior):
     def _forward(self, semiring) -> tuple[Tensor, Tensor]:
         key = semiring.__name__
         if key not in self._cache:
-            b, T, k = self.emission_lp.shape
-            total, kept = _chain_forward(
-                self.log_init, self.log_trans, iter([self.emission_lp]), self.lengths, semiring, keep=True
+            self._cache[key] = _chain_forward(
+                self.log_init, self.log_trans, self.emission_lp, self.lengths, semiring, keep=True
             )
-            alphas = kept[0] if kept else self.emission_lp.new_zeros(b, 0, k)
-            self._cache[key] = (total, alphas)
         return self._cache[key]
 
     @property
@@ -474,11 +517,14 @@ class HMMPosterior(Posterior):
 
     @property
     def marginals(self) -> Tensor:
-        """P(z_t = k | y): (b, t, k) by forward-backward (Rabiner 1989, eq. 27), zero past each length."""
+        """P(z_t = k | y): (b, t, k) by forward-backward (Rabiner 1989, eq. 27), zero past each length
+        (with ``method="parallel"``: by differentiating the parallel scan)."""
+        if self.method == "parallel":
+            return self.marginals_autograd * self.valid.unsqueeze(-1)
         if "marginals" not in self._cache:
             total, alphas = self._forward(LogSemiring)
             betas = _chain_backward(self.log_trans, self.emission_lp, self.lengths)
-            gamma = (alphas + betas - total[:, None, None]).exp()
+            gamma = torch.softmax(alphas + betas, -1)  # alphas and betas are shifted per step
             self._cache["marginals"] = gamma * self.valid.unsqueeze(-1)
         return self._cache["marginals"]
 
@@ -490,7 +536,7 @@ class HMMPosterior(Posterior):
             if self.method == "parallel":
                 total = _chain_parallel(self.log_init, self.log_trans, e, self.lengths, LogSemiring)
             else:
-                total, _ = _chain_forward(self.log_init, self.log_trans, iter([e]), self.lengths)
+                total, _ = _chain_forward(self.log_init, self.log_trans, e, self.lengths)
             (grad,) = torch.autograd.grad(total.sum(), e)
         return grad
 
@@ -541,7 +587,8 @@ class HMMPosterior(Posterior):
         return self._backtrack(alphas, lambda scores: D.Categorical(logits=scores).sample())
 
     def log_prob(self, z) -> Tensor:
-        """log P(z | y) = log P(z, y) - log P(y): (..., b) for z (..., b, t) (entries past lengths ignored)."""
+        """log P(z | y) = log P(z, y) - log P(y): (..., b) for z (..., b, t);
+        entries past each length are ignored."""
         z = check_integer("z", as_tensor("z", z))
         b, T, k = self.emission_lp.shape
         if tuple(z.shape[-2:]) != (b, T):
@@ -604,7 +651,7 @@ def _expected_counts(model: HMM, y: Tensor, lengths: Tensor) -> tuple[Tensor, Te
         log_init = model.log_init.detach().requires_grad_(True)
         log_trans = model.log_trans.detach().requires_grad_(True)
         e = model.emission_log_prob(y).detach().requires_grad_(True)
-        total, _ = _chain_forward(log_init, log_trans, iter([e]), lengths)
+        total, _ = _chain_forward(log_init, log_trans, e, lengths)
         g_init, g_trans, gamma = torch.autograd.grad(total.sum(), (log_init, log_trans, e))
     return total.sum().detach(), g_init, g_trans, gamma
 
@@ -709,14 +756,12 @@ def _fit_gradient(model: HMM, y, lengths, max_iter, tol, batch_size, lr, paramet
         for idx in _batches(y.shape[0], batch_size, shuffle=True):
             yb, lb = _trim(y, lengths, idx)
             current = HMM(init, trans, rebuild(leaves))
-            total, _ = _chain_forward(
-                current.log_init, current.log_trans, iter([current.emission_log_prob(yb)]), lb
-            )
+            total, _ = _chain_forward(current.log_init, current.log_trans, current.emission_log_prob(yb), lb)
             loss = -total.sum() / max(int(lb.sum()), 1)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loglik += float(total.sum())
+            loglik += float(total.detach().sum())
         mean_ll = loglik / n_obs
         if not math.isfinite(mean_ll):
             raise FloatingPointError(
