@@ -143,24 +143,29 @@ def run_case(n, t, k, v, repeats, skip_pomegranate_viterbi=False):
 
 
 PEAK_SNIPPET = """
-import resource, sys, numpy as np, torch
+import sys, numpy as np, torch
 sys.path.insert(0, "bench"); import hmm_bench as B
 torch.set_num_threads({threads})
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
 n, t, k, v = {case}
 start, trans, emit = B.parameters(k, v); y = B.data(n, t, v)
 which = "{which}"
 if which == "hmmlearn":
     m = B.hmmlearn_model(start, trans, emit); x = y.reshape(-1, 1); lengths = np.full(n, t)
     m.score(x[:10], [10])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    m.score(x, lengths)
+    run = lambda: m.score(x, lengths)
 else:
     m = B.ours(start, trans, emit); yt = torch.tensor(y)
-    with torch.no_grad():
-        m.log_prob(yt[:1, :10], method="{method}")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        m.log_prob(yt, method="{method}")
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    m.log_prob(yt[:1, :10], method="{method}")
+    run = lambda: m.log_prob(yt, method="{method}")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak resident set size (VmHWM)
+before = status("VmRSS:")
+with torch.no_grad():
+    run()
+print(status("VmHWM:") - before)
 """
 
 
@@ -173,9 +178,10 @@ def peak_mib(case, which, method, threads) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cases", default="0,1,2")
+    parser.add_argument("--cases", default="0,1,2", help="comma-separated indices into CASES ('' for none)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--memory", action="store_true", help="also the peak-memory table of scoring")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -183,7 +189,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"threads {args.threads}"
     )
-    for i in map(int, args.cases.split(",")):
+    for i in (int(c) for c in args.cases.split(",") if c):
         n, t, k, v = CASES[i]
         # the T = 100,000 case runs for tens of seconds per call on the slowest paths: one timed run each
         row = run_case(n, t, k, v, 1 if t >= 10_000 else args.repeats)
@@ -200,6 +206,20 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
+
+
+def print_memory(threads: int) -> None:
+    """Peak resident memory added by one scoring call (fresh subprocess each), as T grows with N, K fixed."""
+    print("\n### peak memory of scoring, N=64, K=32, V=50 (MiB above the resident set before the call)")
+    print("| T | latentvar sequential | hmmlearn | an (N, T, K) float64 tensor would be |")
+    print("|---|---|---|---|")
+    for t in (1000, 10_000, 50_000):
+        case = (64, t, 32, 50)
+        ours_mib, ref_mib = (
+            peak_mib(case, "ours", "sequential", threads),
+            peak_mib(case, "hmmlearn", "", threads),
+        )
+        print(f"| {t} | {ours_mib:.1f} | {ref_mib:.1f} | {64 * t * 32 * 8 / 2**20:.0f} |")
 
 
 def _fmt(x) -> str:
@@ -225,7 +245,6 @@ def print_row(row) -> None:
         cells = [_fmt(seq), _fmt(par), _fmt(hl), _fmt(pg), _ratio(hl, best), _ratio(pg, best)]
         print(f"| {task} | " + " | ".join(cells) + " |")
     print("checks:", json.dumps(row["checks"]))
-    print("peak scoring memory (MiB above baseline):", json.dumps(row["peak_scoring_MiB"]))
 
 
 if __name__ == "__main__":

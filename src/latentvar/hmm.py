@@ -342,7 +342,7 @@ class HMM(LatentVariableModel):
             yield self.emission_log_prob(y[:, t0 : t0 + chunk])
 
     # -- the API -----------------------------------------------------------------------------------
-    def log_prob(self, y, lengths=None, method: str = "sequential", chunk: int = 1024) -> Tensor:
+    def log_prob(self, y, lengths=None, method: str = "sequential", chunk: int = 128) -> Tensor:
         """Exact log P(y) of each padded sequence over its first ``lengths[b]`` steps: (b,).
 
         ``method="sequential"``: the forward recursion, memory O(b·k) (emissions computed ``chunk`` steps
