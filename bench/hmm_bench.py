@@ -203,6 +203,9 @@ def main() -> None:
             )
         rows.append(row)
         print_row(row)
+        print("peak scoring memory (MiB above the resident set before the call):", row["peak_scoring_MiB"])
+    if args.memory:
+        print_memory(args.threads)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
