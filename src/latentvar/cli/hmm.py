@@ -1,7 +1,99 @@
-"""`latentvar hmm ...`."""
+"""`latentvar hmm ...`: HMMs on the Brown corpus -- fit (EM or neural emissions), eval, supervised, report."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(help="Hidden Markov models on real text: fit, eval, report.", no_args_is_help=True)
+
+
+def _check_data(data: str) -> None:
+    if data != "brown":
+        raise typer.BadParameter(
+            f"expected 'brown' (the bundled tagged Brown corpus), got {data!r}", param_hint="--data"
+        )
+
+
+@app.command("fit")
+def fit(
+    data: str = typer.Option("brown", help="Bundled data set: brown."),
+    states: int = typer.Option(45, "--states", "-k", help="Number of hidden states K."),
+    emission: str = typer.Option(
+        "categorical", help="categorical (Baum-Welch) or neural (char-CNN, exact marginal)."
+    ),
+    out: Path = typer.Option(
+        Path("runs/hmm"), help="Run directory (checkpoint.safetensors + checkpoint.json)."
+    ),
+    vocab: int = typer.Option(
+        10000, help="Vocabulary size cap (most frequent training words; the rest -> <unk>)."
+    ),
+    max_sentences: int = typer.Option(None, help="Use only the first N training sentences."),
+    iters: int = typer.Option(
+        50, help="EM iterations / gradient epochs (a re-run resumes from the checkpoint)."
+    ),
+    batch_tokens: int = typer.Option(8000, help="Padded tokens per minibatch for gradient training."),
+    lr: float = typer.Option(0.01, help="Adam learning rate (neural emissions)."),
+    seed: int = typer.Option(0, help="Seed of the random initialisation."),
+    threads: int = typer.Option(1, help="torch threads."),
+) -> None:
+    """Fit an HMM to the Brown training split (unsupervised: tags are never seen)."""
+    _check_data(data)
+    if emission not in ("categorical", "neural"):
+        raise typer.BadParameter(f"expected categorical or neural, got {emission!r}", param_hint="--emission")
+    from latentvar.demos.hmm import fit as run_fit
+
+    meta = run_fit(out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads)
+    typer.echo(
+        f"{meta['iteration']} iterations, train log-likelihood/token {meta['history'][-1]:.4f}; run: {out}"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Option(..., help="Run directory written by `latentvar hmm fit`."),
+    json_path: Path = typer.Option(None, "--json", help="Write the metrics here (JSON)."),
+    split: str = typer.Option("test", help="test, train or all."),
+    max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
+) -> None:
+    """Viterbi states vs gold tags (many_to_one, v_measure) and held-out nll_per_token / perplexity."""
+    from latentvar.demos.hmm import evaluate as run_eval
+    from latentvar.io import atomic_write_json
+
+    metrics = run_eval(run, split, max_sentences)
+    if json_path is not None:
+        atomic_write_json(json_path, metrics)
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command("supervised")
+def supervised(
+    data: str = typer.Option("brown", help="Bundled data set: brown."),
+    out: Path = typer.Option(Path("runs/hmm-supervised"), help="Writes OUT/supervised.json."),
+    vocab: int = typer.Option(None, help="Vocabulary size cap (default: every training word seen twice)."),
+) -> None:
+    """The sanity check: a bigram HMM tagger from training counts; Viterbi tag accuracy on the test split."""
+    _check_data(data)
+    from latentvar.demos.hmm import supervised as run_supervised
+
+    typer.echo(json.dumps(run_supervised(vocab, out), indent=2))
+
+
+@app.command("report")
+def report(
+    run: Path = typer.Option(..., help="HMM run directory."),
+    lm: Path = typer.Option(
+        None, help="An `latentvar lm fit` run, to put its samples and perplexity beside."
+    ),
+    extra: list[Path] = typer.Option(
+        [], help="More HMM runs to tabulate (e.g. the EM run beside the neural one)."
+    ),
+    out: Path = typer.Option(None, help="HTML file (default RUN/report.html)."),
+) -> None:
+    """HTML report: top words per state, state/tag confusion, sampled sentences from the HMM and the LM."""
+    from latentvar.demos.hmm_report import write_report
+
+    path = write_report(run, lm, extra, out or run / "report.html")
+    typer.echo(f"report: {path}")

@@ -1,7 +1,66 @@
-"""`latentvar lm ...`."""
+"""`latentvar lm ...`: an autoregressive word LSTM on the Brown corpus (the HMM's vocabulary and split)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(help="Autoregressive language models: fit, eval, sample.", no_args_is_help=True)
+
+
+@app.command("fit")
+def fit(
+    data: str = typer.Option("brown", help="Bundled data set: brown."),
+    out: Path = typer.Option(
+        Path("runs/lm"), help="Run directory (checkpoint.safetensors + checkpoint.json)."
+    ),
+    vocab: int = typer.Option(10000, help="Vocabulary size cap, as for `latentvar hmm fit` (rest -> <unk>)."),
+    max_sentences: int = typer.Option(None, help="Use only the first N training sentences."),
+    steps: int = typer.Option(2000, help="Adam steps (a re-run resumes from the checkpoint)."),
+    batch_size: int = typer.Option(32, help="Sentences per step."),
+    dim: int = typer.Option(128, help="Word embedding size."),
+    hidden: int = typer.Option(256, help="LSTM hidden size."),
+    lr: float = typer.Option(3e-3, help="Adam learning rate."),
+    seed: int = typer.Option(0, help="Seed."),
+    threads: int = typer.Option(1, help="torch threads."),
+) -> None:
+    """Train a word-level LSTM language model on the Brown training split."""
+    if data != "brown":
+        raise typer.BadParameter(f"expected 'brown', got {data!r}", param_hint="--data")
+    from latentvar.demos.lm import fit as run_fit
+
+    meta = run_fit(out, vocab, max_sentences, steps, batch_size, dim, hidden, lr, seed, threads)
+    typer.echo(f"{meta['step']} steps, train nll/token {meta['history'][-1]:.4f}; run: {out}")
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Option(..., help="Run directory written by `latentvar lm fit`."),
+    json_path: Path = typer.Option(None, "--json", help="Write the metrics here (JSON)."),
+    split: str = typer.Option("test", help="test, train or all."),
+    max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
+) -> None:
+    """Held-out nll_per_token (words, as the HMM's) and perplexity; also nll_per_token_with_eos."""
+    from latentvar.demos.lm import evaluate as run_eval
+    from latentvar.io import atomic_write_json
+
+    metrics = run_eval(run, split, max_sentences)
+    if json_path is not None:
+        atomic_write_json(json_path, metrics)
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command("sample")
+def sample(
+    run: Path = typer.Option(..., help="Run directory written by `latentvar lm fit`."),
+    n: int = typer.Option(5, "-n", help="Number of sentences."),
+    max_length: int = typer.Option(40, help="Stop a sentence after this many words."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """Print N sentences sampled from the model (each ends at the end-of-sentence token)."""
+    from latentvar.demos.lm import sample_sentences
+
+    for line in sample_sentences(run, n, max_length, seed):
+        typer.echo(line)

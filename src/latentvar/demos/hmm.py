@@ -1,0 +1,351 @@
+"""HMMs on the Brown corpus: unsupervised POS induction (EM and neural emissions), a supervised tagger,
+evaluation (many-to-one, V-measure, perplexity) and the HTML report. Used by `latentvar hmm ...`.
+
+Shapes: b sentences, t words, k states, v vocabulary, c characters per word.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributions as D
+from torch import Tensor, nn
+
+from latentvar.data import brown
+from latentvar.hmm import HMM, _chain_forward, _em_family
+from latentvar.io import atomic_write_json, load_checkpoint, save_checkpoint
+from latentvar.progress import progress
+
+# --------------------------------------------------------------------------------------------------
+# Neural emissions: word representations from characters (Tran et al. 2016, "Unsupervised neural HMMs")
+
+
+class CharEmission(nn.Module):
+    """log P(y = w | z = k) = log_softmax_w(s_k · f(chars(w)) + b_w): a character CNN f (Kim et al. 2016)
+    embeds every vocabulary word; state embeddings s (k, d) score them (Tran et al. 2016, §3.1).
+
+    ``forward(y)`` maps word ids (b, t) to log-likelihoods (b, t, k); ``log_emission()`` is the (k, v) table.
+    """
+
+    def __init__(
+        self, words: list[str], num_states: int, dim: int = 64, char_dim: int = 16, channels: int = 64
+    ):
+        super().__init__()
+        chars = sorted({ch for w in words for ch in w})
+        self.char_index = {ch: i + 3 for i, ch in enumerate(chars)}  # 0 pad, 1 begin, 2 end
+        max_chars = min(max(len(w) for w in words), 14) + 2
+        table = torch.zeros(len(words), max_chars, dtype=torch.long)
+        for i, w in enumerate(words):
+            ids = [1, *[self.char_index[ch] for ch in w[: max_chars - 2]], 2]
+            table[i, : len(ids)] = torch.tensor(ids)
+        self.register_buffer("chars", table)  # (v, c)
+        self.config = {"num_states": num_states, "dim": dim, "char_dim": char_dim, "channels": channels}
+        self.char_embed = nn.Embedding(len(chars) + 3, char_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(char_dim, channels, w, padding=w // 2) for w in (3,))
+        self.proj = nn.Sequential(nn.Linear(channels, dim), nn.Tanh(), nn.Linear(dim, dim))
+        self.states = nn.Parameter(torch.randn(num_states, dim) * 0.1)
+        self.word_bias = nn.Parameter(torch.zeros(len(words)))
+
+    def word_vectors(self) -> Tensor:
+        """f(chars(w)) for every vocabulary word: (v, d)."""
+        x = self.char_embed(self.chars).transpose(1, 2)  # (v, char_dim, c)
+        pooled = [torch.relu(conv(x)).amax(-1) for conv in self.convs]
+        return self.proj(torch.cat(pooled, -1))
+
+    def log_emission(self) -> Tensor:
+        """(k, v), each row normalised over the vocabulary."""
+        return torch.log_softmax(self.states @ self.word_vectors().T + self.word_bias, -1)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.log_emission().T[y]
+
+    @torch.no_grad()
+    def sample_given_states(self, z: Tensor) -> Tensor:
+        return D.Categorical(logits=self.log_emission()[z]).sample()
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_brown(vocab_size: int, max_sentences: int | None):
+    """Train/test sentences, vocabulary (from the training split) and base tag set."""
+    train, test = brown.sentences("train"), brown.sentences("test")
+    if max_sentences is not None:
+        train = train[:max_sentences]
+    vocab = brown.Vocabulary.build(train, max_size=vocab_size)
+    tags = brown.tagset(brown.sentences("all"))
+    return train, test, vocab, tags
+
+
+def sort_by_length(enc: brown.Encoded) -> brown.Encoded:
+    """Sentences sorted by length so that minibatches (cut to their longest sentence) carry little padding."""
+    order = enc.lengths.argsort(descending=True)
+    return brown.Encoded(enc.words[order], enc.tags[order], enc.coarse[order], enc.lengths[order])
+
+
+def _length_batches(lengths: Tensor, tokens: int) -> list[Tensor]:
+    """Consecutive index ranges of (length-sorted) sentences holding about ``tokens`` padded tokens each."""
+    batches, start = [], 0
+    n = lengths.shape[0]
+    while start < n:
+        longest = max(int(lengths[start]), 1)
+        size = max(1, tokens // longest)
+        batches.append(torch.arange(start, min(start + size, n)))
+        start += size
+    return batches
+
+
+# --------------------------------------------------------------------------------------------------
+# Models from checkpoints
+
+
+def build_model(tensors: dict, meta: dict) -> HMM:
+    if meta["emission"] == "categorical":
+        return HMM(
+            tensors["init_logits"], tensors["trans_logits"], D.Categorical(logits=tensors["emission_logits"])
+        )
+    emission = CharEmission(meta["vocab"], meta["states"], **_char_config(meta))
+    emission.load_state_dict(
+        {k[len("emission.") :]: v for k, v in tensors.items() if k.startswith("emission.")}
+    )
+    return HMM(tensors["init_logits"], tensors["trans_logits"], emission)
+
+
+def _char_config(meta: dict) -> dict:
+    return {k: meta["char"][k] for k in ("dim", "char_dim", "channels")}
+
+
+def _tensors(model: HMM) -> dict:
+    out = {"init_logits": model.init_logits.detach(), "trans_logits": model.trans_logits.detach()}
+    if isinstance(model.emission, nn.Module):
+        out.update({f"emission.{k}": v for k, v in model.emission.state_dict().items()})
+    else:
+        out["emission_logits"] = model.emission.logits.detach()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+
+
+def fit(
+    out: Path,
+    states: int,
+    emission: str,
+    vocab_size: int,
+    max_sentences: int | None,
+    iters: int,
+    batch_tokens: int,
+    lr: float,
+    seed: int,
+    threads: int,
+) -> dict:
+    """Fit an HMM on the Brown training split; checkpoint after every iteration (resumes after a kill)."""
+    torch.set_num_threads(threads)
+    out = Path(out)
+    train, _, vocab, _ = load_brown(vocab_size, max_sentences)
+    enc = sort_by_length(brown.encode(train, vocab, brown.tagset(train)))
+    meta = {
+        "emission": emission,
+        "states": states,
+        "vocab": vocab.words,
+        "vocab_size": vocab_size,
+        "max_sentences": max_sentences,
+        "seed": seed,
+        "lr": lr,
+        "batch_tokens": batch_tokens,
+        "iteration": 0,
+        "history": [],
+        "seconds": 0.0,
+    }
+    if emission == "neural":
+        meta["char"] = {"dim": 64, "char_dim": 16, "channels": 64}
+    if (out / "checkpoint.json").exists():
+        tensors, saved = load_checkpoint(out)
+        meta.update({k: saved[k] for k in ("iteration", "history", "seconds")})
+        model = build_model(tensors, saved)
+    else:
+        model = init_model(states, len(vocab), emission, vocab.words, meta, seed)
+    batches = _length_batches(enc.lengths, batch_tokens)
+    n_tokens = int(enc.lengths.sum())
+    step = em_iteration if emission == "categorical" else None
+    opt = None
+    if emission == "neural":
+        params = _neural_params(model)
+        opt = torch.optim.Adam(params, lr=lr)
+    bar = progress(
+        range(meta["iteration"], iters), desc=f"hmm {emission}", total=iters, initial=meta["iteration"]
+    )
+    for it in bar:
+        t0 = time.time()
+        if step is not None:
+            model, loglik = step(model, enc, batches)
+        else:
+            loglik = gradient_epoch(model, enc, batches, opt, seed + it)
+        meta["history"].append(loglik / n_tokens)
+        meta["iteration"] = it + 1
+        meta["seconds"] += time.time() - t0
+        bar.set_postfix(ll=f"{loglik / n_tokens:.4f}")
+        save_checkpoint(out, _tensors(model), meta)
+    return meta
+
+
+def init_model(states: int, v: int, emission: str, words: list[str], meta: dict, seed: int) -> HMM:
+    g = torch.Generator().manual_seed(seed)
+    init = torch.randn(states, generator=g) * 0.1
+    trans = torch.randn(states, states, generator=g) * 0.1
+    if emission == "categorical":
+        # near-uniform emissions with noise (Johnson 2007 initialises EM at random)
+        probs = torch.rand(states, v, generator=g) * 0.2 + 1.0
+        return HMM(init, trans, D.Categorical(probs=probs / probs.sum(-1, keepdim=True)))
+    torch.manual_seed(seed)
+    return HMM(init, trans, CharEmission(words, states, **_char_config(meta)))
+
+
+def em_iteration(model: HMM, enc: brown.Encoded, batches) -> tuple[HMM, float]:
+    """One Baum-Welch iteration over all sentences, streamed in minibatches; returns the new model and
+    log P(data) under the old one."""
+    _em_family(model.emission)
+    result = model.fit(
+        enc.words, enc.lengths, method="em", max_iter=1, tol=-math.inf, batch_size=512, pseudocount=1e-6
+    )
+    return result.model, result.history[-1] * int(enc.lengths.sum())
+
+
+def _neural_params(model: HMM) -> list[Tensor]:
+    model.init_logits = model.init_logits.detach().clone().requires_grad_(True)
+    model.trans_logits = model.trans_logits.detach().clone().requires_grad_(True)
+    return [model.init_logits, model.trans_logits, *model.emission.parameters()]
+
+
+def gradient_epoch(model: HMM, enc: brown.Encoded, batches, opt, seed: int) -> float:
+    """One pass of Adam on the exact -log P(y) per token (the marginal over all state sequences)."""
+    g = torch.Generator().manual_seed(seed)
+    loglik = 0.0
+    for i in torch.randperm(len(batches), generator=g).tolist():
+        idx = batches[i]
+        lengths = enc.lengths[idx]
+        y = enc.words[idx, : int(lengths.max())]
+        total, _ = _chain_forward(model.log_init, model.log_trans, model.emission_log_prob(y), lengths)
+        loss = -total.sum() / lengths.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loglik += float(total.detach().sum())
+    return loglik
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def many_to_one(pred: np.ndarray, gold: np.ndarray) -> float:
+    """Accuracy after mapping every state to the gold tag it co-occurs with most (Johnson 2007)."""
+    table = Counter(zip(pred.tolist(), gold.tolist(), strict=True))
+    best: dict[int, tuple[int, int]] = {}
+    for (p, g), c in table.items():
+        if c > best.get(p, (-1, 0))[1]:
+            best[p] = (g, c)
+    return sum(c for _, c in best.values()) / max(len(pred), 1)
+
+
+@torch.no_grad()
+def decode(model: HMM, enc: brown.Encoded, batch_tokens: int = 20000, show: bool = True):
+    """Viterbi states (flattened over tokens) and total log P(y)."""
+    enc = sort_by_length(enc)
+    states, gold, coarse, loglik = [], [], [], 0.0
+    if isinstance(model.emission, nn.Module):
+        table = model.emission.log_emission()
+        model = HMM(model.init_logits.detach(), model.trans_logits.detach(), D.Categorical(logits=table))
+    for idx in progress(_length_batches(enc.lengths, batch_tokens), desc="viterbi", disable=not show):
+        lengths = enc.lengths[idx]
+        y = enc.words[idx, : int(lengths.max())]
+        post = model.posterior(y, lengths)
+        valid = torch.arange(y.shape[1]) < lengths[:, None]
+        states.append(post.mode[valid])
+        gold.append(enc.tags[idx, : y.shape[1]][valid])
+        coarse.append(enc.coarse[idx, : y.shape[1]][valid])
+        loglik += float(post.log_evidence.sum())
+    return torch.cat(states).numpy(), torch.cat(gold).numpy(), torch.cat(coarse).numpy(), loglik
+
+
+def evaluate(run: Path, split: str = "test", max_sentences: int | None = None) -> dict:
+    from sklearn.metrics import v_measure_score
+
+    tensors, meta = load_checkpoint(run)
+    model = build_model(tensors, meta)
+    vocab = brown.Vocabulary(meta["vocab"])
+    sents = brown.sentences(split)[:max_sentences]
+    enc = brown.encode(sents, vocab, brown.tagset(brown.sentences("all")))
+    pred, gold, coarse, loglik = decode(model, enc)
+    n = len(pred)
+    nll = -loglik / n
+    return {
+        "split": split,
+        "tokens": n,
+        "unk_rate": float(
+            (enc.words[torch.arange(enc.words.shape[1]) < enc.lengths[:, None]] == 0).float().mean()
+        ),
+        "many_to_one": many_to_one(pred, gold),
+        "v_measure": float(v_measure_score(gold, pred)),
+        "many_to_one_coarse": many_to_one(pred, coarse),
+        "v_measure_coarse": float(v_measure_score(coarse, pred)),
+        "nll_per_token": nll,
+        "perplexity": math.exp(nll),
+        "states": meta["states"],
+        "emission": meta["emission"],
+        "iterations": meta["iteration"],
+        "train_seconds": meta["seconds"],
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The supervised sanity check: an HMM from counts
+
+
+def supervised(vocab_size: int | None, out: Path) -> dict:
+    """A bigram HMM tagger with base Brown tags as states, estimated from training counts (add-1 transitions,
+    add-0.01 emissions -- unknown words score by the <unk> row, trained on hapaxes); Viterbi accuracy on
+    the test split."""
+    train, test = brown.sentences("train"), brown.sentences("test")
+    tags = brown.tagset(brown.sentences("all"))
+    counts = Counter(w for s in train for w, _ in s)
+    vocab = brown.Vocabulary.build(
+        [[(w, "") for w, _ in s if counts[w] > 1] for s in train], max_size=vocab_size
+    )
+    tr, te = brown.encode(train, vocab, tags), brown.encode(test, vocab, tags)
+    k, v = len(tags) + 1, len(vocab)
+    valid = torch.arange(tr.words.shape[1]) < tr.lengths[:, None]
+    init = torch.ones(k).index_add_(0, tr.tags[:, 0], torch.ones(len(train)))
+    z_prev, z_next = tr.tags[:, :-1][valid[:, 1:]], tr.tags[:, 1:][valid[:, 1:]]
+    trans = torch.ones(k, k).index_put_((z_prev, z_next), torch.ones(len(z_prev)), accumulate=True)
+    emit = torch.full((k, v), 0.01).index_put_(
+        (tr.tags[valid], tr.words[valid]), torch.ones(int(valid.sum())), accumulate=True
+    )
+    model = HMM(init.log(), trans.log(), D.Categorical(probs=emit / emit.sum(-1, keepdim=True)))
+    pred = []
+    te_sorted = sort_by_length(te)
+    golds = []
+    for idx in _length_batches(te_sorted.lengths, 20000):
+        lengths = te_sorted.lengths[idx]
+        y = te_sorted.words[idx, : int(lengths.max())]
+        mask = torch.arange(y.shape[1]) < lengths[:, None]
+        pred.append(model.posterior(y, lengths).mode[mask])
+        golds.append(te_sorted.tags[idx, : y.shape[1]][mask])
+    pred_t, gold_t = torch.cat(pred), torch.cat(golds)
+    coarse_of = torch.tensor([brown.COARSE_TAGS.index(brown.coarse_tag(t)) for t in tags] + [11])
+    metrics = {
+        "accuracy": float((pred_t == gold_t).float().mean()),
+        "accuracy_coarse": float((coarse_of[pred_t] == coarse_of[gold_t]).float().mean()),
+        "tags": len(tags),
+        "test_tokens": int(gold_t.numel()),
+        "vocab": v,
+    }
+    atomic_write_json(Path(out) / "supervised.json", metrics)
+    return metrics

@@ -1,0 +1,146 @@
+"""An autoregressive word LSTM on the Brown corpus, on the HMM's vocabulary and split. Used by `latentvar lm`.
+
+The network's vocabulary is the HMM's (``<unk>`` = 0) plus one end-of-sentence id (the last); see
+`latentvar.autoregressive` for the convention.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from latentvar.autoregressive import Autoregressive, RecurrentLM
+from latentvar.data import brown
+from latentvar.io import load_checkpoint, save_checkpoint
+from latentvar.progress import progress
+
+
+def _encode(sents, vocab):
+    enc = brown.encode(sents, vocab, [])
+    order = enc.lengths.argsort(descending=True)
+    return enc.words[order], enc.lengths[order]
+
+
+def load(run: Path) -> tuple[Autoregressive, dict]:
+    tensors, meta = load_checkpoint(run)
+    net = RecurrentLM(**meta["network"])
+    net.load_state_dict({k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")})
+    return Autoregressive(net, eos=meta["network"]["vocab_size"] - 1), meta
+
+
+def fit(
+    out: Path,
+    vocab_size: int,
+    max_sentences,
+    steps: int,
+    batch_size: int,
+    dim: int,
+    hidden: int,
+    lr: float,
+    seed: int,
+    threads: int,
+    every: int = 100,
+) -> dict:
+    """Adam on -log P(y) (with end of sentence) per token over random minibatches; checkpoints (model and
+    optimiser) every ``every`` steps, and a re-run resumes from the last one."""
+    torch.set_num_threads(threads)
+    out = Path(out)
+    train = brown.sentences("train")
+    if max_sentences is not None:
+        train = train[:max_sentences]
+    vocab = brown.Vocabulary.build(train, max_size=vocab_size)
+    words, lengths = _encode(train, vocab)
+    config = {"vocab_size": len(vocab) + 1, "dim": dim, "hidden": hidden, "layers": 1, "cell": "lstm"}
+    torch.manual_seed(seed)
+    net = RecurrentLM(**config)
+    model = Autoregressive(net, eos=len(vocab))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    meta = {
+        "vocab": vocab.words,
+        "network": config,
+        "step": 0,
+        "history": [],
+        "seconds": 0.0,
+        "seed": seed,
+        "vocab_size": vocab_size,
+        "max_sentences": max_sentences,
+        "steps": steps,
+        "lr": lr,
+    }
+    if (out / "checkpoint.json").exists():
+        tensors, saved = load_checkpoint(out)
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        _load_optimizer(opt, tensors)
+        meta.update({k: saved[k] for k in ("step", "history", "seconds")})
+    g = torch.Generator().manual_seed(seed + meta["step"])
+    bar = progress(range(meta["step"], steps), desc="lm", total=steps, initial=meta["step"])
+    running, t0 = [], time.time()
+    for step in bar:
+        idx = torch.randint(words.shape[0], (batch_size,), generator=g)
+        lb = lengths[idx]
+        lp = model.log_prob(words[idx, : int(lb.max())], lb)
+        loss = -lp.sum() / (lb.sum() + batch_size)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        running.append(float(loss))
+        if (step + 1) % every == 0 or step + 1 == steps:
+            meta["history"].append(sum(running) / len(running))
+            meta["step"] = step + 1
+            meta["seconds"] += time.time() - t0
+            t0, running = time.time(), []
+            bar.set_postfix(nll=f"{meta['history'][-1]:.3f}")
+            save_checkpoint(out, _state(net, opt), meta)
+    return meta
+
+
+def _state(net, opt) -> dict:
+    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+    for i, st in opt.state_dict()["state"].items():
+        for name, v in st.items():
+            tensors[f"opt.{i}.{name}"] = torch.as_tensor(v).reshape(-1) if name == "step" else v
+    return tensors
+
+
+def _load_optimizer(opt, tensors: dict) -> None:
+    state = opt.state_dict()
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, name = key.split(".", 2)
+            state["state"].setdefault(int(i), {})[name] = v.reshape(()) if name == "step" else v
+    opt.load_state_dict(state)
+
+
+@torch.no_grad()
+def evaluate(run: Path, split: str = "test", max_sentences=None, batch_size: int = 64) -> dict:
+    model, meta = load(run)
+    vocab = brown.Vocabulary(meta["vocab"])
+    words, lengths = _encode(brown.sentences(split)[:max_sentences], vocab)
+    total, total_eos = 0.0, 0.0
+    for i in progress(range(0, words.shape[0], batch_size), desc="lm eval"):
+        lb = lengths[i : i + batch_size]
+        y = words[i : i + batch_size, : int(lb.max())]
+        total += float(model.log_prob(y, lb, include_eos=False).sum())
+        total_eos += float(model.log_prob(y, lb).sum())
+    n = int(lengths.sum())
+    nll = -total / n
+    return {
+        "split": split,
+        "tokens": n,
+        "nll_per_token": nll,
+        "perplexity": math.exp(nll),
+        "nll_per_token_with_eos": -total_eos / (n + len(lengths)),
+        "steps": meta["step"],
+        "train_seconds": meta["seconds"],
+    }
+
+
+def sample_sentences(run: Path, n: int, max_length: int = 40, seed: int = 0) -> list[str]:
+    model, meta = load(run)
+    torch.manual_seed(seed)
+    y, lengths = model.sample((n,), max_length)
+    return [" ".join(meta["vocab"][int(t)] for t in y[i, : int(lengths[i])]) for i in range(n)]
