@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from latentvar import report
 from latentvar.datasets import load_tabular
