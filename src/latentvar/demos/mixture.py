@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from latentvar import report
 from latentvar.datasets import load_tabular
