@@ -203,3 +203,13 @@ def test_generator_bad_images_and_arguments():
         Generator(TinyDecoder(), (3, 2, 2), "poisson")
     with pytest.raises(ValueError, match="decoder"):
         Generator(lambda z: z, (3, 2, 2), "gaussian")
+
+
+def test_closed_form_gradient_matches_autograd():
+    model, *_ = _linear_gaussian()
+    _, y = model.sample((4,))
+    z = torch.randn(3, 4, 3, dtype=F64, requires_grad=True)
+    ll, grad = model.log_likelihood_and_grad(y, z.detach())
+    (ref,) = torch.autograd.grad(model.log_likelihood(y, z).sum(), z)
+    torch.testing.assert_close(grad, ref)
+    torch.testing.assert_close(ll, model.log_likelihood(y, z).detach())

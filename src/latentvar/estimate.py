@@ -59,6 +59,8 @@ __all__ = [
 
 # decoder evaluations per forward pass when chunking samples (bounds memory for image models)
 MAX_EVALS = 4096
+# relative jitter of the HMC step size
+JITTER = 0.2
 
 
 @dataclass
@@ -250,20 +252,39 @@ def sigmoid_schedule(num_steps: int, delta: float = 4.0, dtype=torch.float64) ->
     return (s - s[0]) / (s[-1] - s[0])
 
 
-def _target_and_grad(model, y: Tensor, z: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
-    """log P(z), log P(y|z) (each (c, b)) and ∇_z [log P(z) + β log P(y|z)], by one backward pass."""
+def _prior_grad(prior: D.Distribution, z: Tensor) -> Tensor:
+    """∇_z log P(z) in closed form for a diagonal Gaussian prior (N(0, I) in both generators here)."""
+    base = prior.base_dist if isinstance(prior, D.Independent) else prior
+    if not isinstance(base, D.Normal):
+        raise ValueError(f"model: AIS needs a diagonal Gaussian prior, got {type(base).__name__}")
+    return -(z - base.loc) / base.scale**2
+
+
+def _log_lik_and_grad(model, y: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    """log P(y|z) (c, b) and its gradient in z: the model's closed form where it has one
+    (``log_likelihood_and_grad``), else one backward pass through the decoder."""
+    if hasattr(model, "log_likelihood_and_grad"):
+        return model.log_likelihood_and_grad(y, z)
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
-        lp = model.prior.log_prob(z)
         ll = model.log_likelihood(y, z)
-        (grad,) = torch.autograd.grad((lp + beta * ll).sum(), z)
-    return lp.detach(), ll.detach(), grad
+        (grad,) = torch.autograd.grad(ll.sum(), z)
+    return ll.detach(), grad
+
+
+def _target_and_grad(model, y: Tensor, z: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
+    """log P(z), log P(y|z) (each (c, b)) and ∇_z [log P(z) + β log P(y|z)]."""
+    ll, grad_ll = _log_lik_and_grad(model, y, z)
+    return model.prior.log_prob(z), ll, _prior_grad(model.prior, z) + beta * grad_ll
 
 
 def _hmc_step(model, y, z, beta, step_size, leapfrog_steps):
     """One HMC transition leaving π_β(z) ∝ P(z) P(y|z)^β invariant (Neal 2011, 'MCMC using Hamiltonian
     dynamics', sec. 5.2). z (c, b, ...), step_size (b,). Returns (z, log P(y|z), acceptance prob (c, b))."""
-    eps = step_size.reshape(1, -1, *([1] * (z.dim() - 2))).to(z.dtype)
+    # a random ±jitter of the step size per chain and transition avoids trajectories that return to
+    # their start (ε·L near a period of the target), which would stop the chain mixing (Neal 2011, 5.4.2.2)
+    jitter = 1.0 + JITTER * (2 * torch.rand(z.shape[:2], dtype=z.dtype) - 1)
+    eps = (step_size.to(z.dtype) * jitter).reshape(*z.shape[:2], *([1] * (z.dim() - 2)))
     lp, ll, grad = _target_and_grad(model, y, z, beta)
     p0 = torch.randn_like(z)
     h0 = -(lp + beta * ll) + 0.5 * p0.flatten(2).pow(2).sum(-1)
