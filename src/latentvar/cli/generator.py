@@ -25,6 +25,7 @@ def train(
     seed: int = typer.Option(0, help="Seed of initialisation and batch order."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint if there is one."),
     threads: int = typer.Option(1, help="torch CPU threads (1 is fastest on a shared 2-core machine)."),
+    sigma_images: int = typer.Option(200, help="GAN only: validation images used to choose σ."),
 ) -> None:
     """Train a DCGAN decoder (project and reshape, fractionally strided convolutions, batch norm) on Twemoji.
 
@@ -38,7 +39,16 @@ def train(
     torch.set_num_threads(threads)
 
     meta = run_train(
-        data, objective, out, steps, encoder_steps, latent_channels, features, seed=seed, resume=resume
+        data,
+        objective,
+        out,
+        steps,
+        encoder_steps,
+        latent_channels,
+        features,
+        seed=seed,
+        resume=resume,
+        sigma_images=sigma_images,
     )
     sigma = meta.get("sigma_selection", {}).get("sigma")
     typer.echo(

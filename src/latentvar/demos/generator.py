@@ -20,8 +20,8 @@ from latentvar.dcgan import (
     ConvEncoder,
     DCGANDiscriminator,
     choose_sigma,
-    elbo_loss,
     discriminator_loss,
+    elbo_loss,
     generator_loss,
     make_generator,
     twemoji_tensor,
@@ -151,6 +151,7 @@ def train(
     resume: bool = False,
     save_every: int = 250,
     show_progress: bool = True,
+    sigma_images: int = 200,
 ) -> dict:
     """Train a DCGAN decoder as a VAE or a GAN on ``data``; for the GAN, then fit the encoder and σ
     (decoder frozen) and choose σ on the validation split. Returns the checkpoint's metadata."""
@@ -211,7 +212,10 @@ def train(
             run.save(out, train_seconds=run.meta.get("train_seconds", 0.0) + time.time() - t0)
             t0 = time.time()
     if objective == "gan":
-        _fit_observation_model(run, y_train, y_val, out, encoder_steps, batch_size, save_every, show_progress)
+        y_sigma = y_val[:sigma_images]
+        _fit_observation_model(
+            run, y_train, y_sigma, out, encoder_steps, batch_size, save_every, show_progress
+        )
     return run.meta | {"step": run.step}
 
 
@@ -245,7 +249,7 @@ def _fit_observation_model(
             t0 = time.time()
     if "sigma_selection" not in run.meta:
         run.encoder.eval()
-        selection = choose_sigma(run.model, run.encoder, y_val[:200], num_samples=16)
+        selection = choose_sigma(run.model, run.encoder, y_val, num_samples=16)
         run.save(out, sigma_selection=selection)
 
 
