@@ -15,6 +15,7 @@ log P(y) of the same images.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -45,7 +46,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}"
     )
 
     model = benchmark_linear_gaussian()
@@ -63,14 +65,16 @@ def main() -> None:
         ais_max.append(float(err.abs().max()))
         print(
             f"AIS rep {rep}: {args.ais_images} images x {args.ais_chains} chains x {args.ais_steps} steps: "
-            f"{t:.1f} s (exact {t_exact * 1e3:.2f} ms); mean error {err.mean():+.3f} ± {est.mean_stderr:.3f}, "
+            f"{t:.1f} s (exact {t_exact * 1e3:.2f} ms); "
+            f"mean error {err.mean():+.3f} ± {est.mean_stderr:.3f}, "
             f"max |error| {err.abs().max():.3f}, acceptance {est.extra['acceptance'].mean():.2f}"
         )
     rows.append(
         [
             f"AIS T={args.ais_steps}, {args.ais_chains} chains, {args.ais_images} images",
             f"{statistics.median(ais_times):.1f} s",
-            f"mean err {statistics.median(ais_errs):+.3f} (runs: {', '.join(f'{e:+.3f}' for e in ais_errs)}); "
+            f"mean err {statistics.median(ais_errs):+.3f} "
+            f"(runs: {', '.join(f'{e:+.3f}' for e in ais_errs)}); "
             f"max |err| per image {max(ais_max):.3f}",
         ]
     )
@@ -99,7 +103,8 @@ def main() -> None:
         [
             "IWAE k=1000, LinearGaussian, 1,000 images (measured)",
             f"{statistics.median(lg_times):.1f} s",
-            f"exact log P(y) of the same images: {t_exact * 1e3:.1f} ms (ratio {statistics.median(lg_times) / t_exact:.0f}x)",
+            f"exact log P(y) of the same images: {t_exact * 1e3:.1f} ms "
+            f"(ratio {statistics.median(lg_times) / t_exact:.0f}x)",
         ]
     )
     # 3b. IWAE(k=1000) with the DCGAN decoder at Twemoji size, extrapolated

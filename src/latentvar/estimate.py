@@ -3,17 +3,17 @@
 Every estimator works in log space on log-weights log w_i = log P(z_i, y) - log q(z_i) (logsumexp, never
 exp of a large number) and returns an `Estimate`: a per-image ``estimate`` (b,) and ``stderr`` (b,).
 
-==============  ===================================================  ==========================================
-estimator       value per image                                      bias
-==============  ===================================================  ==========================================
-naive_mc        log mean_i P(y|z_i), z_i ~ P(z)                       stochastic lower bound (Jensen); huge bias
-importance      log mean_i P(z_i,y)/q(z_i), z_i ~ q                   lower bound; exact if q = P(z|y)
-elbo            mean_i log P(z_i,y)/q(z_i|y)                          lower bound (Kingma & Welling 2014)
-iwae            log mean_i P(z_i,y)/q(z_i|y)                          lower bound, tighter with k (Burda 2016)
-ais             log mean_c w_c over HMC chains, prior -> posterior    lower bound in expectation (Neal 2001)
-bdmc            AIS forward (lower) and reverse from an exact         brackets log P(y) on simulated data
-                posterior sample (upper)                              (Grosse et al. 2015; Wu et al. 2017)
-==============  ===================================================  ==========================================
+==============  ================================================  =========================================
+estimator       value per image                                   bias
+==============  ================================================  =========================================
+naive_mc        log mean_i P(y|z_i), z_i ~ P(z)                    lower bound (Jensen); huge bias
+importance      log mean_i P(z_i,y)/q(z_i), z_i ~ q                lower bound; exact if q = P(z|y)
+elbo            mean_i log P(z_i,y)/q(z_i|y)                       lower bound (Kingma & Welling 2014)
+iwae            log mean_i P(z_i,y)/q(z_i|y)                       lower bound, tighter with k (Burda 2016)
+ais             log mean_c w_c over HMC chains, prior -> posterior lower bound in expectation (Neal 2001)
+bdmc            AIS forward (lower) and reverse from an exact      brackets log P(y) on simulated data
+                posterior sample (upper)                           (Grosse et al. 2015; Wu et al. 2017)
+==============  ================================================  =========================================
 
 Standard errors. For the log-mean-exp estimators (naive_mc, importance, iwae, ais) the stderr is the
 *delta method*: se(log mean w) ~= sd(w) / (sqrt(n) mean(w)), computed from self-normalised weights

@@ -321,7 +321,7 @@ class Generator(nn.Module, LatentVariableModel):
         return self._event_shape
 
     def decode(self, z: Tensor) -> Tensor:
-        """decoder(z) for z (..., j, x, y) -> (..., c, h, w); the leading axes are flattened for the network."""
+        """decoder(z): z (..., j, x, y) -> (..., c, h, w); leading axes are flattened for the network."""
         lead = z.shape[:-3]
         out = self.decoder(z.reshape(-1, *self.latent_shape))
         return out.reshape(*lead, *out.shape[1:])
