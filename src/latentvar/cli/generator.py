@@ -122,5 +122,5 @@ def report(
     """Estimators on the LinearGaussian against exact log P(y), and on Twemoji runs: OUT/report.html."""
     from latentvar.demos.generator_report import write_report
 
-    path = write_report(out, vae, gan, num_images, quick)
+    path = write_report(out, vae, gan, num_images, quick, reuse)
     typer.echo(f"report: {path}")
