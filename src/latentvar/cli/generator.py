@@ -118,6 +118,9 @@ def report(
     quick: bool = typer.Option(
         False, "--quick", help="Smaller sample counts (a smoke test, not for numbers)."
     ),
+    reuse: bool = typer.Option(
+        False, "--reuse", help="Reuse OUT's LinearGaussian results from an earlier call."
+    ),
 ) -> None:
     """Estimators on the LinearGaussian against exact log P(y), and on Twemoji runs: OUT/report.html."""
     from latentvar.demos.generator_report import write_report
