@@ -189,3 +189,15 @@ def test_invalid_proposal_density_is_an_error_not_a_nan():
 
     with pytest.raises(FloatingPointError, match="NaN"):
         estimate.iwae(model, y, broken, 5)
+
+
+def test_effective_sample_size_flags_degenerate_weights():
+    equal = torch.zeros(10, 3, dtype=F64)
+    torch.testing.assert_close(estimate.effective_sample_size(equal), torch.full((3,), 10.0, dtype=F64))
+    one = torch.full((10, 2), -1000.0, dtype=F64)
+    one[4] = 0.0
+    torch.testing.assert_close(estimate.effective_sample_size(one), torch.ones(2, dtype=F64))
+    model = _model()
+    _, y = model.sample((3,))
+    est = estimate.importance(model, y, model.posterior(y), 20)
+    torch.testing.assert_close(est.extra["ess"], torch.full((3,), 20.0, dtype=F64))

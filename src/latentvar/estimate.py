@@ -18,7 +18,8 @@ bdmc            AIS forward (lower) and reverse from an exact      brackets log 
 Standard errors. For the log-mean-exp estimators (naive_mc, importance, iwae, ais) the stderr is the
 *delta method*: se(log mean w) ~= sd(w) / (sqrt(n) mean(w)), computed from self-normalised weights
 (so it never overflows). It is a large-sample approximation and understates the error when the weights
-are heavy-tailed (a few chains dominate) -- the BDMC gap is the honest check then. For the ELBO, the
+are heavy-tailed (a few chains dominate): check ``extra["ess"]`` (near 1 means one sample carries all
+the weight) and, on simulated data, the BDMC gap. For the ELBO, the
 stderr is the ordinary sd / sqrt(n) of the per-sample terms. With one sample the stderr is undefined
 and reported as NaN (documented, never silent elsewhere).
 
@@ -55,6 +56,7 @@ __all__ = [
     "bdmc",
     "sigmoid_schedule",
     "log_mean_exp",
+    "effective_sample_size",
 ]
 
 # decoder evaluations per forward pass when chunking samples (bounds memory for image models)
@@ -68,7 +70,8 @@ class Estimate:
     """Per-image estimates of log P(y) (nats): ``estimate`` (b,), ``stderr`` (b,), from ``num_samples``
     samples (or chains) each. ``mean``/``mean_stderr``: the average over images and the Monte Carlo
     standard error of that average, sqrt(Σ se_b²) / b (the estimator's noise, not the spread of the test
-    set). ``extra`` holds estimator-specific diagnostics (AIS acceptance rates and step sizes)."""
+    set). ``extra`` holds diagnostics: ``ess`` (b,), the effective sample size of the weights, for the
+    log-mean-exp estimators; AIS acceptance rates and step sizes."""
 
     name: str
     estimate: Tensor
@@ -135,9 +138,16 @@ def _finite_or_raise(name: str, log_w: Tensor) -> Tensor:
     return log_w
 
 
+def effective_sample_size(log_w: Tensor) -> Tensor:
+    """(Σ w)² / Σ w² over dim 0 (Kong 1992): n for equal weights, 1 when one weight dominates -- then the
+    delta-method stderr is meaningless and the estimate is only as good as that one sample."""
+    return torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0))
+
+
 def _summarise_lme(name: str, log_w: Tensor, extra: dict | None = None) -> Estimate:
     log_w = _finite_or_raise(name, log_w)
-    return Estimate(name, log_mean_exp(log_w, 0), _log_mean_exp_stderr(log_w), log_w.shape[0], extra or {})
+    extra = (extra or {}) | {"ess": effective_sample_size(log_w)}
+    return Estimate(name, log_mean_exp(log_w, 0), _log_mean_exp_stderr(log_w), log_w.shape[0], extra)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -365,6 +365,8 @@ def loglik(
             "num_samples": est.num_samples,
             "seconds": time.time() - t0,
         }
+        if "ess" in est.extra:
+            results[name]["mean_ess"] = float(est.extra["ess"].mean())
         if name == "ais":
             results[name] |= {"num_steps": ais_steps, "acceptance": float(est.extra["acceptance"].mean())}
     return results
