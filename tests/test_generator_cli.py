@@ -100,3 +100,28 @@ def test_every_verb_has_help():
     for verb in ("train", "sample", "loglik", "report"):
         result = runner.invoke(app, ["generator", verb, "--help"])
         assert result.exit_code == 0 and len(result.output) > 100
+
+
+def test_sigkill_then_resume(tmp_path):
+    """A training process killed after its first checkpoint resumes from it and finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "vae"
+    main = "import sys; from latentvar.cli import main; sys.argv[0] = 'latentvar'; main()"
+    args = ["generator", "train", "--objective", "vae", "--out", str(run), "--steps", "100000", *TINY]
+    cmd = [sys.executable, "-c", main, *args]
+    env = os.environ | {"TQDM_DISABLE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while not (run / "checkpoint.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = json.loads((run / "checkpoint.json").read_text())["step"]
+    assert saved >= 250 and saved % 250 == 0
+    _invoke("train", "--objective", "vae", "--out", str(run), "--steps", str(saved + 5), "--resume", *TINY)
+    assert json.loads((run / "checkpoint.json").read_text())["step"] == saved + 5
