@@ -86,6 +86,9 @@ def loglik(
     num_samples: int = typer.Option(1000, help="Samples per image for elbo / iwae / naive_mc (k)."),
     ais_steps: int = typer.Option(500, help="AIS: number of intermediate temperatures."),
     ais_chains: int = typer.Option(16, help="AIS: independent chains per image."),
+    ais_step_size: float = typer.Option(
+        0.02, help="AIS: initial HMC step size (adapted towards 0.65 acceptance)."
+    ),
     seed: int = typer.Option(0, help="Seed of the estimators' randomness."),
     threads: int = typer.Option(1, help="torch CPU threads."),
 ) -> None:
@@ -102,7 +105,18 @@ def loglik(
     from latentvar.io import atomic_write_json
 
     names = [e.strip() for e in estimators.split(",") if e.strip()]
-    results = run_loglik(run, data, names, split, num_images, num_samples, ais_steps, ais_chains, seed)
+    results = run_loglik(
+        run,
+        data,
+        names,
+        split,
+        num_images,
+        num_samples,
+        ais_steps,
+        ais_chains,
+        seed,
+        ais_step_size=ais_step_size,
+    )
     atomic_write_json(json_out, results)
     for name, r in results.items():
         nats, se, bpd = r["nats_per_image"], r["stderr"], r["bits_per_dim"]

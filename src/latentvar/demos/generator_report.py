@@ -253,7 +253,7 @@ def twemoji_sections(
         return sections, results
     k = 100 if quick else 1000
     ais_images = min(num_images, 3 if quick else 5)
-    ais_steps = 50 if quick else 150
+    ais_steps = 50 if quick else 300
     rows = []
     for name, path in runs.items():
         run = load_eval(Path(path))
