@@ -30,6 +30,7 @@ from torch import nn
 
 from latentvar import report
 from latentvar.ctc import CTC, ctc_loss
+from latentvar.demos.ctc_digits import edit_distance
 from latentvar.io import atomic_write_bytes, atomic_write_json, load_checkpoint, save_checkpoint
 from latentvar.progress import progress
 
@@ -129,15 +130,6 @@ def batch_of(items):
     for i, t in enumerate(texts):
         targets[i, : len(t)] = torch.tensor(t)
     return padded, lengths, targets, target_lengths
-
-
-def edit_distance(a, b) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        diagonal, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (x != y))
-    return row[-1]
 
 
 def decode_text(labels: torch.Tensor, length: int) -> str:
