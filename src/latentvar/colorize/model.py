@@ -8,13 +8,11 @@ Shapes (named axes): b batch, h/w pixels, k segments, q ab bins, l L-bins, c fea
     P(y|x) = Π_pixels Σ_k P(z_p = k | x) P(y_p | z_p = k, x)
 
 - P(z|x): a small fully convolutional net, a softmax over K at every pixel (the prior segmentation).
-- P(y_p | z_p = k, x) ∝ [(1 - t_l) exp(α⁰_kq) + t_l exp(α¹_kq)] · exp(u_lq), l = l(p) the pixel's L-bin
-  (20 bins of 5 L units) at position t_l in [0, 1]: a Categorical over the Q ab bins whose logits depend on
-  the image only through segment k's summary s_k (the features pooled under the soft segment mask
-  P(z=k|x)) -> its dark-end and bright-end colour logits (α⁰_k, α¹_k) by a small MLP, blended by the
-  pixel's own lightness, times u_l, one learned Q-vector per L-bin shared by every image and segment --
-  which carries the gamut (near L = 0 or 100, ab must be 0). Both factors are linear in exp-space, so the
-  normalisers of all (segment, L-bin) pairs are one matrix product (see `SegmentColour`).
+- P(y_p | z_p = k, x) = softmax_q( α_kq + β_kq ℓ_p + u_{l(p) q} ): a Categorical over the Q ab bins whose
+  logits depend on the image only through segment k's summary s_k (the features pooled under the soft
+  segment mask P(z=k|x)) -> (α_k, β_k) by a small MLP, plus a low-capacity per-pixel term of the pixel's
+  own lightness: β_k ℓ_p (ℓ_p = L_p/50 - 1) and u_{l(p)}, one learned Q-vector per L-bin (10 bins of 10 L
+  units) shared by every image and segment -- which carries the gamut (near L = 0 or 100, ab must be 0).
 
 Because a segment's colour law sees the image only through its summary, a segment *is* a region that
 shares a colour distribution: that is what makes z interpretable. Training minimises the exact marginal
@@ -37,7 +35,7 @@ from torch import Tensor, nn
 
 from latentvar.mixture import ConditionalMixture, Mixture
 
-L_BINS = 20
+L_BINS = 10
 
 
 def lightness_input(L: Tensor) -> Tensor:
@@ -85,26 +83,17 @@ def upsample(x: Tensor, like: Tensor) -> Tensor:
 class SegmentColour(D.Distribution):
     """P(y_p | z_p = k, x) for every pixel p and segment k: Categorical over q, batch_shape (b, h, w, k).
 
-    Factorised: at L-bin l (position t_l in [0, 1] from dark to bright), segment k's law is
-
-        P(q | k, l) ∝ [(1 - t_l) exp(α⁰_kq) + t_l exp(α¹_kq)] · exp(u_lq)
-
-    -- a blend of the segment's dark-end and bright-end colour laws (``ends`` (b, k, 2, q)) times a lightness
-    law ``lightness_logits`` u (l, q) shared by all images (it carries the gamut). Both factors are linear
-    in exp-space, so every normaliser Z_bkl is one matrix product (b·k·2, q) @ (q, l): training never
-    builds the (b, k, l, q) table, only gathers each pixel's own entries (``log_prob``). ``log_table`` builds
-    it, for inference, sampling and tests.
+    Stored compactly as ``log_table`` (b, k, l, q) -- the log-probabilities of segment k at L-bin l -- and
+    each pixel's L-bin ``lbin`` (b, h, w); a pixel's distribution is one row of the table, so the
+    (b, h, w, k, q) tensor is never built (``probs_per_pixel`` builds it, for small inputs and tests).
     """
 
     arg_constraints: dict = {}
 
-    def __init__(self, ends: Tensor, lightness_logits: Tensor, lbin: Tensor):
-        self.ends = ends
-        self.lightness_logits = lightness_logits
+    def __init__(self, log_table: Tensor, lbin: Tensor):
+        self.log_table = log_table
         self.lbin = lbin
-        levels = lightness_logits.shape[0]
-        self.bright = (torch.arange(levels, dtype=ends.dtype, device=ends.device) + 0.5) / levels  # t_l
-        b, k, _, q = ends.shape
+        b, k, _, q = log_table.shape
         self.num_bins = q
         super().__init__(torch.Size((*lbin.shape, k)), validate_args=False)
 
@@ -119,37 +108,13 @@ class SegmentColour(D.Distribution):
             )
         return self
 
-    def _blend(self, end_logits: Tensor, t: Tensor) -> Tensor:
-        """log[(1 - t) exp(α⁰) + t exp(α¹)] for end logits (..., 2, n) and t broadcastable to (..., n)."""
-        return torch.logaddexp(end_logits[..., 0, :] + torch.log1p(-t), end_logits[..., 1, :] + t.log())
-
-    def log_normaliser(self) -> Tensor:
-        """log Z (b, k, l) = log Σ_q [(1 - t_l) e^α⁰ + t_l e^α¹]_q e^u_lq, by one matrix product."""
-        top = self.ends.amax((2, 3), keepdim=True)  # (b, k, 1, 1)
-        u_top = self.lightness_logits.amax(1, keepdim=True)  # (l, 1)
-        sums = (self.ends - top).exp() @ (self.lightness_logits - u_top).exp().T  # (b, k, 2, l)
-        z = sums[:, :, 0] * (1 - self.bright) + sums[:, :, 1] * self.bright
-        return z.clamp_min(1e-30).log() + top[..., 0] + u_top[:, 0]
-
-    @property
-    def log_table(self) -> Tensor:
-        """(b, k, l, q): log P(q | segment k, L-bin l)."""
-        t = self.bright[:, None]  # (l, 1)
-        logits = self._blend(self.ends[:, :, None], t) + self.lightness_logits  # (b, k, l, q)
-        return torch.log_softmax(logits, dim=-1)
-
     def log_prob(self, value: Tensor) -> Tensor:
         """value: bins broadcastable to (b, h, w, 1) -> log P(y_p = value | z_p = k, x): (b, h, w, k)."""
-        b, k, _, q = self.ends.shape
-        h = self.lbin.shape[1]
-        value = rearrange(value.expand(*self.lbin.shape, 1)[..., 0], "b h w -> b (h w)")
-        lbin = rearrange(self.lbin, "b h w -> b (h w)")
-        n = value.shape[1]
-        ends = self.ends.flatten(1, 2).gather(2, value[:, None].expand(b, 2 * k, n))  # (b, 2k, n)
-        blended = self._blend(ends.unflatten(1, (k, 2)), self.bright[lbin][:, None])
-        u = self.lightness_logits[lbin, value]  # (b, n)
-        log_z = self.log_normaliser().gather(2, lbin[:, None].expand(b, k, n))  # (b, k, n)
-        return rearrange(blended + u[:, None] - log_z, "b k (h w) -> b h w k", h=h)
+        b, k, _, q = self.log_table.shape
+        value = value.expand(*self.lbin.shape, 1)[..., 0]
+        flat = rearrange(self.lbin * q + value, "b h w -> b 1 (h w)").expand(b, k, -1)
+        picked = self.log_table.flatten(2).gather(2, flat)  # (b, k, h*w)
+        return rearrange(picked, "b k (h w) -> b h w k", h=self.lbin.shape[1])
 
     def log_probs_per_pixel(self) -> Tensor:
         """(b, h, w, k, q): every pixel's full distribution (memory b·h·w·k·q -- small inputs only)."""
@@ -172,6 +137,7 @@ class LatentColorNet(nn.Module):
             nn.Linear(width + 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * num_bins)
         )
         self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))  # u: (l, q)
+        self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
         # a per-pixel lightness term in P(z|x): segment k starts as "pixels of lightness near m_k" (a soft
         # k-means on L, m_k spread over the range), so all K segments are in use from the first step
         self.lightness_centres = nn.Parameter(torch.linspace(-1.0, 1.0, segments))
@@ -195,8 +161,13 @@ class LatentColorNet(nn.Module):
         mean_l = torch.einsum("bkhw,bhw->bk", mask, F.avg_pool2d(x, 2)[:, 0]) / mass
         share = mass / (mask.shape[2] * mask.shape[3])
         summary = torch.cat([pooled, share[..., None], mean_l[..., None]], dim=-1)
-        ends = self.colour_head(summary).unflatten(-1, (2, -1))  # (b, k, 2, q): dark and bright ends
-        components = SegmentColour(ends, self.lightness_logits, lightness_bin(L))
+        alpha, beta = self.colour_head(summary).chunk(2, dim=-1)  # (b, k, q) each
+        table = (
+            alpha[:, :, None, :]
+            + beta[:, :, None, :] * self.bin_lightness[None, None, :, None]
+            + self.lightness_logits[None, None]
+        )  # (b, k, l, q)
+        components = SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
         return rearrange(logits, "b k h w -> b h w k"), components
 
 
