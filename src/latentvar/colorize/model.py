@@ -140,8 +140,8 @@ class LatentColorNet(nn.Module):
         self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
         # a per-pixel lightness term in P(z|x): segment k starts as "pixels of lightness near m_k" (a soft
         # k-means on L, m_k spread over the range), so all K segments are in use from the first step; the
-        # sharpness starts at 10·K²/2 (neighbouring centres ≈ 6 logits apart at a centre): sharper starts gave
-        # better OpenMoji mIoU and Twemoji NLL than K²/2 (BENCHMARKS.md)
+        # sharpness starts at 10·K²/2 (at a centre m_k the next segment is ≈ 26 logits less likely, 2.6 at
+        # K²/2): it gave better OpenMoji mIoU and Twemoji NLL than K²/2 or 100·K²/2 (BENCHMARKS.md)
         self.lightness_centres = nn.Parameter(torch.linspace(-1.0, 1.0, segments))
         self.log_sharpness = nn.Parameter(torch.tensor(math.log(10 * segments**2 / 2.0)))
         self.segments = segments
