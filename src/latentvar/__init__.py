@@ -8,8 +8,8 @@ Model families are imported on first use, so `import latentvar` stays light.
 
 from importlib import import_module
 
-from latentvar.core import IntractableMarginalError, LatentVariableModel, Posterior
-from latentvar.mixture import ConditionalMixture, FitResult, Mixture, MixturePosterior, gaussian_mixture_init
+from latentvar.core import FitResult, IntractableMarginalError, LatentVariableModel, Posterior
+from latentvar.mixture import ConditionalMixture, Mixture, MixturePosterior, gaussian_mixture_init
 from latentvar.semiring import LogSemiring, MaxSemiring
 
 __version__ = "0.1.0"

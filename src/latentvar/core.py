@@ -11,6 +11,7 @@ the estimators in `latentvar.estimate` to use instead.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -87,3 +88,17 @@ class LatentVariableModel(abc.ABC):
     def nll(self, y: Tensor) -> Tensor:
         """Mean negative log-likelihood -E_y log P(y): the training objective argmin_Φ E_y -ln P_Φ(y)."""
         return -self.log_prob(y).mean()
+
+
+@dataclass
+class FitResult:
+    """A fitted model and its training curve: the mean log-likelihood (per observation, or per observed
+    step for sequences) after each iteration, and whether the tolerance was reached."""
+
+    model: LatentVariableModel
+    history: list[float] = field(default_factory=list)
+    converged: bool = False
+
+    @property
+    def n_iter(self) -> int:
+        return len(self.history)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import torch
 import torch.distributions as D
@@ -35,7 +34,7 @@ from latentvar._checks import (
     check_range,
     check_support,
 )
-from latentvar.core import LatentVariableModel, Posterior
+from latentvar.core import FitResult, LatentVariableModel, Posterior
 from latentvar.progress import progress
 from latentvar.semiring import LogSemiring, MaxSemiring
 
@@ -435,7 +434,7 @@ class HMM(LatentVariableModel):
         parameters: list[Tensor] | None = None,
         callback=None,
         show_progress: bool = False,
-    ) -> HMMFitResult:
+    ) -> FitResult:
         """Fit to sequences y (b, t, *event) with ``lengths``, starting from this model's parameters.
 
         ``method="em"``: Baum-Welch (Baum et al. 1970; Rabiner 1989 §III.C) for Categorical and Gaussian
@@ -604,19 +603,6 @@ class HMMPosterior(Posterior):
 # Fitting
 
 
-@dataclass
-class HMMFitResult:
-    """A fitted HMM and its training curve (mean log-likelihood per observed step, one per iteration)."""
-
-    model: HMM
-    history: list[float] = field(default_factory=list)
-    converged: bool = False
-
-    @property
-    def n_iter(self) -> int:
-        return len(self.history)
-
-
 def _batches(n: int, batch_size: int, shuffle: bool = False) -> list[Tensor]:
     order = torch.randperm(n) if shuffle else torch.arange(n)
     return list(order.split(batch_size))
@@ -731,7 +717,7 @@ def _fit_em(
         )
         if callback is not None:
             callback(model, len(history), mean_ll)
-    return HMMFitResult(model, history, converged)
+    return FitResult(model, history, converged)
 
 
 def _fit_gradient(model: HMM, y, lengths, max_iter, tol, batch_size, lr, parameters, callback, show_progress):
@@ -778,4 +764,4 @@ def _fit_gradient(model: HMM, y, lengths, max_iter, tol, batch_size, lr, paramet
     emission = rebuild(leaves)
     if isinstance(emission, D.Distribution):
         emission = rebuild([p.detach() for p in leaves])
-    return HMMFitResult(HMM(init.detach(), trans.detach(), emission), history, converged)
+    return FitResult(HMM(init.detach(), trans.detach(), emission), history, converged)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 import torch.distributions as D
@@ -27,7 +26,7 @@ from latentvar._checks import (
     check_range,
     check_support,
 )
-from latentvar.core import LatentVariableModel, Posterior
+from latentvar.core import FitResult, LatentVariableModel, Posterior
 from latentvar.progress import progress
 
 
@@ -208,19 +207,6 @@ class Mixture(LatentVariableModel):
         if method == "gradient":
             return _fit_gradient(self, y, max_iter, tol, lr, batch_size, show_progress)
         raise ValueError(f"method: expected 'em' or 'gradient', got {method!r}")
-
-
-@dataclass
-class FitResult:
-    """A fitted model and its training curve (mean log-likelihood per observation, one per iteration)."""
-
-    model: Mixture
-    history: list[float] = field(default_factory=list)
-    converged: bool = False
-
-    @property
-    def n_iter(self) -> int:
-        return len(self.history)
 
 
 # --------------------------------------------------------------------------------------------------
