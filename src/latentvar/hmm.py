@@ -19,6 +19,7 @@ log-depth parallel scan (associative log-matmul of the per-step (k, k) matrices)
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -159,6 +160,155 @@ def _chain_backward(log_trans: Tensor, emission_lp: Tensor, lengths: Tensor, exa
     if step.underflowed():
         return _chain_backward(log_trans, emission_lp, lengths, exact=True)
     return torch.stack(betas[::-1], 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast kernels: the scaled recursion in probability space and Viterbi with backpointers, both compiled
+# with TorchScript so the time loop runs without Python overhead and without a host sync per step.
+
+
+def _scaled_forward_kernel(
+    alpha: Tensor, probs: Tensor, trans_exp: Tensor, t0: int, lengths: Tensor, keep: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """alpha_t = normalise((alpha_{t-1} @ A') * p_t) over one chunk (Rabiner 1989 §V.A, scaling).
+
+    ``alpha`` (b, k) normalised (ignored when t0 = 0), ``probs`` (b, c, k) the chunk's emission weights
+    (already exponentiated after subtracting each step's maximum), ``trans_exp`` (k, k) = exp(log A less its
+    column maxima). Returns (the last alpha, log of each step's normaliser (b, c) -- 0 past each length --,
+    the alphas (b, c, k) if ``keep``). A zero normaliser gives -inf: the caller falls back."""
+    b, c, k = probs.shape
+    lognorms = torch.zeros(b, c, dtype=probs.dtype)
+    kept = torch.empty(b, c if keep else 0, k, dtype=probs.dtype)
+    min_len = int(lengths.min()) if b > 0 else 0
+    for s in range(c):
+        t = t0 + s
+        new = probs[:, s] if t == 0 else torch.mm(alpha, trans_exp) * probs[:, s]
+        norm = new.sum(-1, keepdim=True)
+        new = new / norm
+        lognorm = norm.log().squeeze(-1)
+        if t >= min_len:
+            active = t < lengths
+            lognorm = torch.where(active, lognorm, torch.zeros_like(lognorm))
+            if t > 0:
+                new = torch.where(active.unsqueeze(-1), new, alpha)
+        alpha = new
+        lognorms[:, s] = lognorm
+        if keep:
+            kept[:, s] = alpha
+    return alpha, lognorms, kept
+
+
+def _scaled_backward_kernel(probs: Tensor, trans_exp: Tensor, lengths: Tensor) -> Tensor:
+    """beta_t = normalise(A' @ (p_{t+1} * beta_{t+1})), beta_{L-1} = 1 (Rabiner 1989 eq. 24, scaled):
+    (b, t, k), ones from each sequence's last step on."""
+    b, T, k = probs.shape
+    betas = torch.ones(b, T, k, dtype=probs.dtype)
+    beta = torch.ones(b, k, dtype=probs.dtype)
+    for t in range(T - 2, -1, -1):
+        new = torch.mm(probs[:, t + 1] * beta, trans_exp.t())
+        new = new / new.sum(-1, keepdim=True)
+        beta = torch.where((t < lengths - 1).unsqueeze(-1), new, torch.ones_like(new))
+        betas[:, t] = beta
+    return betas
+
+
+def _viterbi_kernel(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
+    """The Viterbi path (Viterbi 1967) by max-product with int16/int32 backpointers: (b, t), -1 past each
+    length. Ties go to the lowest from-state index, as ``argmax``."""
+    b, T, k = emission_lp.shape
+    z = torch.full((b, T), -1, dtype=torch.long)
+    if T == 0 or b == 0:
+        return z
+    pointer_dtype = torch.int16 if k < 32768 else torch.int32
+    back = torch.zeros(b, T, k, dtype=pointer_dtype)
+    min_len = int(lengths.min())
+    delta = log_init + emission_lp[:, 0]
+    for t in range(1, T):
+        best, arg = (delta.unsqueeze(-1) + log_trans).max(1)
+        new = best + emission_lp[:, t]
+        back[:, t] = arg.to(pointer_dtype)
+        if t >= min_len:
+            new = torch.where((t < lengths).unsqueeze(-1), new, delta)
+        delta = new
+    cur = delta.argmax(-1)
+    for t in range(T - 1, -1, -1):
+        active = t < lengths
+        z[:, t] = torch.where(active, cur, torch.full_like(cur, -1))
+        if t > 0:
+            prev = back[:, t].gather(1, cur.unsqueeze(1)).squeeze(1).long()
+            cur = torch.where(active, prev, cur)
+    return z
+
+
+# torch.jit.script warns that it is deprecated in favour of torch.compile, which needs a C++ compiler at
+# run time; the scripted functions are plain TorchScript and stay correct, so the warning is silenced here.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _scaled_forward_kernel = torch.jit.script(_scaled_forward_kernel)
+    _scaled_backward_kernel = torch.jit.script(_scaled_backward_kernel)
+    _viterbi_kernel = torch.jit.script(_viterbi_kernel)
+
+
+def _emission_weights(log_init: Tensor, col_max: Tensor, chunk: Tensor, t0: int) -> tuple[Tensor, Tensor]:
+    """Per-step weights exp(e_t + shift - top_t) (b, c, k) and tops (b, c): the shift is log π at t = 0 and
+    the transition column maxima after (they are left out of ``trans_exp``)."""
+    shifted = chunk + col_max
+    if t0 == 0 and chunk.shape[1]:
+        shifted = torch.cat([(chunk[:, :1] + log_init), shifted[:, 1:]], 1)
+    top = shifted.amax(-1, keepdim=True).clamp_min(torch.finfo(chunk.dtype).min)
+    return (shifted - top).exp(), top.squeeze(-1)
+
+
+def _scaled_forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor, keep: bool = False):
+    """log P(y) (b,) by the scaled forward recursion in probability space, and (if ``keep``) the
+    normalised alphas (b, t, k) and emission weights (b, t, k); None where a normaliser underflowed to 0
+    (the caller then uses the exact log-space recursion). No gradients."""
+    if torch.is_grad_enabled() and (log_init.requires_grad or log_trans.requires_grad):
+        return None
+    b, k = lengths.shape[0], log_init.shape[0]
+    col_max = log_trans.amax(0).clamp_min(torch.finfo(log_trans.dtype).min)
+    trans_exp = (log_trans - col_max).exp()
+    alpha = log_init.new_zeros(b, k)
+    total = torch.zeros(b, dtype=torch.float64)
+    kept, weights = [], []
+    t = 0
+    for chunk in chunks():
+        if torch.is_grad_enabled() and chunk.requires_grad:
+            return None
+        probs, top = _emission_weights(log_init, col_max, chunk, t)
+        alpha, lognorms, alphas = _scaled_forward_kernel(alpha, probs, trans_exp, t, lengths, keep)
+        valid = torch.arange(t, t + chunk.shape[1]) < lengths.unsqueeze(-1)
+        total += torch.where(valid, lognorms + top, torch.zeros_like(top)).double().sum(1)
+        if keep:
+            kept.append(alphas)
+            weights.append(probs)
+        t += chunk.shape[1]
+    if not bool(torch.isfinite(total).all()):
+        return None
+    if keep:
+        empty = log_init.new_zeros(b, 0, k)
+        return (
+            total.to(log_init.dtype),
+            torch.cat(kept, 1) if kept else empty,
+            (torch.cat(weights, 1) if weights else empty),
+            trans_exp,
+        )
+    return total.to(log_init.dtype)
+
+
+def _scaled_marginals(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor):
+    """P(z_t | y) (b, t, k) by scaled forward-backward (Rabiner 1989 eq. 27), zero past each length, and
+    log P(y) (b,); None if anything underflowed (the caller then uses the log-space recursions)."""
+    out = _scaled_forward(log_init, log_trans, lambda: iter([emission_lp]), lengths, keep=True)
+    if out is None:
+        return None
+    total, alphas, probs, trans_exp = out
+    gamma = alphas * _scaled_backward_kernel(probs, trans_exp, lengths)
+    norm = gamma.sum(-1, keepdim=True)
+    valid = (torch.arange(emission_lp.shape[1]) < lengths.unsqueeze(-1)).unsqueeze(-1)
+    if not bool((norm > 0).logical_or(~valid).all()):
+        return None
+    return torch.where(valid, gamma / norm, torch.zeros_like(gamma)), total
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,7 +501,9 @@ class HMM(LatentVariableModel):
         if method == "sequential":
             check_positive("chunk", chunk, integer=True)
             chunks = lambda: self._emission_chunks(y, chunk)  # noqa: E731 (re-iterable for an exact rerun)
-            total, _ = _chain_forward(self.log_init, self.log_trans, chunks, lengths)
+            total = _scaled_forward(self.log_init, self.log_trans, chunks, lengths)
+            if total is None:  # gradients wanted, or a normaliser underflowed: the log-space recursion
+                total, _ = _chain_forward(self.log_init, self.log_trans, chunks, lengths)
             return total
         if method == "parallel":
             return _chain_parallel(
@@ -513,7 +665,11 @@ class HMMPosterior(Posterior):
     @property
     def log_evidence(self) -> Tensor:
         """log P(y): (b,)."""
-        return self._forward(LogSemiring)[0]
+        if "log_evidence" not in self._cache:
+            chunks = lambda: iter([self.emission_lp])  # noqa: E731
+            total = _scaled_forward(self.log_init, self.log_trans, chunks, self.lengths)
+            self._cache["log_evidence"] = self._forward(LogSemiring)[0] if total is None else total
+        return self._cache["log_evidence"]
 
     @property
     def marginals(self) -> Tensor:
@@ -522,6 +678,10 @@ class HMMPosterior(Posterior):
         if self.method == "parallel":
             return self.marginals_autograd * self.valid.unsqueeze(-1)
         if "marginals" not in self._cache:
+            fast = _scaled_marginals(self.log_init, self.log_trans, self.emission_lp, self.lengths)
+            if fast is not None:
+                self._cache["marginals"] = fast[0]
+                return fast[0]
             total, alphas = self._forward(LogSemiring)
             betas = _chain_backward(self.log_trans, self.emission_lp, self.lengths)
             gamma = torch.softmax(alphas + betas, -1)  # alphas and betas are shifted per step
@@ -547,8 +707,9 @@ class HMMPosterior(Posterior):
             if self.method == "parallel":
                 self._cache["mode"] = self._mode_parallel()
             else:
-                _, alphas = self._forward(MaxSemiring)
-                self._cache["mode"] = self._backtrack(alphas, lambda scores: scores.argmax(-1))
+                self._cache["mode"] = _viterbi_kernel(
+                    self.log_init, self.log_trans, self.emission_lp, self.lengths
+                )
         return self._cache["mode"]
 
     def _mode_parallel(self) -> Tensor:
