@@ -320,6 +320,24 @@ def _semiring_matmul_exact(semiring, a: Tensor, b: Tensor) -> Tensor:
     return semiring.sum(a.unsqueeze(-1) + b.unsqueeze(-3), dim=-2)
 
 
+def _log_matmul_bmm(a: Tensor, b: Tensor) -> Tensor | None:
+    """Log-semiring product of stacks of (k, k) matrices by one batched matmul of shifted exponentials:
+    log(exp(a - a_row_max) @ exp(b - b_col_max)) + maxes. None if any entry underflowed to -inf (the caller
+    then takes the exact broadcast product, so near-zero probabilities never become -inf)."""
+    floor = torch.finfo(a.dtype).min
+    a_top = a.detach().amax(-1, keepdim=True).clamp_min(floor)
+    b_top = b.detach().amax(-2, keepdim=True).clamp_min(floor)
+    out = torch.matmul((a - a_top).exp(), (b - b_top).exp())
+    if bool((out == 0).any()):
+        return None
+    return out.log() + a_top + b_top
+
+
+def _semiring_matmul(semiring, a: Tensor, b: Tensor) -> Tensor:
+    fast = _log_matmul_bmm(a, b) if semiring is LogSemiring else None
+    return _semiring_matmul_exact(semiring, a, b) if fast is None else fast
+
+
 def _shift_matrices(mats: Tensor) -> tuple[Tensor, Tensor]:
     """Each (k, k) matrix less its (detached) maximum, and the maxima summed per sequence in float64."""
     top = mats.detach().amax((-1, -2), keepdim=True).clamp_min(torch.finfo(mats.dtype).min)
@@ -346,9 +364,9 @@ def _chain_parallel(
         while mats.shape[1] > 1:
             if mats.shape[1] % 2:
                 mats = torch.cat([mats, eye.expand(b, 1, k, k)], 1)
-            mats, shift = _shift_matrices(_semiring_matmul_exact(semiring, mats[:, 0::2], mats[:, 1::2]))
+            mats, shift = _shift_matrices(_semiring_matmul(semiring, mats[:, 0::2], mats[:, 1::2]))
             scale = scale + shift
-        alpha0 = _semiring_matmul_exact(semiring, alpha0.view(b, 1, k), mats[:, 0])
+        alpha0 = _semiring_matmul(semiring, alpha0.view(b, 1, k), mats[:, 0])
     total = (semiring.sum(alpha0.flatten(1), -1).double() + scale).to(log_init.dtype)
     return torch.where(lengths > 0, total, torch.zeros_like(total))
 
