@@ -174,28 +174,20 @@ def _scaled_forward_kernel(
 
     ``alpha`` (b, k) normalised (ignored when t0 = 0), ``probs`` (b, c, k) the chunk's emission weights
     (already exponentiated after subtracting each step's maximum), ``trans_exp`` (k, k) = exp(log A less its
-    column maxima). Returns (the last alpha, log of each step's normaliser (b, c) -- 0 past each length --,
-    the alphas (b, c, k) if ``keep``). A zero normaliser gives -inf: the caller falls back."""
+    column maxima). Returns (the last alpha, log of each step's normaliser (b, c), the alphas (b, c, k) if
+    ``keep``). Steps past a sequence's length run on (the caller masks them out). A zero normaliser gives
+    -inf: the caller falls back."""
     b, c, k = probs.shape
-    lognorms = torch.zeros(b, c, dtype=probs.dtype)
+    norms = torch.ones(b, c, 1, dtype=probs.dtype)
     kept = torch.empty(b, c if keep else 0, k, dtype=probs.dtype)
-    min_len = int(lengths.min()) if b > 0 else 0
     for s in range(c):
-        t = t0 + s
-        new = probs[:, s] if t == 0 else torch.mm(alpha, trans_exp) * probs[:, s]
+        new = probs[:, s] if t0 + s == 0 else torch.mm(alpha, trans_exp) * probs[:, s]
         norm = new.sum(-1, keepdim=True)
-        new = new / norm
-        lognorm = norm.log().squeeze(-1)
-        if t >= min_len:
-            active = t < lengths
-            lognorm = torch.where(active, lognorm, torch.zeros_like(lognorm))
-            if t > 0:
-                new = torch.where(active.unsqueeze(-1), new, alpha)
-        alpha = new
-        lognorms[:, s] = lognorm
+        alpha = new / norm
+        norms[:, s] = norm
         if keep:
             kept[:, s] = alpha
-    return alpha, lognorms, kept
+    return alpha, norms.squeeze(-1).log(), kept
 
 
 def _scaled_backward_kernel(probs: Tensor, trans_exp: Tensor, lengths: Tensor) -> Tensor:
@@ -204,10 +196,13 @@ def _scaled_backward_kernel(probs: Tensor, trans_exp: Tensor, lengths: Tensor) -
     b, T, k = probs.shape
     betas = torch.ones(b, T, k, dtype=probs.dtype)
     beta = torch.ones(b, k, dtype=probs.dtype)
+    trans_t = trans_exp.t().contiguous()
+    ragged_from = int(lengths.min()) - 1 if b > 0 else 0
     for t in range(T - 2, -1, -1):
-        new = torch.mm(probs[:, t + 1] * beta, trans_exp.t())
-        new = new / new.sum(-1, keepdim=True)
-        beta = torch.where((t < lengths - 1).unsqueeze(-1), new, torch.ones_like(new))
+        beta = torch.mm(probs[:, t + 1] * beta, trans_t)
+        beta = beta / beta.sum(-1, keepdim=True)
+        if t >= ragged_from:
+            beta = torch.where((t < lengths - 1).unsqueeze(-1), beta, torch.ones_like(beta))
         betas[:, t] = beta
     return betas
 
@@ -222,11 +217,16 @@ def _viterbi_kernel(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, le
     pointer_dtype = torch.int16 if k < 32768 else torch.int32
     back = torch.zeros(b, T, k, dtype=pointer_dtype)
     min_len = int(lengths.min())
+    trans_t = log_trans.t().contiguous()  # (to, from): the max runs over the contiguous last axis
+    rows = max(1, 262144 // (k * k))  # sequences per (rows, k, k) block: ~2 MiB, stays in cache
     delta = log_init + emission_lp[:, 0]
+    best = torch.empty_like(delta)
     for t in range(1, T):
-        best, arg = (delta.unsqueeze(-1) + log_trans).max(1)
+        for r0 in range(0, b, rows):
+            best_r, arg = (delta[r0 : r0 + rows].unsqueeze(1) + trans_t).max(-1)
+            best[r0 : r0 + rows] = best_r
+            back[r0 : r0 + rows, t] = arg.to(pointer_dtype)
         new = best + emission_lp[:, t]
-        back[:, t] = arg.to(pointer_dtype)
         if t >= min_len:
             new = torch.where((t < lengths).unsqueeze(-1), new, delta)
         delta = new
