@@ -5,10 +5,12 @@
 Shapes (named axes): b batch of sequences, t time, k states, v vocabulary; ``y`` is (b, t, *event) padded,
 with ``lengths`` (b,) giving each sequence's true length (steps past it are ignored, whatever they hold).
 
-One recursion, several questions (Goodman 1999; torch-struct): the forward recursion
-alpha_t = (alpha_{t-1} ⊗ A) ⊙ e_t runs in a semiring -- `LogSemiring` gives log P(y), `MaxSemiring` the
-Viterbi score -- and keeping its alphas lets the same pass be backtracked (Viterbi path), sampled backwards
-(forward-filtering backward-sampling, Chib 1996) or differentiated (marginals, expected counts for EM).
+The forward recursion alpha_t = (alpha_{t-1} ⊗ A) ⊙ e_t (Rabiner 1989) answers several questions
+(Goodman 1999; torch-struct). Without gradients it runs scaled in probability space as a TorchScript loop
+(log P(y), and with the scaled backward pass the marginals); Viterbi is a TorchScript max-product loop with
+backpointers. In log space (the fallback if a scaled normaliser underflows, and whenever gradients are
+wanted) its alphas are sampled backwards (forward-filtering backward-sampling, Chib 1996) or differentiated
+(marginals, expected counts for EM). The parallel scan runs in `LogSemiring` or `MaxSemiring`.
 
 Unlike torch-struct, the k×k transition matrix is shared, never expanded to (b, t, k, k): scoring keeps only
 (b, k) alphas and computes emissions in time chunks, so its memory is O(b·k) besides the inputs. A
@@ -52,11 +54,6 @@ def _log_vecmat_exact(alpha: Tensor, log_trans: Tensor) -> Tensor:
     return LogSemiring.sum(alpha.unsqueeze(-1) + log_trans, dim=-2)
 
 
-def _max_vecmat(alpha: Tensor, log_trans: Tensor) -> Tensor:
-    """max_i (alpha[b, i] + log_trans[i, j]) -> (b, j)."""
-    return MaxSemiring.sum(alpha.unsqueeze(-1) + log_trans, dim=-2)
-
-
 class _Step:
     """One step of the recursion, alpha (b, k) with max_k alpha = 0 -> alpha ⊗ A (b, k), less ``shift()``.
 
@@ -65,10 +62,9 @@ class _Step:
     in float32) shows up as -inf in the running sum ``seen``; the caller then redoes the run exactly by
     broadcasting, so peaked or near-zero probabilities never turn into -inf."""
 
-    def __init__(self, log_trans: Tensor, semiring, exact: bool):
+    def __init__(self, log_trans: Tensor, exact: bool):
         self.log_trans = log_trans
-        self.semiring = semiring
-        self.exact = exact or semiring is not LogSemiring
+        self.exact = exact
         self.seen = None
         self.col_max = log_trans.amax(0).clamp_min(torch.finfo(log_trans.dtype).min)
         if not self.exact:
@@ -79,8 +75,6 @@ class _Step:
         return 0.0 if self.exact else self.col_max
 
     def __call__(self, alpha: Tensor) -> Tensor:
-        if self.semiring is MaxSemiring:
-            return _max_vecmat(alpha, self.log_trans)
         if self.exact:
             return _log_vecmat_exact(alpha, self.log_trans)
         out = (alpha.exp() @ self.trans_exp).log()
@@ -96,7 +90,6 @@ def _chain_forward(
     log_trans: Tensor,
     emissions,
     lengths: Tensor,
-    semiring=LogSemiring,
     keep: bool = False,
     exact: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
@@ -111,7 +104,7 @@ def _chain_forward(
     b, k = lengths.shape[0], log_init.shape[0]
     dtype = log_init.dtype
     floor = torch.finfo(dtype).min
-    step = _Step(log_trans, semiring, exact)
+    step = _Step(log_trans, exact)
     min_len = int(lengths.min()) if b else 0
     alpha = None
     scale = torch.zeros(b, dtype=torch.float64)
@@ -135,11 +128,11 @@ def _chain_forward(
             t += 1
         scale += tops.double().sum(1)
     if step.underflowed():
-        return _chain_forward(log_init, log_trans, emissions, lengths, semiring, keep, exact=True)
+        return _chain_forward(log_init, log_trans, emissions, lengths, keep, exact=True)
     alphas = (torch.stack(kept, 1) if kept else log_init.new_zeros(b, 0, k)) if keep else None
     if alpha is None:
         return log_init.new_zeros(b), alphas
-    total = (scale + semiring.sum(alpha, -1).double()).to(dtype)
+    total = (scale + LogSemiring.sum(alpha, -1).double()).to(dtype)
     return torch.where(lengths > 0, total, torch.zeros_like(total)), alphas
 
 
@@ -147,7 +140,7 @@ def _chain_backward(log_trans: Tensor, emission_lp: Tensor, lengths: Tensor, exa
     """beta_t[i] = logsumexp_j A[i, j] + e_{t+1}[j] + beta_{t+1}[j], beta_{L-1} = 0 (Rabiner 1989, eq. 24),
     each step shifted to max 0: (b, t, k), zero past each length."""
     b, T, k = emission_lp.shape
-    step = _Step(log_trans.T.contiguous(), LogSemiring, exact)
+    step = _Step(log_trans.T.contiguous(), exact)
     floor = torch.finfo(emission_lp.dtype).min
     beta = emission_lp.new_zeros(b, k)
     betas = [beta]
@@ -672,13 +665,13 @@ class HMMPosterior(Posterior):
         """(b, t) True within each length."""
         return torch.arange(self.emission_lp.shape[1]) < self.lengths.unsqueeze(-1)
 
-    def _forward(self, semiring) -> tuple[Tensor, Tensor]:
-        key = semiring.__name__
-        if key not in self._cache:
-            self._cache[key] = _chain_forward(
-                self.log_init, self.log_trans, self.emission_lp, self.lengths, semiring, keep=True
+    def _forward(self) -> tuple[Tensor, Tensor]:
+        """The log-space forward pass keeping its (shifted) alphas: (log P(y) (b,), alphas (b, t, k))."""
+        if "forward" not in self._cache:
+            self._cache["forward"] = _chain_forward(
+                self.log_init, self.log_trans, self.emission_lp, self.lengths, keep=True
             )
-        return self._cache[key]
+        return self._cache["forward"]
 
     @property
     def log_evidence(self) -> Tensor:
@@ -686,7 +679,7 @@ class HMMPosterior(Posterior):
         if "log_evidence" not in self._cache:
             chunks = lambda: iter([self.emission_lp])  # noqa: E731
             total = _scaled_forward(self.log_init, self.log_trans, chunks, self.lengths)
-            self._cache["log_evidence"] = self._forward(LogSemiring)[0] if total is None else total
+            self._cache["log_evidence"] = self._forward()[0] if total is None else total
         return self._cache["log_evidence"]
 
     @property
@@ -700,7 +693,7 @@ class HMMPosterior(Posterior):
             if fast is not None:
                 self._cache["marginals"] = fast[0]
                 return fast[0]
-            total, alphas = self._forward(LogSemiring)
+            total, alphas = self._forward()
             betas = _chain_backward(self.log_trans, self.emission_lp, self.lengths)
             gamma = torch.softmax(alphas + betas, -1)  # alphas and betas are shifted per step
             self._cache["marginals"] = gamma * self.valid.unsqueeze(-1)
@@ -761,7 +754,7 @@ class HMMPosterior(Posterior):
         """Exact draws from P(z | y) by forward-filtering backward-sampling (Chib 1996):
         (*sample_shape, b, t), -1 past each length."""
         sample_shape = torch.Size(sample_shape)
-        _, alphas = self._forward(LogSemiring)
+        _, alphas = self._forward()
         alphas = alphas.expand(*sample_shape, *alphas.shape)
         return self._backtrack(alphas, lambda scores: D.Categorical(logits=scores).sample())
 
