@@ -5,10 +5,12 @@
 Shapes (named axes): b batch of sequences, t time, k states, v vocabulary; ``y`` is (b, t, *event) padded,
 with ``lengths`` (b,) giving each sequence's true length (steps past it are ignored, whatever they hold).
 
-One recursion, several questions (Goodman 1999; torch-struct): the forward recursion
-alpha_t = (alpha_{t-1} ⊗ A) ⊙ e_t runs in a semiring -- `LogSemiring` gives log P(y), `MaxSemiring` the
-Viterbi score -- and keeping its alphas lets the same pass be backtracked (Viterbi path), sampled backwards
-(forward-filtering backward-sampling, Chib 1996) or differentiated (marginals, expected counts for EM).
+The forward recursion alpha_t = (alpha_{t-1} ⊗ A) ⊙ e_t (Rabiner 1989) answers several questions
+(Goodman 1999; torch-struct). Without gradients it runs scaled in probability space as a TorchScript loop
+(log P(y), and with the scaled backward pass the marginals); Viterbi is a TorchScript max-product loop with
+backpointers. In log space (the fallback if a scaled normaliser underflows, and whenever gradients are
+wanted) its alphas are sampled backwards (forward-filtering backward-sampling, Chib 1996) or differentiated
+(marginals, expected counts for EM). The parallel scan runs in `LogSemiring` or `MaxSemiring`.
 
 Unlike torch-struct, the k×k transition matrix is shared, never expanded to (b, t, k, k): scoring keeps only
 (b, k) alphas and computes emissions in time chunks, so its memory is O(b·k) besides the inputs. A
@@ -19,6 +21,7 @@ log-depth parallel scan (associative log-matmul of the per-step (k, k) matrices)
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -50,11 +53,6 @@ def _log_vecmat_exact(alpha: Tensor, log_trans: Tensor) -> Tensor:
     return LogSemiring.sum(alpha.unsqueeze(-1) + log_trans, dim=-2)
 
 
-def _max_vecmat(alpha: Tensor, log_trans: Tensor) -> Tensor:
-    """max_i (alpha[b, i] + log_trans[i, j]) -> (b, j)."""
-    return MaxSemiring.sum(alpha.unsqueeze(-1) + log_trans, dim=-2)
-
-
 class _Step:
     """One step of the recursion, alpha (b, k) with max_k alpha = 0 -> alpha ⊗ A (b, k), less ``shift()``.
 
@@ -63,10 +61,9 @@ class _Step:
     in float32) shows up as -inf in the running sum ``seen``; the caller then redoes the run exactly by
     broadcasting, so peaked or near-zero probabilities never turn into -inf."""
 
-    def __init__(self, log_trans: Tensor, semiring, exact: bool):
+    def __init__(self, log_trans: Tensor, exact: bool):
         self.log_trans = log_trans
-        self.semiring = semiring
-        self.exact = exact or semiring is not LogSemiring
+        self.exact = exact
         self.seen = None
         self.col_max = log_trans.amax(0).clamp_min(torch.finfo(log_trans.dtype).min)
         if not self.exact:
@@ -77,8 +74,6 @@ class _Step:
         return 0.0 if self.exact else self.col_max
 
     def __call__(self, alpha: Tensor) -> Tensor:
-        if self.semiring is MaxSemiring:
-            return _max_vecmat(alpha, self.log_trans)
         if self.exact:
             return _log_vecmat_exact(alpha, self.log_trans)
         out = (alpha.exp() @ self.trans_exp).log()
@@ -94,7 +89,6 @@ def _chain_forward(
     log_trans: Tensor,
     emissions,
     lengths: Tensor,
-    semiring=LogSemiring,
     keep: bool = False,
     exact: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
@@ -109,7 +103,7 @@ def _chain_forward(
     b, k = lengths.shape[0], log_init.shape[0]
     dtype = log_init.dtype
     floor = torch.finfo(dtype).min
-    step = _Step(log_trans, semiring, exact)
+    step = _Step(log_trans, exact)
     min_len = int(lengths.min()) if b else 0
     alpha = None
     scale = torch.zeros(b, dtype=torch.float64)
@@ -133,11 +127,11 @@ def _chain_forward(
             t += 1
         scale += tops.double().sum(1)
     if step.underflowed():
-        return _chain_forward(log_init, log_trans, emissions, lengths, semiring, keep, exact=True)
+        return _chain_forward(log_init, log_trans, emissions, lengths, keep, exact=True)
     alphas = (torch.stack(kept, 1) if kept else log_init.new_zeros(b, 0, k)) if keep else None
     if alpha is None:
         return log_init.new_zeros(b), alphas
-    total = (scale + semiring.sum(alpha, -1).double()).to(dtype)
+    total = (scale + LogSemiring.sum(alpha, -1).double()).to(dtype)
     return torch.where(lengths > 0, total, torch.zeros_like(total)), alphas
 
 
@@ -145,7 +139,7 @@ def _chain_backward(log_trans: Tensor, emission_lp: Tensor, lengths: Tensor, exa
     """beta_t[i] = logsumexp_j A[i, j] + e_{t+1}[j] + beta_{t+1}[j], beta_{L-1} = 0 (Rabiner 1989, eq. 24),
     each step shifted to max 0: (b, t, k), zero past each length."""
     b, T, k = emission_lp.shape
-    step = _Step(log_trans.T.contiguous(), LogSemiring, exact)
+    step = _Step(log_trans.T.contiguous(), exact)
     floor = torch.finfo(emission_lp.dtype).min
     beta = emission_lp.new_zeros(b, k)
     betas = [beta]
@@ -161,12 +155,179 @@ def _chain_backward(log_trans: Tensor, emission_lp: Tensor, lengths: Tensor, exa
 
 
 # --------------------------------------------------------------------------------------------------
+# Fast kernels: the scaled recursion in probability space and Viterbi with backpointers, both compiled
+# with TorchScript so the time loop runs without Python overhead and without a host sync per step.
+
+
+def _scaled_forward_kernel(
+    alpha: Tensor, probs: Tensor, trans_exp: Tensor, t0: int, lengths: Tensor, keep: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """alpha_t = normalise((alpha_{t-1} @ A') * p_t) over one chunk (Rabiner 1989 §V.A, scaling).
+
+    ``alpha`` (b, k) normalised (ignored when t0 = 0), ``probs`` (b, c, k) the chunk's emission weights
+    (already exponentiated after subtracting each step's maximum), ``trans_exp`` (k, k) = exp(log A less its
+    column maxima). Returns (the last alpha, log of each step's normaliser (b, c), the alphas (b, c, k) if
+    ``keep``). Steps past a sequence's length run on (the caller masks them out). A zero normaliser gives
+    -inf: the caller falls back."""
+    b, c, k = probs.shape
+    norms = torch.ones(b, c, 1, dtype=probs.dtype)
+    kept = torch.empty(b, c if keep else 0, k, dtype=probs.dtype)
+    for s in range(c):
+        new = probs[:, s] if t0 + s == 0 else torch.mm(alpha, trans_exp) * probs[:, s]
+        norm = new.sum(-1, keepdim=True)
+        alpha = new / norm
+        norms[:, s] = norm
+        if keep:
+            kept[:, s] = alpha
+    return alpha, norms.squeeze(-1).log(), kept
+
+
+def _scaled_backward_kernel(probs: Tensor, trans_exp: Tensor, lengths: Tensor) -> Tensor:
+    """beta_t = normalise(A' @ (p_{t+1} * beta_{t+1})), beta_{L-1} = 1 (Rabiner 1989 eq. 24, scaled):
+    (b, t, k), ones from each sequence's last step on."""
+    b, T, k = probs.shape
+    betas = torch.ones(b, T, k, dtype=probs.dtype)
+    beta = torch.ones(b, k, dtype=probs.dtype)
+    trans_t = trans_exp.t().contiguous()
+    ragged_from = int(lengths.min()) - 1 if b > 0 else 0
+    for t in range(T - 2, -1, -1):
+        beta = torch.mm(probs[:, t + 1] * beta, trans_t)
+        beta = beta / beta.sum(-1, keepdim=True)
+        if t >= ragged_from:
+            beta = torch.where((t < lengths - 1).unsqueeze(-1), beta, torch.ones_like(beta))
+        betas[:, t] = beta
+    return betas
+
+
+def _viterbi_kernel(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
+    """The Viterbi path (Viterbi 1967) by max-product with int16/int32 backpointers: (b, t), -1 past each
+    length. Ties go to the lowest from-state index, as ``argmax``."""
+    b, T, k = emission_lp.shape
+    z = torch.full((b, T), -1, dtype=torch.long)
+    if T == 0 or b == 0:
+        return z
+    pointer_dtype = torch.int16 if k < 32768 else torch.int32
+    back = torch.zeros(b, T, k, dtype=pointer_dtype)
+    min_len = int(lengths.min())
+    trans_t = log_trans.t().contiguous()  # (to, from): the max runs over the contiguous last axis
+    rows = max(1, 262144 // (k * k))  # sequences per (rows, k, k) block: ~2 MiB, stays in cache
+    delta = log_init + emission_lp[:, 0]
+    best = torch.empty_like(delta)
+    for t in range(1, T):
+        for r0 in range(0, b, rows):
+            best_r, arg = (delta[r0 : r0 + rows].unsqueeze(1) + trans_t).max(-1)
+            best[r0 : r0 + rows] = best_r
+            back[r0 : r0 + rows, t] = arg.to(pointer_dtype)
+        new = best + emission_lp[:, t]
+        if t >= min_len:
+            new = torch.where((t < lengths).unsqueeze(-1), new, delta)
+        delta = new
+    cur = delta.argmax(-1)
+    for t in range(T - 1, -1, -1):
+        active = t < lengths
+        z[:, t] = torch.where(active, cur, torch.full_like(cur, -1))
+        if t > 0:
+            prev = back[:, t].gather(1, cur.unsqueeze(1)).squeeze(1).long()
+            cur = torch.where(active, prev, cur)
+    return z
+
+
+# torch.jit.script warns that it is deprecated in favour of torch.compile, which needs a C++ compiler at
+# run time; the scripted functions are plain TorchScript and stay correct, so the warning is silenced here.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _scaled_forward_kernel = torch.jit.script(_scaled_forward_kernel)
+    _scaled_backward_kernel = torch.jit.script(_scaled_backward_kernel)
+    _viterbi_kernel = torch.jit.script(_viterbi_kernel)
+
+
+def _emission_weights(log_init: Tensor, col_max: Tensor, chunk: Tensor, t0: int) -> tuple[Tensor, Tensor]:
+    """Per-step weights exp(e_t + shift - top_t) (b, c, k) and tops (b, c): the shift is log π at t = 0 and
+    the transition column maxima after (they are left out of ``trans_exp``)."""
+    shifted = chunk + col_max
+    if t0 == 0 and chunk.shape[1]:
+        shifted = torch.cat([(chunk[:, :1] + log_init), shifted[:, 1:]], 1)
+    top = shifted.amax(-1, keepdim=True).clamp_min(torch.finfo(chunk.dtype).min)
+    return (shifted - top).exp(), top.squeeze(-1)
+
+
+def _scaled_forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor, keep: bool = False):
+    """log P(y) (b,) by the scaled forward recursion in probability space, and (if ``keep``) the
+    normalised alphas (b, t, k) and emission weights (b, t, k); None where a normaliser underflowed to 0
+    (the caller then uses the exact log-space recursion). No gradients."""
+    if torch.is_grad_enabled() and (log_init.requires_grad or log_trans.requires_grad):
+        return None
+    b, k = lengths.shape[0], log_init.shape[0]
+    col_max = log_trans.amax(0).clamp_min(torch.finfo(log_trans.dtype).min)
+    trans_exp = (log_trans - col_max).exp()
+    alpha = log_init.new_zeros(b, k)
+    total = torch.zeros(b, dtype=torch.float64)
+    kept, weights = [], []
+    t = 0
+    for chunk in chunks():
+        if torch.is_grad_enabled() and chunk.requires_grad:
+            return None
+        probs, top = _emission_weights(log_init, col_max, chunk, t)
+        alpha, lognorms, alphas = _scaled_forward_kernel(alpha, probs, trans_exp, t, lengths, keep)
+        valid = torch.arange(t, t + chunk.shape[1]) < lengths.unsqueeze(-1)
+        total += torch.where(valid, lognorms + top, torch.zeros_like(top)).double().sum(1)
+        if keep:
+            kept.append(alphas)
+            weights.append(probs)
+        t += chunk.shape[1]
+    if not bool(torch.isfinite(total).all()):
+        return None
+    if keep:
+        empty = log_init.new_zeros(b, 0, k)
+        return (
+            total.to(log_init.dtype),
+            torch.cat(kept, 1) if kept else empty,
+            (torch.cat(weights, 1) if weights else empty),
+            trans_exp,
+        )
+    return total.to(log_init.dtype)
+
+
+def _scaled_marginals(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor):
+    """P(z_t | y) (b, t, k) by scaled forward-backward (Rabiner 1989 eq. 27), zero past each length, and
+    log P(y) (b,); None if anything underflowed (the caller then uses the log-space recursions)."""
+    out = _scaled_forward(log_init, log_trans, lambda: iter([emission_lp]), lengths, keep=True)
+    if out is None:
+        return None
+    total, alphas, probs, trans_exp = out
+    gamma = alphas * _scaled_backward_kernel(probs, trans_exp, lengths)
+    norm = gamma.sum(-1, keepdim=True)
+    valid = (torch.arange(emission_lp.shape[1]) < lengths.unsqueeze(-1)).unsqueeze(-1)
+    if not bool((norm > 0).logical_or(~valid).all()):
+        return None
+    return torch.where(valid, gamma / norm, torch.zeros_like(gamma)), total
+
+
+# --------------------------------------------------------------------------------------------------
 # The parallel scan: log P(y) = ⊕ alpha_0 ⊗ M_1 ⊗ ... ⊗ M_{T-1}, M_t[i, j] = A[i, j] + e_t[j]
 
 
 def _semiring_matmul_exact(semiring, a: Tensor, b: Tensor) -> Tensor:
     # broadcast then reduce: exact in float32 for any spread of magnitudes (k small on this path)
     return semiring.sum(a.unsqueeze(-1) + b.unsqueeze(-3), dim=-2)
+
+
+def _log_matmul_bmm(a: Tensor, b: Tensor) -> Tensor | None:
+    """Log-semiring product of stacks of (k, k) matrices by one batched matmul of shifted exponentials:
+    log(exp(a - a_row_max) @ exp(b - b_col_max)) + maxes. None if any entry underflowed to -inf (the caller
+    then takes the exact broadcast product, so near-zero probabilities never become -inf)."""
+    floor = torch.finfo(a.dtype).min
+    a_top = a.detach().amax(-1, keepdim=True).clamp_min(floor)
+    b_top = b.detach().amax(-2, keepdim=True).clamp_min(floor)
+    out = torch.matmul((a - a_top).exp(), (b - b_top).exp())
+    if bool((out == 0).any()):
+        return None
+    return out.log() + a_top + b_top
+
+
+def _semiring_matmul(semiring, a: Tensor, b: Tensor) -> Tensor:
+    fast = _log_matmul_bmm(a, b) if semiring is LogSemiring else None
+    return _semiring_matmul_exact(semiring, a, b) if fast is None else fast
 
 
 def _shift_matrices(mats: Tensor) -> tuple[Tensor, Tensor]:
@@ -195,9 +356,9 @@ def _chain_parallel(
         while mats.shape[1] > 1:
             if mats.shape[1] % 2:
                 mats = torch.cat([mats, eye.expand(b, 1, k, k)], 1)
-            mats, shift = _shift_matrices(_semiring_matmul_exact(semiring, mats[:, 0::2], mats[:, 1::2]))
+            mats, shift = _shift_matrices(_semiring_matmul(semiring, mats[:, 0::2], mats[:, 1::2]))
             scale = scale + shift
-        alpha0 = _semiring_matmul_exact(semiring, alpha0.view(b, 1, k), mats[:, 0])
+        alpha0 = _semiring_matmul(semiring, alpha0.view(b, 1, k), mats[:, 0])
     total = (semiring.sum(alpha0.flatten(1), -1).double() + scale).to(log_init.dtype)
     return torch.where(lengths > 0, total, torch.zeros_like(total))
 
@@ -350,7 +511,9 @@ class HMM(LatentVariableModel):
         if method == "sequential":
             check_positive("chunk", chunk, integer=True)
             chunks = lambda: self._emission_chunks(y, chunk)  # noqa: E731 (re-iterable for an exact rerun)
-            total, _ = _chain_forward(self.log_init, self.log_trans, chunks, lengths)
+            total = _scaled_forward(self.log_init, self.log_trans, chunks, lengths)
+            if total is None:  # gradients wanted, or a normaliser underflowed: the log-space recursion
+                total, _ = _chain_forward(self.log_init, self.log_trans, chunks, lengths)
             return total
         if method == "parallel":
             return _chain_parallel(
@@ -501,18 +664,22 @@ class HMMPosterior(Posterior):
         """(b, t) True within each length."""
         return torch.arange(self.emission_lp.shape[1]) < self.lengths.unsqueeze(-1)
 
-    def _forward(self, semiring) -> tuple[Tensor, Tensor]:
-        key = semiring.__name__
-        if key not in self._cache:
-            self._cache[key] = _chain_forward(
-                self.log_init, self.log_trans, self.emission_lp, self.lengths, semiring, keep=True
+    def _forward(self) -> tuple[Tensor, Tensor]:
+        """The log-space forward pass keeping its (shifted) alphas: (log P(y) (b,), alphas (b, t, k))."""
+        if "forward" not in self._cache:
+            self._cache["forward"] = _chain_forward(
+                self.log_init, self.log_trans, self.emission_lp, self.lengths, keep=True
             )
-        return self._cache[key]
+        return self._cache["forward"]
 
     @property
     def log_evidence(self) -> Tensor:
         """log P(y): (b,)."""
-        return self._forward(LogSemiring)[0]
+        if "log_evidence" not in self._cache:
+            chunks = lambda: iter([self.emission_lp])  # noqa: E731
+            total = _scaled_forward(self.log_init, self.log_trans, chunks, self.lengths)
+            self._cache["log_evidence"] = self._forward()[0] if total is None else total
+        return self._cache["log_evidence"]
 
     @property
     def marginals(self) -> Tensor:
@@ -521,7 +688,11 @@ class HMMPosterior(Posterior):
         if self.method == "parallel":
             return self.marginals_autograd * self.valid.unsqueeze(-1)
         if "marginals" not in self._cache:
-            total, alphas = self._forward(LogSemiring)
+            fast = _scaled_marginals(self.log_init, self.log_trans, self.emission_lp, self.lengths)
+            if fast is not None:
+                self._cache["marginals"] = fast[0]
+                return fast[0]
+            total, alphas = self._forward()
             betas = _chain_backward(self.log_trans, self.emission_lp, self.lengths)
             gamma = torch.softmax(alphas + betas, -1)  # alphas and betas are shifted per step
             self._cache["marginals"] = gamma * self.valid.unsqueeze(-1)
@@ -546,8 +717,9 @@ class HMMPosterior(Posterior):
             if self.method == "parallel":
                 self._cache["mode"] = self._mode_parallel()
             else:
-                _, alphas = self._forward(MaxSemiring)
-                self._cache["mode"] = self._backtrack(alphas, lambda scores: scores.argmax(-1))
+                self._cache["mode"] = _viterbi_kernel(
+                    self.log_init, self.log_trans, self.emission_lp, self.lengths
+                )
         return self._cache["mode"]
 
     def _mode_parallel(self) -> Tensor:
@@ -581,7 +753,7 @@ class HMMPosterior(Posterior):
         """Exact draws from P(z | y) by forward-filtering backward-sampling (Chib 1996):
         (*sample_shape, b, t), -1 past each length."""
         sample_shape = torch.Size(sample_shape)
-        _, alphas = self._forward(LogSemiring)
+        _, alphas = self._forward()
         alphas = alphas.expand(*sample_shape, *alphas.shape)
         return self._backtrack(alphas, lambda scores: D.Categorical(logits=scores).sample())
 
