@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--bdmc-images", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bdmc-only", action="store_true", help="only BDMC (AIS runs on 1 test image only)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -47,6 +48,8 @@ def main() -> None:
     y = _load_data("twemoji", "test")[: args.num_images]
     options = {"leapfrog_steps": args.leapfrog, "step_size": args.step_size, "show_progress": True}
     t0 = time.time()
+    if args.bdmc_only:
+        y = y[:1]
     with torch.no_grad():
         est = estimate.ais(run.model, y, args.steps, args.chains, **options)
     out["ais"] = {
@@ -61,7 +64,12 @@ def main() -> None:
         "seconds": time.time() - t0,
     }
     print(json.dumps(out["ais"]), flush=True)
+    if args.bdmc_only:
+        out.pop("ais")
     t0 = time.time()
+    # images simulated from a Gaussian observation model fall outside [-1, 1]; the density is defined on
+    # all of R^D, so the range check meant for real images is switched off for the simulated ones
+    run.model.check_images = lambda images, name="y": images
     result = estimate.bdmc(run.model, args.bdmc_images, args.steps, args.chains, **options)
     lower, upper = result.lower.estimate, result.upper.estimate
     out["bdmc"] = {

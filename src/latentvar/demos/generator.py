@@ -335,7 +335,7 @@ def loglik(
     seed: int = 0,
     show_progress: bool = True,
     ais_step_size: float = 0.02,
-    ais_leapfrog: int = 1,
+    ais_leapfrog: int = 5,
 ) -> dict:
     """Estimates of -log P(y) per image on ``split`` (the first ``num_images`` images). AIS starts its
     HMC step size at ``ais_step_size``: 0.02 suits these 64-d image posteriors (σ ~ 0.1-0.4); the
