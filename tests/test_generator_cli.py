@@ -125,3 +125,22 @@ def test_sigkill_then_resume(tmp_path):
     assert saved >= 250 and saved % 250 == 0
     _invoke("train", "--objective", "vae", "--out", str(run), "--steps", str(saved + 5), "--resume", *TINY)
     assert json.loads((run / "checkpoint.json").read_text())["step"] == saved + 5
+
+
+def test_report_interpretation_is_written_from_the_numbers():
+    from latentvar.demos.generator_report import interpretation
+
+    lg = {
+        "exact": -100.0,
+        "naive_mc_bias": {"num_samples": 10, "rows": [[16, -1.0, -1.5, 0.5, 0.1]]},
+        "iwae": {"1": [-100.25, float("nan")], "10": [-100.125, 0.5]},
+        "elbo": {"1": [-100.75, float("nan")]},
+        "ais": {"10": [-103.0, 0.25, 1.0]},
+        "bdmc_minus_exact": {"10": [-4.0, 2.5, 0.1, 0.1]},
+    }
+    tw = {"VAE": {"ais": {"nats_per_image": 585.0, "stderr": 3.0, "num_images": 20, "num_samples": 16,
+                          "mean_ess": 1.5}, "sigma": 0.1}}  # fmt: skip
+    html = interpretation(lg, tw)
+    for number in ("-0.250 (k = 1)", "-0.125 ± 0.500 (k = 10)", "-3.00 ± 0.25 (10 steps)", "[-4.00, +2.50]"):
+        assert number in html
+    assert "ais 585 ± 3.00 nats (20 images, ESS 1.5 of 16)" in html and "degenerate for VAE" in html

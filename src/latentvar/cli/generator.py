@@ -89,6 +89,7 @@ def loglik(
     ais_step_size: float = typer.Option(
         0.02, help="AIS: initial HMC step size (adapted towards 0.65 acceptance)."
     ),
+    ais_leapfrog: int = typer.Option(5, help="AIS: leapfrog steps per HMC transition."),
     seed: int = typer.Option(0, help="Seed of the estimators' randomness."),
     threads: int = typer.Option(1, help="torch CPU threads."),
 ) -> None:
@@ -116,6 +117,7 @@ def loglik(
         ais_chains,
         seed,
         ais_step_size=ais_step_size,
+        ais_leapfrog=ais_leapfrog,
     )
     atomic_write_json(json_out, results)
     for name, r in results.items():

@@ -335,6 +335,7 @@ def loglik(
     seed: int = 0,
     show_progress: bool = True,
     ais_step_size: float = 0.02,
+    ais_leapfrog: int = 5,
 ) -> dict:
     """Estimates of -log P(y) per image on ``split`` (the first ``num_images`` images). AIS starts its
     HMC step size at ``ais_step_size``: 0.02 suits these 64-d image posteriors (σ ~ 0.1-0.4); the
@@ -361,7 +362,13 @@ def loglik(
                 est = estimate.naive_mc(run.model, y, num_samples)
             else:
                 est = estimate.ais(
-                    run.model, y, ais_steps, ais_chains, step_size=ais_step_size, show_progress=show_progress
+                    run.model,
+                    y,
+                    ais_steps,
+                    ais_chains,
+                    leapfrog_steps=ais_leapfrog,
+                    step_size=ais_step_size,
+                    show_progress=show_progress,
                 )
         results[name] = {
             "nats_per_image": -est.mean,
@@ -377,6 +384,7 @@ def loglik(
             results[name] |= {
                 "num_steps": ais_steps,
                 "initial_step_size": ais_step_size,
+                "leapfrog_steps": ais_leapfrog,
                 "acceptance": float(est.extra["acceptance"].mean()),
             }
     return results
