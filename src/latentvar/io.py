@@ -97,3 +97,28 @@ def load_checkpoint(
             f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load"
         )
     return load_file(str(tensors_path)), json.loads(meta_path.read_text())
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optimizer") -> dict[str, torch.Tensor]:
+    """An optimiser's per-parameter state (Adam's moments, step counts) as flat named tensors
+    ``{prefix}.{param index}.{key}`` for a safetensors checkpoint; hyper-parameters are not stored, they
+    come from the optimiser's construction."""
+    out = {}
+    for i, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{prefix}.{i}.{key}"] = torch.as_tensor(value)
+    return out
+
+
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str = "optimizer"
+) -> None:
+    """Restore what `optimizer_tensors` saved under ``prefix`` into ``optimizer`` (same parameters)."""
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            index, key = name[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)

@@ -24,7 +24,7 @@ from latentvar._checks import check_positive
 from latentvar.colorize.images import load_image_folder, rgba_to_lab
 from latentvar.colorize.model import MODELS, build_model, parameter_count
 from latentvar.colorize.quantize import ABBins
-from latentvar.io import load_checkpoint, save_checkpoint
+from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
 from latentvar.progress import progress
 
 
@@ -104,25 +104,6 @@ def batch_indices(seed: int, step: int, n: int, batch_size: int) -> Tensor:
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, Tensor]:
-    out = {}
-    for i, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
-            out[f"optimizer.{i}.{key}"] = torch.as_tensor(value)
-    return out
-
-
-def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, i, key = name.split(".", 2)
-            state.setdefault(int(i), {})[key] = value
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 def model_tensors(model: nn.Module) -> dict[str, Tensor]:

@@ -20,7 +20,14 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from latentvar.ctc import CTC, ctc_loss
-from latentvar.io import atomic_write_bytes, atomic_write_json, load_checkpoint, save_checkpoint
+from latentvar.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    load_checkpoint,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    save_checkpoint,
+)
 from latentvar.progress import progress
 
 BLANK = 0  # class 0 is the blank; digit d is class d + 1
@@ -136,27 +143,8 @@ def as_classes(digits: Tensor) -> Tensor:
 # training with resume
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
-    out = {}
-    for i, state in optimizer.state_dict()["state"].items():
-        for name, value in state.items():
-            out[f"optim.{i}.{name}"] = torch.as_tensor(value)
-    return out
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor]) -> None:
-    state_dict = optimizer.state_dict()
-    state: dict[int, dict[str, Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, i, name = key.split(".", 2)
-            state.setdefault(int(i), {})[name] = value
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)
-
-
 def save(run: Path, model: LineReader, optimizer, cfg: Config, step: int, extra: dict | None = None) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | _optimizer_tensors(optimizer)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | optimizer_tensors(optimizer, "optim")
     meta = {"kind": "ctc-digits", "config": asdict(cfg), "step": step, **(extra or {})}
     save_checkpoint(run, tensors, meta)
 
@@ -189,7 +177,7 @@ def train(run: Path, cfg: Config, resume: bool = False) -> dict:
     if resume and (run / "checkpoint.json").exists():
         model, meta, tensors = load(run)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        _load_optimizer(optimizer, tensors)
+        load_optimizer_tensors(optimizer, tensors, "optim")
         start, history = meta["step"], meta.get("history", [])
         cfg = Config(**{**meta["config"], "steps": cfg.steps})  # the saved run's settings; steps may grow
     images, labels = digit_scans()["train"]

@@ -27,7 +27,7 @@ from latentvar.dcgan import (
     twemoji_tensor,
 )
 from latentvar.generator import Generator
-from latentvar.io import load_checkpoint, save_checkpoint
+from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
 from latentvar.progress import progress
 
 IMAGE_DIMS = 3 * 32 * 32
@@ -41,25 +41,6 @@ def _load_data(data: str, split: str) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------------------------
 # checkpoints: module and optimiser states flattened into one safetensors dict
-
-
-def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> dict:
-    out = {}
-    for idx, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
-            out[f"{prefix}.{idx}.{key}"] = torch.as_tensor(value)
-    return out
-
-
-def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict) -> None:
-    sd = opt.state_dict()
-    state: dict = {}
-    for name, value in tensors.items():
-        if name.startswith(prefix + "."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = value
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 class Run:
@@ -96,9 +77,9 @@ class Run:
         tensors = {}
         for name, mod in self.modules().items():
             tensors |= {f"{name}.{k}": v for k, v in mod.state_dict().items()}
-        tensors |= _optimizer_tensors("opt_main", self.opt_main) | _optimizer_tensors("opt_enc", self.opt_enc)
+        tensors |= optimizer_tensors(self.opt_main, "opt_main") | optimizer_tensors(self.opt_enc, "opt_enc")
         if self.opt_disc is not None:
-            tensors |= _optimizer_tensors("opt_disc", self.opt_disc)
+            tensors |= optimizer_tensors(self.opt_disc, "opt_disc")
         tensors["rng"] = torch.get_rng_state()
         self.meta |= meta
         info = {"config": self.config, "step": self.step, "encoder_step": self.encoder_step} | self.meta
@@ -111,10 +92,10 @@ class Run:
         for name, mod in run.modules().items():
             prefix = name + "."
             mod.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-        _load_optimizer("opt_main", run.opt_main, tensors)
-        _load_optimizer("opt_enc", run.opt_enc, tensors)
+        load_optimizer_tensors(run.opt_main, tensors, "opt_main")
+        load_optimizer_tensors(run.opt_enc, tensors, "opt_enc")
         if run.opt_disc is not None:
-            _load_optimizer("opt_disc", run.opt_disc, tensors)
+            load_optimizer_tensors(run.opt_disc, tensors, "opt_disc")
         torch.set_rng_state(tensors["rng"])
         run.step, run.encoder_step = meta["step"], meta.get("encoder_step", 0)
         run.meta = {k: v for k, v in meta.items() if k not in ("config", "step", "encoder_step")}

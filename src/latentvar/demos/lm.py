@@ -14,7 +14,7 @@ import torch
 
 from latentvar.autoregressive import Autoregressive, RecurrentLM
 from latentvar.data import brown
-from latentvar.io import load_checkpoint, save_checkpoint
+from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
 from latentvar.progress import progress
 
 
@@ -73,7 +73,7 @@ def fit(
     if (out / "checkpoint.json").exists():
         tensors, saved = load_checkpoint(out)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        _load_optimizer(opt, tensors)
+        load_optimizer_tensors(opt, tensors, "opt")
         meta.update({k: saved[k] for k in ("step", "history", "seconds")})
     g = torch.Generator().manual_seed(seed + meta["step"])
     bar = progress(range(meta["step"], steps), desc="lm", total=steps, initial=meta["step"])
@@ -99,20 +99,7 @@ def fit(
 
 
 def _state(net, opt) -> dict:
-    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
-    for i, st in opt.state_dict()["state"].items():
-        for name, v in st.items():
-            tensors[f"opt.{i}.{name}"] = torch.as_tensor(v).reshape(-1) if name == "step" else v
-    return tensors
-
-
-def _load_optimizer(opt, tensors: dict) -> None:
-    state = opt.state_dict()
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, i, name = key.split(".", 2)
-            state["state"].setdefault(int(i), {})[name] = v.reshape(()) if name == "step" else v
-    opt.load_state_dict(state)
+    return {f"net.{k}": v for k, v in net.state_dict().items()} | optimizer_tensors(opt, "opt")
 
 
 @torch.no_grad()
