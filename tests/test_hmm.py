@@ -132,6 +132,7 @@ def _hmmlearn_params(model: HMM, ref):
 
 def test_agrees_with_hmmlearn_categorical():
     import hmmlearn.hmm as hmmlearn
+
     model = random_categorical_hmm(k=4, v=6, seed=5)
     y = model.sample((5,), 30)[1]
     lengths = torch.tensor([30, 12, 1, 25, 7])
@@ -159,6 +160,7 @@ def test_agrees_with_hmmlearn_categorical():
 @pytest.mark.parametrize("covariance", ["diag", "full"])
 def test_agrees_with_hmmlearn_gaussian(covariance):
     import hmmlearn.hmm as hmmlearn
+
     g = torch.Generator().manual_seed(7)
     k, d = 3, 2
     means = torch.randn(k, d, generator=g, dtype=F64) * 2
@@ -263,6 +265,7 @@ def test_parallel_equals_sequential_ragged():
 
 def test_baum_welch_monotone_and_matches_hmmlearn():
     import hmmlearn.hmm as hmmlearn
+
     truth = random_categorical_hmm(k=3, v=5, seed=11)
     y = truth.sample((20,), 40)[1]
     lengths = torch.randint(5, 41, (20,))
