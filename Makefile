@@ -28,9 +28,15 @@ lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 
+# The speed benchmarks (tens of minutes on 2 cores); each script prints its table, BENCHMARKS.md records them.
+# Quality benchmarks (bench/colorize_quality.py, bench/generator_ais_twemoji.py, bench/ctc_speech.py) need
+# trained runs or prepared data: see their docstrings.
 bench: $(VENV)/.stamp-dev
 	$(PIP) install -q -e '.[dev,bench]'
-	$(PY) bench/run_all.py
+	PYTHONPATH=src $(PY) bench/colorize_speed.py
+	PYTHONPATH=src $(PY) bench/ctc_bench.py
+	PYTHONPATH=src $(PY) bench/hmm_bench.py --skip-pomegranate-viterbi
+	PYTHONPATH=src $(PY) bench/estimators_bench.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
