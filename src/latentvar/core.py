@@ -11,6 +11,7 @@ the estimators in `latentvar.estimate` to use instead.
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -102,3 +103,14 @@ class FitResult:
     @property
     def n_iter(self) -> int:
         return len(self.history)
+
+
+def track_convergence(history: list[float], mean_ll: float, tol: float, lr: float) -> bool:
+    """Append one gradient-fitting iteration's mean log-likelihood to ``history``; True once it moved by
+    less than ``tol``. A non-finite value means the optimiser diverged: raise rather than hand back NaN
+    parameters."""
+    if not math.isfinite(mean_ll):
+        raise FloatingPointError(f"gradient fitting diverged (mean log-likelihood {mean_ll}); lower lr={lr}")
+    done = bool(history) and abs(mean_ll - history[-1]) < tol
+    history.append(mean_ll)
+    return done

@@ -37,7 +37,7 @@ from latentvar._checks import (
     check_range,
     check_support,
 )
-from latentvar.core import FitResult, LatentVariableModel, Posterior
+from latentvar.core import FitResult, LatentVariableModel, Posterior, track_convergence
 from latentvar.progress import progress
 from latentvar.semiring import LogSemiring, MaxSemiring
 
@@ -921,13 +921,8 @@ def _fit_gradient(model: HMM, y, lengths, max_iter, tol, batch_size, lr, paramet
             opt.step()
             loglik += float(total.detach().sum())
         mean_ll = loglik / n_obs
-        if not math.isfinite(mean_ll):
-            raise FloatingPointError(
-                f"gradient fitting diverged (mean log-likelihood {mean_ll}); lower lr={lr}"
-            )
         bar.set_postfix(loglik=f"{mean_ll:.5f}")
-        done = bool(history) and abs(mean_ll - history[-1]) < tol
-        history.append(mean_ll)
+        done = track_convergence(history, mean_ll, tol, lr)
         if callback is not None:
             callback(HMM(init.detach(), trans.detach(), rebuild(leaves)), it + 1, mean_ll)
         if done:

@@ -11,7 +11,6 @@ mixtures with batch shape (b, h, w).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -26,7 +25,7 @@ from latentvar._checks import (
     check_range,
     check_support,
 )
-from latentvar.core import FitResult, LatentVariableModel, Posterior
+from latentvar.core import FitResult, LatentVariableModel, Posterior, track_convergence
 from latentvar.progress import progress
 
 
@@ -332,13 +331,8 @@ def _fit_gradient(model: Mixture, y, max_iter, tol, lr, batch_size, show_progres
         opt.step()
         with torch.no_grad():
             mean_ll = float(Mixture(logits, rebuild(leaves)).log_prob(y).mean())
-        if not math.isfinite(mean_ll):
-            raise FloatingPointError(
-                f"gradient fitting diverged (mean log-likelihood {mean_ll}); lower lr={lr}"
-            )
         bar.set_postfix(loglik=f"{mean_ll:.5f}")
-        done = bool(history) and abs(mean_ll - history[-1]) < tol
-        history.append(mean_ll)
+        done = track_convergence(history, mean_ll, tol, lr)
         if done:
             converged = True
             break
