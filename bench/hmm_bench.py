@@ -95,7 +95,7 @@ def run_case(n, t, k, v, repeats, skip_pomegranate_viterbi=False):
     row: dict = {"case": f"N={n}, T={t}, K={k}, V={v}"}
     methods = ["sequential"] + (["parallel"] if k <= 16 else [])
     with torch.no_grad():
-        for method in methods:  # compile the TorchScript kernels once (a one-time cost per process)
+        for method in methods:  # compile the kernels once (numba caches them on disk; a one-time cost)
             model.log_prob(yt[:2, :20], method=method)
             warm = model.posterior(yt[:2, :20], method=method)
             _ = (warm.marginals, warm.mode)

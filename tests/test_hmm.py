@@ -250,6 +250,63 @@ def test_tiny_probabilities_on_both_sides_do_not_underflow():
     np.testing.assert_allclose(float(lp), float(ref.log_prob(y)), rtol=1e-6)
 
 
+def test_compiled_kernels_flag_underflow_and_fall_back_to_log_space():
+    # float64 this time: the only path needs an e^-700 transition, below what the scaled kernels trust
+    # (their normaliser falls under TINY), so the exact log-space recursion must answer
+    log_trans = torch.tensor([[0.0, -700.0], [-700.0, 0.0]], dtype=F64)
+    emission = D.Categorical(logits=torch.tensor([[0.0, -1e4], [-1e4, 0.0]], dtype=F64))
+    model = HMM(torch.tensor([0.0, -700.0], dtype=F64), log_trans, emission)
+    y = torch.tensor([[0, 1], [0, 0]])
+    exact = torch.logsumexp(enumerate_states(model, y[0])[1], 0)
+    assert -710 < float(exact) < -690
+    lp = model.log_prob(y)
+    torch.testing.assert_close(lp[0], exact)
+    post = model.posterior(y)
+    torch.testing.assert_close(post.log_evidence, lp)
+    torch.testing.assert_close(post.marginals[0], torch.eye(2, dtype=F64))
+    assert post.mode.tolist() == [[0, 1], [0, 0]]
+
+
+def test_compiled_gradient_equals_log_space_autograd():
+    """The compiled log-partition's backward (expected counts weighted per sequence) against autograd of
+    the log-space recursion, for log π, log A and the emissions, with ragged and empty sequences."""
+    from latentvar.hmm import _chain_forward, _log_partition
+
+    model = random_gaussian_hmm(k=4, seed=5)
+    y = torch.randn(5, 11, dtype=F64)
+    lengths = torch.tensor([11, 0, 1, 7, 11])
+    weights = torch.tensor([0.5, 2.0, -1.0, 3.0, 1.5], dtype=F64)
+    grads = []
+    for fn in (_log_partition, lambda *a: _chain_forward(*a)[0]):
+        li = model.log_init.detach().requires_grad_(True)
+        lt = model.log_trans.detach().requires_grad_(True)
+        e = model.emission_log_prob(y).detach().requires_grad_(True)
+        total = fn(li, lt, e, lengths)
+        grads.append((total, *torch.autograd.grad((weights * total).sum(), (li, lt, e))))
+    for ours, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, ref)
+
+
+def test_viterbi_ties_go_to_the_lowest_state_like_the_torch_recursion():
+    from latentvar.hmm import _viterbi, _viterbi_torch
+
+    model = HMM(
+        torch.zeros(3, dtype=F64),
+        torch.zeros(3, 3, dtype=F64),
+        D.Categorical(logits=torch.zeros(3, 2, dtype=F64)),
+    )
+    y = torch.zeros(2, 5, dtype=torch.long)
+    lengths = torch.tensor([5, 3])
+    e = model.emission_log_prob(y)
+    assert model.posterior(y, lengths).mode.tolist() == [[0] * 5, [0, 0, 0, -1, -1]]
+    rnd = random_categorical_hmm(k=5, v=3, seed=8)
+    y = rnd.sample((6,), 30)[1]
+    lengths = torch.tensor([30, 29, 1, 0, 17, 30])
+    e = rnd.emission_log_prob(y)
+    args = (rnd.log_init, rnd.log_trans, e, lengths)
+    assert torch.equal(_viterbi(*args), _viterbi_torch(*args))
+
+
 def test_parallel_equals_sequential_ragged():
     model = random_gaussian_hmm(k=3, seed=9)
     y = torch.randn(5, 37, dtype=F64)

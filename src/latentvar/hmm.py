@@ -21,13 +21,15 @@ log-depth parallel scan (associative log-matmul of the per-step (k, k) matrices)
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 
+import numba
+import numpy as np
 import torch
 import torch.distributions as D
 from torch import Tensor, nn
 
+from latentvar import _hmm_kernels as _kernels
 from latentvar._checks import (
     as_tensor,
     check_finite,
@@ -42,6 +44,7 @@ from latentvar.progress import progress
 from latentvar.semiring import LogSemiring, MaxSemiring
 
 METHODS = ("sequential", "parallel")
+CHUNK_VALUES = 2**20  # emission log-likelihoods computed at once when scoring: b·chunk·k near this
 
 
 # --------------------------------------------------------------------------------------------------
@@ -155,152 +158,114 @@ def _chain_backward(log_trans: Tensor, emission_lp: Tensor, lengths: Tensor, exa
 
 
 # --------------------------------------------------------------------------------------------------
-# Fast kernels: the scaled recursion in probability space and Viterbi with backpointers, both compiled
-# with TorchScript so the time loop runs without Python overhead and without a host sync per step.
+# Compiled kernels (latentvar._hmm_kernels, numba): the scaled recursions in probability space and Viterbi,
+# one sequence per loop iteration with no interpreter overhead per step. They work in float64 on CPU
+# tensors; a sequence whose scaled normaliser could have underflowed is flagged and the whole batch is
+# then recomputed by the exact log-space recursion above, so near-zero probabilities never become -inf.
 
 
-def _scaled_forward_kernel(
-    alpha: Tensor, probs: Tensor, trans_exp: Tensor, t0: int, lengths: Tensor, keep: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """alpha_t = normalise((alpha_{t-1} @ A') * p_t) over one chunk (Rabiner 1989 §V.A, scaling).
-
-    ``alpha`` (b, k) normalised (ignored when t0 = 0), ``probs`` (b, c, k) the chunk's emission weights
-    (already exponentiated after subtracting each step's maximum), ``trans_exp`` (k, k) = exp(log A less its
-    column maxima). Returns (the last alpha, log of each step's normaliser (b, c), the alphas (b, c, k) if
-    ``keep``). Steps past a sequence's length run on (the caller masks them out). A zero normaliser gives
-    -inf: the caller falls back."""
-    b, c, k = probs.shape
-    norms = torch.ones(b, c, 1, dtype=probs.dtype)
-    kept = torch.empty(b, c if keep else 0, k, dtype=probs.dtype)
-    for s in range(c):
-        new = probs[:, s] if t0 + s == 0 else torch.mm(alpha, trans_exp) * probs[:, s]
-        norm = new.sum(-1, keepdim=True)
-        alpha = new / norm
-        norms[:, s] = norm
-        if keep:
-            kept[:, s] = alpha
-    return alpha, norms.squeeze(-1).log(), kept
+def _np64(x: Tensor) -> np.ndarray:
+    return x.detach().to(torch.float64).contiguous().numpy()
 
 
-def _scaled_backward_kernel(probs: Tensor, trans_exp: Tensor, lengths: Tensor) -> Tensor:
-    """beta_t = normalise(A' @ (p_{t+1} * beta_{t+1})), beta_{L-1} = 1 (Rabiner 1989 eq. 24, scaled):
-    (b, t, k), ones from each sequence's last step on."""
-    b, T, k = probs.shape
-    betas = torch.ones(b, T, k, dtype=probs.dtype)
-    beta = torch.ones(b, k, dtype=probs.dtype)
-    trans_t = trans_exp.t().contiguous()
-    ragged_from = int(lengths.min()) - 1 if b > 0 else 0
-    for t in range(T - 2, -1, -1):
-        beta = torch.mm(probs[:, t + 1] * beta, trans_t)
-        beta = beta / beta.sum(-1, keepdim=True)
-        if t >= ragged_from:
-            beta = torch.where((t < lengths - 1).unsqueeze(-1), beta, torch.ones_like(beta))
-        betas[:, t] = beta
-    return betas
+def _compiled(*tensors: Tensor) -> bool:
+    """True where the compiled kernels apply (CPU tensors); sets numba's threads to torch's."""
+    if any(x.device.type != "cpu" for x in tensors):
+        return False
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    return True
 
 
-def _viterbi_kernel(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
-    """The Viterbi path (Viterbi 1967) by max-product with int16/int32 backpointers: (b, t), -1 past each
-    length. Ties go to the lowest from-state index, as ``argmax``."""
+def _compiled_forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor) -> Tensor | None:
+    """log P(y) (b,) by the compiled scaled forward recursion over the emission chunks (b, c, k), memory
+    O(b·k) besides one chunk; None if a sequence needs the exact log-space recursion."""
+    b, k = lengths.shape[0], log_init.shape[0]
+    alpha, loglik, ok = np.zeros((b, k)), np.zeros(b), np.ones(b, dtype=bool)
+    li, lt, lens = _np64(log_init), _np64(log_trans), lengths.numpy()
+    t = 0
+    for chunk in chunks():
+        _kernels.forward_chunk(li, lt, _np64(chunk), lens, t, alpha, loglik, ok)
+        t += chunk.shape[1]
+    return torch.from_numpy(loglik).to(log_init.dtype) if ok.all() else None
+
+
+def _compiled_forward_backward(log_init, log_trans, emission_lp, lengths, weights=None, counts=True):
+    """(γ (b, t, k) zero past each length, log P(y) (b,), Σ_b w_b γ_b,1 (k,), Σ_b w_b Σ_t ξ_b,t (k, k)) in
+    float64 by the compiled scaled forward-backward; None if a sequence needs the log-space recursion."""
+    b = lengths.shape[0]
+    w = np.ones(b) if weights is None else _np64(weights)
+    groups = max(1, min(b, 4 * numba.get_num_threads()))
+    gamma, loglik, ok, init_c, trans_c = _kernels.forward_backward(
+        _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy(), w, groups, counts
+    )
+    if not ok.all():
+        return None
+    return tuple(torch.from_numpy(x) for x in (gamma, loglik, init_c, trans_c))
+
+
+class _CompiledLogPartition(torch.autograd.Function):
+    """log P(y) (b,) with its gradient: ∂/∂ log π = γ_1, ∂/∂ log A = Σ_t ξ_t, ∂/∂ e_t = γ_t (the expected
+    counts, Eisner 2016), each weighted by the incoming gradient of its sequence; the backward pass reruns
+    the compiled forward-backward. Also returns ok (b,): False where the caller must use log space."""
+
+    @staticmethod
+    def forward(ctx, log_init, log_trans, emission_lp, lengths):
+        alpha = np.zeros((lengths.shape[0], log_init.shape[0]))
+        loglik, ok = np.zeros(lengths.shape[0]), np.ones(lengths.shape[0], dtype=bool)
+        _kernels.forward_chunk(
+            _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy(), 0, alpha, loglik, ok
+        )
+        ctx.save_for_backward(log_init, log_trans, emission_lp, lengths)
+        ok = torch.from_numpy(ok)
+        ctx.mark_non_differentiable(ok)
+        return torch.from_numpy(loglik).to(emission_lp.dtype), ok
+
+    @staticmethod
+    def backward(ctx, grad, _grad_ok):
+        log_init, log_trans, emission_lp, lengths = ctx.saved_tensors
+        out = _compiled_forward_backward(log_init, log_trans, emission_lp, lengths, grad)
+        gamma, _, init_c, trans_c = out
+        g_em = gamma.to(emission_lp.dtype) * grad.view(-1, 1, 1)
+        return init_c.to(log_init.dtype), trans_c.to(log_trans.dtype), g_em, None
+
+
+def _log_partition(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
+    """log P(y) (b,) from emission log-likelihoods (b, t, k), differentiable in all three inputs: compiled
+    on CPU, the log-space recursion otherwise (or where a scaled normaliser could underflow)."""
+    if _compiled(log_init, log_trans, emission_lp):
+        total, ok = _CompiledLogPartition.apply(log_init, log_trans, emission_lp, lengths)
+        if bool(ok.all()):
+            return total
+    return _chain_forward(log_init, log_trans, emission_lp, lengths)[0]
+
+
+def _viterbi(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
+    """The Viterbi path (b, t) long, -1 past each length: compiled on CPU, else the log-space max-product
+    recursion with backpointers in torch."""
+    if _compiled(log_init, log_trans, emission_lp):
+        z, _ = _kernels.viterbi(_np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy())
+        return torch.from_numpy(z)
+    return _viterbi_torch(log_init, log_trans, emission_lp, lengths)
+
+
+def _viterbi_torch(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
     b, T, k = emission_lp.shape
-    z = torch.full((b, T), -1, dtype=torch.long)
+    z = torch.full((b, T), -1, dtype=torch.long, device=emission_lp.device)
     if T == 0 or b == 0:
         return z
-    pointer_dtype = torch.int16 if k < 32768 else torch.int32
-    back = torch.zeros(b, T, k, dtype=pointer_dtype)
-    min_len = int(lengths.min())
-    trans_t = log_trans.t().contiguous()  # (to, from): the max runs over the contiguous last axis
-    rows = max(1, 262144 // (k * k))  # sequences per (rows, k, k) block: ~2 MiB, stays in cache
+    back = []
     delta = log_init + emission_lp[:, 0]
-    best = torch.empty_like(delta)
     for t in range(1, T):
-        for r0 in range(0, b, rows):
-            best_r, arg = (delta[r0 : r0 + rows].unsqueeze(1) + trans_t).max(-1)
-            best[r0 : r0 + rows] = best_r
-            back[r0 : r0 + rows, t] = arg.to(pointer_dtype)
-        new = best + emission_lp[:, t]
-        if t >= min_len:
-            new = torch.where((t < lengths).unsqueeze(-1), new, delta)
-        delta = new
+        best, arg = (delta.unsqueeze(-1) + log_trans).max(-2)
+        back.append(arg)
+        delta = torch.where((t < lengths).unsqueeze(-1), best + emission_lp[:, t], delta)
     cur = delta.argmax(-1)
     for t in range(T - 1, -1, -1):
         active = t < lengths
         z[:, t] = torch.where(active, cur, torch.full_like(cur, -1))
         if t > 0:
-            prev = back[:, t].gather(1, cur.unsqueeze(1)).squeeze(1).long()
-            cur = torch.where(active, prev, cur)
+            cur = torch.where(active, back[t - 1].gather(1, cur.unsqueeze(1)).squeeze(1), cur)
     return z
-
-
-# torch.jit.script warns that it is deprecated in favour of torch.compile, which needs a C++ compiler at
-# run time; the scripted functions are plain TorchScript and stay correct, so the warning is silenced here.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    _scaled_forward_kernel = torch.jit.script(_scaled_forward_kernel)
-    _scaled_backward_kernel = torch.jit.script(_scaled_backward_kernel)
-    _viterbi_kernel = torch.jit.script(_viterbi_kernel)
-
-
-def _emission_weights(log_init: Tensor, col_max: Tensor, chunk: Tensor, t0: int) -> tuple[Tensor, Tensor]:
-    """Per-step weights exp(e_t + shift - top_t) (b, c, k) and tops (b, c): the shift is log π at t = 0 and
-    the transition column maxima after (they are left out of ``trans_exp``)."""
-    shifted = chunk + col_max
-    if t0 == 0 and chunk.shape[1]:
-        shifted = torch.cat([(chunk[:, :1] + log_init), shifted[:, 1:]], 1)
-    top = shifted.amax(-1, keepdim=True).clamp_min(torch.finfo(chunk.dtype).min)
-    return (shifted - top).exp(), top.squeeze(-1)
-
-
-def _scaled_forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor, keep: bool = False):
-    """log P(y) (b,) by the scaled forward recursion in probability space, and (if ``keep``) the
-    normalised alphas (b, t, k) and emission weights (b, t, k); None where a normaliser underflowed to 0
-    (the caller then uses the exact log-space recursion). No gradients."""
-    if torch.is_grad_enabled() and (log_init.requires_grad or log_trans.requires_grad):
-        return None
-    b, k = lengths.shape[0], log_init.shape[0]
-    col_max = log_trans.amax(0).clamp_min(torch.finfo(log_trans.dtype).min)
-    trans_exp = (log_trans - col_max).exp()
-    alpha = log_init.new_zeros(b, k)
-    total = torch.zeros(b, dtype=torch.float64)
-    kept, weights = [], []
-    t = 0
-    for chunk in chunks():
-        if torch.is_grad_enabled() and chunk.requires_grad:
-            return None
-        probs, top = _emission_weights(log_init, col_max, chunk, t)
-        alpha, lognorms, alphas = _scaled_forward_kernel(alpha, probs, trans_exp, t, lengths, keep)
-        valid = torch.arange(t, t + chunk.shape[1]) < lengths.unsqueeze(-1)
-        total += torch.where(valid, lognorms + top, torch.zeros_like(top)).double().sum(1)
-        if keep:
-            kept.append(alphas)
-            weights.append(probs)
-        t += chunk.shape[1]
-    if not bool(torch.isfinite(total).all()):
-        return None
-    if keep:
-        empty = log_init.new_zeros(b, 0, k)
-        return (
-            total.to(log_init.dtype),
-            torch.cat(kept, 1) if kept else empty,
-            (torch.cat(weights, 1) if weights else empty),
-            trans_exp,
-        )
-    return total.to(log_init.dtype)
-
-
-def _scaled_marginals(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor):
-    """P(z_t | y) (b, t, k) by scaled forward-backward (Rabiner 1989 eq. 27), zero past each length, and
-    log P(y) (b,); None if anything underflowed (the caller then uses the log-space recursions)."""
-    out = _scaled_forward(log_init, log_trans, lambda: iter([emission_lp]), lengths, keep=True)
-    if out is None:
-        return None
-    total, alphas, probs, trans_exp = out
-    gamma = alphas * _scaled_backward_kernel(probs, trans_exp, lengths)
-    norm = gamma.sum(-1, keepdim=True)
-    valid = (torch.arange(emission_lp.shape[1]) < lengths.unsqueeze(-1)).unsqueeze(-1)
-    if not bool((norm > 0).logical_or(~valid).all()):
-        return None
-    return torch.where(valid, gamma / norm, torch.zeros_like(gamma)), total
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,18 +467,26 @@ class HMM(LatentVariableModel):
             yield self.emission_log_prob(y[:, t0 : t0 + chunk])
 
     # -- the API -----------------------------------------------------------------------------------
-    def log_prob(self, y, lengths=None, method: str = "sequential", chunk: int = 128) -> Tensor:
+    def log_prob(self, y, lengths=None, method: str = "sequential", chunk: int | None = None) -> Tensor:
         """Exact log P(y) of each padded sequence over its first ``lengths[b]`` steps: (b,).
 
-        ``method="sequential"``: the forward recursion, memory O(b·k) (emissions computed ``chunk`` steps
-        at a time); ``"parallel"``: a log-depth scan of (k, k) products, memory O(b·t·k²)."""
+        ``method="sequential"``: the forward recursion, memory O(b·k) besides the emissions of ``chunk``
+        steps at a time (default: as many steps as keep a chunk near 2^20 values, 8 MiB in float64);
+        ``"parallel"``: a log-depth scan of (k, k) products, memory O(b·t·k²)."""
         y, lengths = self._check_inputs(y, lengths)
         if method == "sequential":
+            if chunk is None:
+                chunk = max(1, CHUNK_VALUES // max(1, y.shape[0] * self.num_states))
             check_positive("chunk", chunk, integer=True)
+            log_init, log_trans = self.log_init, self.log_trans
             chunks = lambda: self._emission_chunks(y, chunk)  # noqa: E731 (re-iterable for an exact rerun)
-            total = _scaled_forward(self.log_init, self.log_trans, chunks, lengths)
-            if total is None:  # gradients wanted, or a normaliser underflowed: the log-space recursion
-                total, _ = _chain_forward(self.log_init, self.log_trans, chunks, lengths)
+            if torch.is_grad_enabled() and (
+                log_init.requires_grad or log_trans.requires_grad or next(chunks(), y).requires_grad
+            ):  # differentiable: the whole (b, t, k) emissions are kept for the backward pass anyway
+                return _log_partition(log_init, log_trans, self.emission_log_prob(y), lengths)
+            total = _compiled_forward(log_init, log_trans, chunks, lengths) if _compiled(log_init) else None
+            if total is None:  # not on CPU, or a normaliser could have underflowed: the log-space recursion
+                total, _ = _chain_forward(log_init, log_trans, chunks, lengths)
             return total
         if method == "parallel":
             return _chain_parallel(
@@ -676,8 +649,10 @@ class HMMPosterior(Posterior):
     def log_evidence(self) -> Tensor:
         """log P(y): (b,)."""
         if "log_evidence" not in self._cache:
-            chunks = lambda: iter([self.emission_lp])  # noqa: E731
-            total = _scaled_forward(self.log_init, self.log_trans, chunks, self.lengths)
+            total = None
+            if _compiled(self.emission_lp):
+                chunks = lambda: iter([self.emission_lp])  # noqa: E731
+                total = _compiled_forward(self.log_init, self.log_trans, chunks, self.lengths)
             self._cache["log_evidence"] = self._forward()[0] if total is None else total
         return self._cache["log_evidence"]
 
@@ -688,10 +663,14 @@ class HMMPosterior(Posterior):
         if self.method == "parallel":
             return self.marginals_autograd * self.valid.unsqueeze(-1)
         if "marginals" not in self._cache:
-            fast = _scaled_marginals(self.log_init, self.log_trans, self.emission_lp, self.lengths)
-            if fast is not None:
-                self._cache["marginals"] = fast[0]
-                return fast[0]
+            if _compiled(self.emission_lp):
+                fast = _compiled_forward_backward(
+                    self.log_init, self.log_trans, self.emission_lp, self.lengths, counts=False
+                )
+                if fast is not None:
+                    self._cache["marginals"] = fast[0].to(self.emission_lp.dtype)
+                    self._cache.setdefault("log_evidence", fast[1].to(self.emission_lp.dtype))
+                    return self._cache["marginals"]
             total, alphas = self._forward()
             betas = _chain_backward(self.log_trans, self.emission_lp, self.lengths)
             gamma = torch.softmax(alphas + betas, -1)  # alphas and betas are shifted per step
@@ -717,9 +696,7 @@ class HMMPosterior(Posterior):
             if self.method == "parallel":
                 self._cache["mode"] = self._mode_parallel()
             else:
-                self._cache["mode"] = _viterbi_kernel(
-                    self.log_init, self.log_trans, self.emission_lp, self.lengths
-                )
+                self._cache["mode"] = _viterbi(self.log_init, self.log_trans, self.emission_lp, self.lengths)
         return self._cache["mode"]
 
     def _mode_parallel(self) -> Tensor:
@@ -805,10 +782,17 @@ def _em_family(emission) -> str:
 def _expected_counts(model: HMM, y: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """E-step for one minibatch: (log P(y) summed, initial counts (k,), transition counts (k, k),
     state posteriors (b, t, k)), as gradients of log P(y) w.r.t. log π, log A and the emissions."""
+    e = model.emission_log_prob(y).detach()
+    if _compiled(e):
+        fast = _compiled_forward_backward(model.log_init, model.log_trans, e, lengths)
+        if fast is not None:
+            gamma, loglik, init_c, trans_c = fast
+            dtype = e.dtype
+            return loglik.sum().to(dtype), init_c.to(dtype), trans_c.to(dtype), gamma.to(dtype)
     with torch.enable_grad():
         log_init = model.log_init.detach().requires_grad_(True)
         log_trans = model.log_trans.detach().requires_grad_(True)
-        e = model.emission_log_prob(y).detach().requires_grad_(True)
+        e = e.requires_grad_(True)
         total, _ = _chain_forward(log_init, log_trans, e, lengths)
         g_init, g_trans, gamma = torch.autograd.grad(total.sum(), (log_init, log_trans, e))
     return total.sum().detach(), g_init, g_trans, gamma
@@ -914,7 +898,7 @@ def _fit_gradient(model: HMM, y, lengths, max_iter, tol, batch_size, lr, paramet
         for idx in _batches(y.shape[0], batch_size, shuffle=True):
             yb, lb = _trim(y, lengths, idx)
             current = HMM(init, trans, rebuild(leaves))
-            total, _ = _chain_forward(current.log_init, current.log_trans, current.emission_log_prob(yb), lb)
+            total = _log_partition(current.log_init, current.log_trans, current.emission_log_prob(yb), lb)
             loss = -total.sum() / max(int(lb.sum()), 1)
             opt.zero_grad()
             loss.backward()

@@ -17,7 +17,7 @@ import torch.distributions as D
 from torch import Tensor, nn
 
 from latentvar.data import brown
-from latentvar.hmm import HMM, _chain_forward, _em_family
+from latentvar.hmm import HMM, _em_family, _log_partition
 from latentvar.io import atomic_write_json, load_checkpoint, save_checkpoint
 from latentvar.progress import progress
 
@@ -232,7 +232,7 @@ def gradient_epoch(model: HMM, enc: brown.Encoded, batches, opt, seed: int) -> f
         idx = batches[i]
         lengths = enc.lengths[idx]
         y = enc.words[idx, : int(lengths.max())]
-        total, _ = _chain_forward(model.log_init, model.log_trans, model.emission_log_prob(y), lengths)
+        total = _log_partition(model.log_init, model.log_trans, model.emission_log_prob(y), lengths)
         loss = -total.sum() / lengths.sum()
         opt.zero_grad()
         loss.backward()
