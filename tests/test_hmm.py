@@ -287,6 +287,31 @@ def test_compiled_gradient_equals_log_space_autograd():
         torch.testing.assert_close(ours, ref)
 
 
+def test_compiled_kernels_on_several_threads_equal_one_thread():
+    from latentvar.hmm import _compiled_forward_backward
+
+    model = random_categorical_hmm(k=4, v=5, seed=6)
+    y = model.sample((7,), 25)[1]
+    lengths = torch.tensor([25, 3, 0, 25, 12, 1, 20])
+    e = model.emission_log_prob(y)
+    before = torch.get_num_threads()
+
+    def run():
+        post = model.posterior(y, lengths)
+        counts = _compiled_forward_backward(model.log_init, model.log_trans, e, lengths)
+        return (model.log_prob(y, lengths), post.marginals, post.mode, *counts)
+
+    try:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(3)
+        three = run()
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(one, three, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
+
+
 def test_viterbi_ties_go_to_the_lowest_state_like_the_torch_recursion():
     from latentvar.hmm import _viterbi, _viterbi_torch
 

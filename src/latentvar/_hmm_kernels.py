@@ -1,6 +1,8 @@
-"""Compiled CPU kernels for the HMM recursions (numba): one sequence per loop iteration, sequences spread
-over threads, every time step a tight loop over (from-state, to-state) pairs with no interpreter or
-dispatch overhead.
+"""Compiled CPU kernels for the HMM recursions (numba): one sequence per loop iteration, every time step a
+tight loop over (from-state, to-state) pairs with no interpreter or dispatch overhead. The kernels are
+single-threaded and release the GIL; the caller runs groups of sequences on several Python threads (numba's
+own parallel layer is not used: its OpenMP layer resets torch's thread count, its workqueue layer aborts
+on concurrent calls).
 
 Shapes (named axes): b sequences, t time, k states. Inputs are float64 NumPy arrays: ``log_init`` (k,),
 ``log_trans`` (k, k) (rows = from-state), emission log-likelihoods ``em`` (b, t, k), ``lengths`` (b,) int64.
@@ -8,7 +10,7 @@ Shapes (named axes): b sequences, t time, k states. Inputs are float64 NumPy arr
 - `forward_chunk`: the scaled forward recursion in probability space (Rabiner 1989 §V.A) over one time
   chunk, carrying the normalised alphas (b, k) and the summed log-normalisers (b,) from chunk to chunk:
   scoring memory O(b·k) besides one chunk of emissions.
-- `forward_backward`: scaled forward-backward for one batch: state posteriors γ (b, t, k) and, weighted per
+- `forward_backward`: scaled forward-backward for a batch: state posteriors γ (b, t, k) and, weighted per
   sequence, the expected initial counts Σ_b w_b γ_b,1 (k,) and transition counts Σ_b w_b Σ_t ξ_b,t (k, k)
   (Rabiner 1989 eqs. 27, 37). These are exactly the gradients of Σ_b w_b log P(y_b) with respect to log π,
   log A and the emission log-likelihoods (Eisner 2016), so they serve EM and the autograd backward alike.
@@ -33,7 +35,6 @@ import numpy as np
 TINY = 1e-280
 
 _jit = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
-_pjit = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", parallel=True)
 
 
 @_jit
@@ -92,14 +93,14 @@ def _advance(alpha, trans_p, p, new):
     return norm
 
 
-@_pjit
+@_jit
 def forward_chunk(log_init, log_trans, em, lengths, t0, alpha, loglik, ok):
     """Advance the scaled forward recursion over steps t0 .. t0 + c - 1 (``em`` (b, c, k)), updating the
     normalised ``alpha`` (b, k), ``loglik`` (b,) and ``ok`` (b,) in place. Steps at or past a sequence's
     length are skipped."""
     b, c, k = em.shape
     trans_p, col_max = _scaled_params(log_init, log_trans)
-    for n in nb.prange(b):
+    for n in range(b):
         if not ok[n]:
             continue
         p = np.empty(k)
@@ -126,98 +127,95 @@ def forward_chunk(log_init, log_trans, em, lengths, t0, alpha, loglik, ok):
             loglik[n] += top + math.log(norm)
 
 
-@_pjit
-def forward_backward(log_init, log_trans, em, lengths, weights, chunks, counts):
+@_jit
+def forward_backward(log_init, log_trans, em, lengths, weights, counts):
     """Scaled forward-backward over a batch. Returns (γ (b, t, k), log P(y) (b,), ok (b,),
-    Σ_b w_b γ_b,1 (k,), Σ_b w_b Σ_t ξ_b,t (k, k)). Sequences are split into ``chunks`` contiguous groups,
-    one per thread, each with its own count accumulators (summed at the end). ``counts`` False skips the
-    transition counts (zero then) for marginals alone."""
+    Σ_b w_b γ_b,1 (k,), Σ_b w_b Σ_t ξ_b,t (k, k)). ``counts`` False skips the transition counts (zero
+    then) for marginals alone."""
     b, T, k = em.shape
     trans_p, col_max = _scaled_params(log_init, log_trans)
     trans_t = np.ascontiguousarray(trans_p.T)
     gamma = np.zeros((b, T, k))
     loglik = np.zeros(b)
     ok = np.ones(b, dtype=np.bool_)
-    init_acc = np.zeros((chunks, k))
-    trans_acc = np.zeros((chunks if counts else 1, k, k))
-    per = (b + chunks - 1) // chunks
-    for g in nb.prange(chunks):
-        p = np.empty(k)
-        new = np.empty(k)
-        beta = np.empty(k)
-        pb = np.empty(k)
-        for n in range(g * per, min(b, (g + 1) * per)):
-            L = lengths[n]
-            if L == 0:
-                continue
-            alphas = np.empty((L, k))
-            probs = np.empty((L, k))
-            norms = np.empty(L)
-            good = True
-            total = 0.0
-            for t in range(L):
-                top = _step_weights(em[n, t], log_init if t == 0 else col_max, p)
-                if top == -np.inf:
-                    good = False
-                    break
-                probs[t, :] = p
-                if t == 0:
-                    norm = 0.0
-                    for j in range(k):
-                        norm += p[j]
-                    for j in range(k):
-                        alphas[0, j] = p[j] / norm
-                else:
-                    norm = _advance(alphas[t - 1], trans_p, p, new)
-                    alphas[t, :] = new
-                if not norm > TINY:
-                    good = False
-                    break
-                norms[t] = norm
-                total += top + math.log(norm)
-            if not good:
-                ok[n] = False
-                continue
-            loglik[n] = total
-            w = weights[n]
-            # backward: beta_t scaled so that gamma_t = alpha_t * beta_t (Rabiner 1989 eqs. 24, 27)
+    init_acc = np.zeros(k)
+    trans_acc = np.zeros((k, k))
+    p = np.empty(k)
+    new = np.empty(k)
+    beta = np.empty(k)
+    pb = np.empty(k)
+    for n in range(b):
+        L = lengths[n]
+        if L == 0:
+            continue
+        alphas = np.empty((L, k))
+        probs = np.empty((L, k))
+        norms = np.empty(L)
+        good = True
+        total = 0.0
+        for t in range(L):
+            top = _step_weights(em[n, t], log_init if t == 0 else col_max, p)
+            if top == -np.inf:
+                good = False
+                break
+            probs[t, :] = p
+            if t == 0:
+                norm = 0.0
+                for j in range(k):
+                    norm += p[j]
+                for j in range(k):
+                    alphas[0, j] = p[j] / norm
+            else:
+                norm = _advance(alphas[t - 1], trans_p, p, new)
+                alphas[t, :] = new
+            if not norm > TINY:
+                good = False
+                break
+            norms[t] = norm
+            total += top + math.log(norm)
+        if not good:
+            ok[n] = False
+            continue
+        loglik[n] = total
+        w = weights[n]
+        # backward: beta_t scaled so that gamma_t = alpha_t * beta_t (Rabiner 1989 eqs. 24, 27)
+        for j in range(k):
+            beta[j] = 1.0
+            gamma[n, L - 1, j] = alphas[L - 1, j]
+        for t in range(L - 1, 0, -1):
+            # xi_t(i, j) = alpha_{t-1}(i) A'(i, j) p_t(j) beta_t(j) / norm_t
+            inv = 1.0 / norms[t]
             for j in range(k):
-                beta[j] = 1.0
-                gamma[n, L - 1, j] = alphas[L - 1, j]
-            for t in range(L - 1, 0, -1):
-                # xi_t(i, j) = alpha_{t-1}(i) A'(i, j) p_t(j) beta_t(j) / norm_t
-                inv = 1.0 / norms[t]
-                for j in range(k):
-                    pb[j] = probs[t, j] * beta[j] * inv
-                # new = A' @ pb as a sum of columns (no float reduction in the inner loop: it vectorises)
-                for i in range(k):
-                    new[i] = 0.0
-                for j in range(k):
-                    c = pb[j]
-                    if c != 0.0:
-                        for i in range(k):
-                            new[i] += trans_t[j, i] * c
-                if counts:
+                pb[j] = probs[t, j] * beta[j] * inv
+            # new = A' @ pb as a sum of columns (no float reduction in the inner loop: it vectorises)
+            for i in range(k):
+                new[i] = 0.0
+            for j in range(k):
+                c = pb[j]
+                if c != 0.0:
                     for i in range(k):
-                        a = alphas[t - 1, i] * w
-                        if a != 0.0:
-                            for j in range(k):
-                                trans_acc[g, i, j] += a * trans_p[i, j] * pb[j]
+                        new[i] += trans_t[j, i] * c
+            if counts:
                 for i in range(k):
-                    beta[i] = new[i]
-                    gamma[n, t - 1, i] = alphas[t - 1, i] * new[i]
-            for j in range(k):
-                init_acc[g, j] += w * gamma[n, 0, j]
-    return gamma, loglik, ok, init_acc.sum(0), trans_acc.sum(0)
+                    a = alphas[t - 1, i] * w
+                    if a != 0.0:
+                        for j in range(k):
+                            trans_acc[i, j] += a * trans_p[i, j] * pb[j]
+            for i in range(k):
+                beta[i] = new[i]
+                gamma[n, t - 1, i] = alphas[t - 1, i] * new[i]
+        for j in range(k):
+            init_acc[j] += w * gamma[n, 0, j]
+    return gamma, loglik, ok, init_acc, trans_acc
 
 
-@_pjit
+@_jit
 def viterbi(log_init, log_trans, em, lengths):
     """The Viterbi path (b, t) int64, -1 past each length, and its log P(z, y) (b,)."""
     b, T, k = em.shape
     z = np.full((b, T), -1, dtype=np.int64)
     score = np.zeros(b)
-    for n in nb.prange(b):
+    for n in range(b):
         L = lengths[n]
         if L == 0:
             continue

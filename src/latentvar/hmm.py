@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 import torch
 import torch.distributions as D
@@ -169,11 +169,19 @@ def _np64(x: Tensor) -> np.ndarray:
 
 
 def _compiled(*tensors: Tensor) -> bool:
-    """True where the compiled kernels apply (CPU tensors); sets numba's threads to torch's."""
-    if any(x.device.type != "cpu" for x in tensors):
-        return False
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    return True
+    """True where the compiled kernels apply: CPU tensors."""
+    return all(x.device.type == "cpu" for x in tensors)
+
+
+def _in_groups(b: int, fn) -> list:
+    """fn(lo, hi) over contiguous groups of the b sequences, one group per torch thread, run on Python
+    threads (the kernels release the GIL)."""
+    n = max(1, min(b, torch.get_num_threads()))
+    if n == 1:
+        return [fn(0, b)]
+    bounds = [b * i // n for i in range(n + 1)]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fn, bounds[:-1], bounds[1:]))
 
 
 def _compiled_forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor) -> Tensor | None:
@@ -184,7 +192,13 @@ def _compiled_forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tens
     li, lt, lens = _np64(log_init), _np64(log_trans), lengths.numpy()
     t = 0
     for chunk in chunks():
-        _kernels.forward_chunk(li, lt, _np64(chunk), lens, t, alpha, loglik, ok)
+        em = _np64(chunk)
+        _in_groups(
+            b,
+            lambda lo, hi, t=t, em=em: _kernels.forward_chunk(
+                li, lt, em[lo:hi], lens[lo:hi], t, alpha[lo:hi], loglik[lo:hi], ok[lo:hi]
+            ),
+        )
         t += chunk.shape[1]
     return torch.from_numpy(loglik).to(log_init.dtype) if ok.all() else None
 
@@ -194,31 +208,29 @@ def _compiled_forward_backward(log_init, log_trans, emission_lp, lengths, weight
     float64 by the compiled scaled forward-backward; None if a sequence needs the log-space recursion."""
     b = lengths.shape[0]
     w = np.ones(b) if weights is None else _np64(weights)
-    groups = max(1, min(b, 4 * numba.get_num_threads()))
-    gamma, loglik, ok, init_c, trans_c = _kernels.forward_backward(
-        _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy(), w, groups, counts
+    li, lt, em, lens = _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy()
+    parts = _in_groups(
+        b, lambda lo, hi: _kernels.forward_backward(li, lt, em[lo:hi], lens[lo:hi], w[lo:hi], counts)
     )
+    gamma, loglik, ok = (np.concatenate([part[i] for part in parts]) for i in range(3))
     if not ok.all():
         return None
+    init_c, trans_c = sum(part[3] for part in parts), sum(part[4] for part in parts)
     return tuple(torch.from_numpy(x) for x in (gamma, loglik, init_c, trans_c))
 
 
 class _CompiledLogPartition(torch.autograd.Function):
     """log P(y) (b,) with its gradient: ∂/∂ log π = γ_1, ∂/∂ log A = Σ_t ξ_t, ∂/∂ e_t = γ_t (the expected
     counts, Eisner 2016), each weighted by the incoming gradient of its sequence; the backward pass reruns
-    the compiled forward-backward. Also returns ok (b,): False where the caller must use log space."""
+    the compiled forward-backward. Also returns ok (): False where the caller must use log space."""
 
     @staticmethod
     def forward(ctx, log_init, log_trans, emission_lp, lengths):
-        alpha = np.zeros((lengths.shape[0], log_init.shape[0]))
-        loglik, ok = np.zeros(lengths.shape[0]), np.ones(lengths.shape[0], dtype=bool)
-        _kernels.forward_chunk(
-            _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy(), 0, alpha, loglik, ok
-        )
+        total = _compiled_forward(log_init, log_trans, lambda: iter([emission_lp]), lengths)
         ctx.save_for_backward(log_init, log_trans, emission_lp, lengths)
-        ok = torch.from_numpy(ok)
+        ok = torch.tensor(total is not None)
         ctx.mark_non_differentiable(ok)
-        return torch.from_numpy(loglik).to(emission_lp.dtype), ok
+        return (emission_lp.new_zeros(lengths.shape[0]) if total is None else total), ok
 
     @staticmethod
     def backward(ctx, grad, _grad_ok):
@@ -234,7 +246,7 @@ def _log_partition(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, len
     on CPU, the log-space recursion otherwise (or where a scaled normaliser could underflow)."""
     if _compiled(log_init, log_trans, emission_lp):
         total, ok = _CompiledLogPartition.apply(log_init, log_trans, emission_lp, lengths)
-        if bool(ok.all()):
+        if bool(ok):
             return total
     return _chain_forward(log_init, log_trans, emission_lp, lengths)[0]
 
@@ -243,8 +255,11 @@ def _viterbi(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: 
     """The Viterbi path (b, t) long, -1 past each length: compiled on CPU, else the log-space max-product
     recursion with backpointers in torch."""
     if _compiled(log_init, log_trans, emission_lp):
-        z, _ = _kernels.viterbi(_np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy())
-        return torch.from_numpy(z)
+        li, lt, em, lens = _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy()
+        parts = _in_groups(
+            lengths.shape[0], lambda lo, hi: _kernels.viterbi(li, lt, em[lo:hi], lens[lo:hi])[0]
+        )
+        return torch.from_numpy(np.concatenate(parts))
     return _viterbi_torch(log_init, log_trans, emission_lp, lengths)
 
 
