@@ -287,6 +287,19 @@ def test_compiled_gradient_equals_log_space_autograd():
         torch.testing.assert_close(ours, ref)
 
 
+def test_parallel_viterbi_is_one_best_path_under_ties():
+    """Many state sequences of this model tie (equal emission rows, transitions in powers of two): the
+    max-semiring gradient must still pick one consistent path. With an evenly split gradient at ties
+    (amax) the per-step argmax blended co-optimal paths into one scoring 4 nats below the optimum."""
+    trans = torch.tensor([[0.25, 0.5, 0.25], [0.5, 0.25, 0.25], [0.25, 0.5, 0.25]], dtype=F64)
+    emit = torch.tensor([[2 / 3, 1 / 3]] * 3, dtype=F64)
+    model = HMM(torch.zeros(3, dtype=F64), trans.log(), D.Categorical(probs=emit))
+    y = torch.tensor([[1, 0, 1, 1, 1, 0, 1, 0]])
+    best = enumerate_states(model, y[0])[1].max().reshape(1)
+    for method in ("parallel", "sequential"):
+        torch.testing.assert_close(model.log_joint(model.posterior(y, method=method).mode, y), best)
+
+
 def test_compiled_kernels_on_several_threads_equal_one_thread():
     from latentvar.hmm import _compiled_forward_backward
 

@@ -61,7 +61,9 @@ class MaxSemiring:
 
     @staticmethod
     def sum(x: Tensor, dim: int = -1) -> Tensor:
-        return x.amax(dim=dim)
+        # max with indices, not amax: at ties its gradient goes to one entry, not split evenly, so the
+        # gradient of a whole recursion is one best structure rather than a blend of co-optimal ones
+        return x.max(dim=dim).values
 
     @staticmethod
     def mul(a: Tensor, b: Tensor) -> Tensor:
@@ -69,4 +71,4 @@ class MaxSemiring:
 
     @staticmethod
     def matmul(a: Tensor, b: Tensor) -> Tensor:
-        return (a.unsqueeze(-1) + b.unsqueeze(-3)).amax(dim=-2)
+        return MaxSemiring.sum(a.unsqueeze(-1) + b.unsqueeze(-3), dim=-2)
