@@ -105,6 +105,95 @@ def test_bdmc_gap_shrinks_with_more_steps():
     assert gaps[1] < gaps[0] / 3, gaps
 
 
+def _shifted_posterior(model, shift=0.5, widen=1.5):
+    """A deliberately imperfect diagonal Gaussian q(z|y): the exact posterior mean moved by ``shift``
+    posterior standard deviations, with a scale ``widen`` times too wide."""
+
+    def encoder(y):
+        post = model.posterior(y)
+        return D.Independent(D.Normal(post.mean + shift * post.stddev, widen * post.stddev), 1)
+
+    return encoder
+
+
+def test_ais_from_the_exact_posterior_is_exact_with_zero_variance():
+    """With q0 = P(z|y), π_β = P(z|y) at every β and each increment is (β_t - β_{t-1}) log P(y): every
+    chain's log-weight is log P(y) whatever HMC does. A wrong weight formula (e.g. the prior path's
+    increment log P(y|z) with a q0 start, or a missing -log q0) would scatter the weights."""
+    model = _model(d_y=12, d_z=3, sigma=0.5)
+    _, y = model.sample((5,))
+    exact = model.log_prob(y)
+    est = estimate.ais(model, y, num_steps=10, num_chains=6, initial=model.posterior, leapfrog_steps=2)
+    torch.testing.assert_close(est.estimate, exact, rtol=0, atol=1e-9)
+    assert float(est.stderr.max()) < 1e-6
+    torch.testing.assert_close(est.extra["ess"], torch.full((5,), 6.0, dtype=F64))
+    res = estimate.bdmc(model, 4, 10, 6, initial=model.posterior, leapfrog_steps=2)
+    exact = model.log_prob(res.y)
+    torch.testing.assert_close(res.lower.estimate, exact, rtol=0, atol=1e-9)
+    torch.testing.assert_close(res.upper.estimate, exact, rtol=0, atol=1e-9)
+
+
+def test_ais_from_an_imperfect_encoder_is_close_with_few_temperatures():
+    model = _model(d_y=16, d_z=4, sigma=0.5, scale=0.5)
+    _, y = model.sample((8,))
+    exact = model.log_prob(y)
+    enc = _shifted_posterior(model, shift=1.0, widen=2.0)
+    # deliberately imperfect: KL(q || posterior) ≈ 5 nats per image
+    assert float((exact - estimate.elbo(model, y, enc, 200).estimate).mean()) > 3.0
+    est = estimate.ais(model, y, num_steps=50, num_chains=64, initial=enc, leapfrog_steps=3, step_size=0.2)
+    err = est.estimate - exact
+    assert abs(float(err.mean())) < 0.1, err
+    assert float(err.abs().max()) < 0.4, err
+    assert 0.5 < float(est.extra["acceptance"].mean()) < 0.95
+    assert float(est.extra["ess"].mean()) > 16
+
+
+def test_bdmc_from_an_imperfect_encoder_brackets_the_truth():
+    model = _model(d_y=16, d_z=4, sigma=0.5, scale=0.5)
+    enc = _shifted_posterior(model, shift=1.0, widen=2.0)
+    res = estimate.bdmc(model, 8, 50, 64, initial=enc, leapfrog_steps=3, step_size=0.2)
+    exact = float(model.log_prob(res.y).mean())
+    lower, upper = res.lower.mean, res.upper.mean
+    assert lower <= exact + 3 * res.lower.mean_stderr, (lower, exact)
+    assert upper >= exact - 3 * res.upper.mean_stderr, (upper, exact)
+    assert abs(float(res.gap.mean())) < 0.25, res.gap
+    # with 2 temperatures and 4 chains the same encoder leaves a clear gap, which still brackets the truth
+    res = estimate.bdmc(model, 8, 2, 4, initial=enc, leapfrog_steps=3, step_size=0.2)
+    exact = float(model.log_prob(res.y).mean())
+    assert res.lower.mean < exact < res.upper.mean and float(res.gap.mean()) > 0.5, res.gap
+
+
+def test_ais_initial_with_autograd_gradient_matches_closed_form():
+    """A q0 that is not a diagonal Normal (a full-covariance MultivariateNormal) takes the autograd
+    gradient; as the exact posterior it must still give log P(y) exactly."""
+    model = _model(d_y=10, d_z=3, sigma=0.5)
+    _, y = model.sample((3,))
+
+    def full_cov(images):
+        post = model.posterior(images)
+        return D.MultivariateNormal(post.mean, scale_tril=post.scale_tril)
+
+    est = estimate.ais(model, y, 5, 4, initial=full_cov, leapfrog_steps=2)
+    torch.testing.assert_close(est.estimate, model.log_prob(y), rtol=0, atol=1e-9)
+
+
+def test_bad_initial():
+    model = _model()
+    _, y = model.sample((2,))
+    with pytest.raises(ValueError, match="initial"):
+        estimate.ais(model, y, 5, 2, initial="encoder")
+    with pytest.raises(ValueError, match="initial"):
+        estimate.ais(model, y, 5, 2, initial=model.posterior(y))  # a Distribution, not a callable
+    with pytest.raises(ValueError, match="initial"):
+        estimate.ais(model, y, 5, 2, initial=lambda images: torch.zeros(2, 2))
+    wrong_event = lambda images: D.Independent(D.Normal(torch.zeros(2, 3, dtype=F64), 1.0), 1)  # noqa: E731
+    with pytest.raises(ValueError, match="initial"):
+        estimate.ais(model, y, 5, 2, initial=wrong_event)
+    wrong_batch = lambda images: D.Independent(D.Normal(torch.zeros(1, 2, dtype=F64), 1.0), 1)  # noqa: E731
+    with pytest.raises(ValueError, match="initial"):
+        estimate.bdmc(model, 2, 5, 2, initial=wrong_batch)
+
+
 def test_log_space_never_overflows():
     """Log-weights around -1e5 (a very unlikely y) give a finite estimate, not -inf or NaN."""
     model = _model(d_y=4, d_z=1, sigma=0.01)
