@@ -192,6 +192,11 @@ def main() -> None:
     )
     parser.add_argument("--memory", action="store_true", help="also the peak-memory table of scoring")
     args = parser.parse_args()
+    # importing pomegranate sets torch's thread count to the core count (through its OpenMP runtime): import
+    # the references first, then fix the threads for everybody
+    import hmmlearn.hmm  # noqa: F401
+    import pomegranate.hmm  # noqa: F401
+
     torch.set_num_threads(args.threads)
     rows = []
     print(

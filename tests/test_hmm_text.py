@@ -172,3 +172,43 @@ def test_cli_hmm_and_lm_end_to_end(tmp_path):
     assert "Top words per state" in (hmm_run / "report.html").read_text()
     r = runner.invoke(app, ["hmm", "fit", "--data", "wsj", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "--data" in r.output
+
+
+def test_word_features_and_feature_emission():
+    from latentvar.demos.hmm import FeatureEmission, word_features
+
+    assert word_features("Running") == ["w=Running", "l=running", "p2=ru", "s1=g", "s2=ng", "s3=ing", "cap"]
+    assert {"allcaps", "digit", "hyphen"} <= set(word_features("B-52"))
+    assert "punct" in word_features("--") and word_features("<unk>") == ["unk"]
+    words = ["<unk>", "the", "The", "running", "jumping", "1960", "--"]
+    em = FeatureEmission(words, num_states=3, dim=8)
+    table = em.log_emission()
+    assert table.shape == (3, len(words))
+    torch.testing.assert_close(table.exp().sum(-1), torch.ones(3))
+    y = torch.tensor([[1, 3, 4], [6, 0, 2]])
+    torch.testing.assert_close(em(y), table.T[y])
+    # words sharing a suffix share a feature embedding: a gradient step on "running" moves "jumping" too
+    before = em.log_emission()[:, 4].detach().clone()
+    opt = torch.optim.SGD(em.parameters(), lr=1.0)
+    (-em.log_emission()[0, 3]).backward()
+    opt.step()
+    assert (em.log_emission()[:, 4].detach() - before).abs().max() > 1e-4
+
+
+@pytest.mark.slow
+def test_cli_hmm_neural_ngrams_fit_resume_eval(tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "ng"
+    args = ["hmm", "fit", "--emission", "neural", "--features", "ngrams", "--states", "4", "--out", str(run)]
+    args += ["--max-sentences", "150", "--vocab", "100000", "--batch-tokens", "1000", "--lr", "0.05"]
+    assert runner.invoke(app, [*args, "--iters", "1"]).exit_code == 0
+    r = runner.invoke(app, [*args, "--iters", "2"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["iteration"] == 2 and meta["features"] == "ngrams" and meta["history"][1] > meta["history"][0]
+    out = tmp_path / "ng.json"
+    r = runner.invoke(app, ["hmm", "eval", "--run", str(run), "--json", str(out), "--max-sentences", "20"])
+    assert r.exit_code == 0, r.output
+    assert 0 < json.loads(out.read_text())["many_to_one"] <= 1
+    r = runner.invoke(app, [*args[:-2], "--features", "cnn"])
+    assert r.exit_code != 0 and "--features" in r.output

@@ -210,31 +210,61 @@ def forward_backward(log_init, log_trans, em, lengths, weights, counts):
 
 
 @_jit
+def _max_step_rows(delta, log_trans, best, back, t):
+    """best[j] = max_i delta[i] + log A[i, j], back[t, j] its first argmax: from-state rows outer, the
+    to-state loop inner and branch-free enough to vectorise (wide k)."""
+    k = delta.shape[0]
+    for j in range(k):
+        best[j] = -np.inf
+        back[t, j] = 0
+    for i in range(k):
+        d = delta[i]
+        for j in range(k):
+            v = d + log_trans[i, j]
+            if v > best[j]:
+                best[j] = v
+                back[t, j] = i
+
+
+@_jit
+def _max_step_cols(delta, trans_t, best, back, t):
+    """The same with the maximum over i kept in registers (small k, where the row form's stores dominate);
+    ``trans_t`` is log A transposed."""
+    k = delta.shape[0]
+    for j in range(k):
+        m = delta[0] + trans_t[j, 0]
+        arg = 0
+        for i in range(1, k):
+            v = delta[i] + trans_t[j, i]
+            if v > m:
+                m = v
+                arg = i
+        best[j] = m
+        back[t, j] = arg
+
+
+@_jit
 def viterbi(log_init, log_trans, em, lengths):
     """The Viterbi path (b, t) int64, -1 past each length, and its log P(z, y) (b,)."""
     b, T, k = em.shape
     z = np.full((b, T), -1, dtype=np.int64)
     score = np.zeros(b)
+    trans_t = np.ascontiguousarray(log_trans.T)
+    narrow = k <= 16
     for n in range(b):
         L = lengths[n]
         if L == 0:
             continue
-        back = np.empty((L, k), dtype=np.int32)
+        back = np.zeros((L, k), dtype=np.int32)
         delta = np.empty(k)
         best = np.empty(k)
         for j in range(k):
             delta[j] = log_init[j] + em[n, 0, j]
         for t in range(1, L):
-            for j in range(k):
-                best[j] = -np.inf
-                back[t, j] = 0
-            for i in range(k):
-                d = delta[i]
-                for j in range(k):
-                    v = d + log_trans[i, j]
-                    if v > best[j]:
-                        best[j] = v
-                        back[t, j] = i
+            if narrow:
+                _max_step_cols(delta, trans_t, best, back, t)
+            else:
+                _max_step_rows(delta, log_trans, best, back, t)
             for j in range(k):
                 delta[j] = best[j] + em[n, t, j]
         cur = 0

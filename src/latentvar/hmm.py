@@ -44,7 +44,7 @@ from latentvar.progress import progress
 from latentvar.semiring import LogSemiring, MaxSemiring
 
 METHODS = ("sequential", "parallel")
-CHUNK_VALUES = 2**20  # emission log-likelihoods computed at once when scoring: b·chunk·k near this
+CHUNK_VALUES = 2**18  # emission log-likelihoods computed at once when scoring: b·chunk·k near this
 
 
 # --------------------------------------------------------------------------------------------------
@@ -438,19 +438,21 @@ class HMM(LatentVariableModel):
         lengths = (
             torch.full((b,), T, dtype=torch.long)
             if lengths is None
-            else check_lengths("lengths", lengths, b, T)
+            else check_lengths("lengths", lengths, b, T).long()
         )
-        valid = torch.arange(T) < lengths.long().unsqueeze(-1)  # (b, t)
+        full = bool((lengths == T).all())  # no padding: check y as it is, without a mask
+        valid = None if full else torch.arange(T) < lengths.unsqueeze(-1)  # (b, t)
+        observed = y if full else y[valid]
         if torch.is_floating_point(y):
-            check_finite("y", y[valid])
+            check_finite("y", observed)
         if isinstance(self.emission, D.Distribution):
             if _is_categorical(self.emission):
                 check_integer("y", y)
-                check_range("y", y[valid], 0, self.emission.logits.shape[-1])
+                check_range("y", observed, 0, self.emission.logits.shape[-1])
             else:
-                check_support("y", self.emission, y[valid].unsqueeze(1))
-            y = self._fill_padding(y, valid)
-        return y, lengths.long()
+                check_support("y", self.emission, observed.reshape(-1, *y.shape[2:]).unsqueeze(1))
+            y = y if full else self._fill_padding(y, valid)
+        return y, lengths
 
     @staticmethod
     def _fill_padding(y: Tensor, valid: Tensor) -> Tensor:
@@ -486,7 +488,7 @@ class HMM(LatentVariableModel):
         """Exact log P(y) of each padded sequence over its first ``lengths[b]`` steps: (b,).
 
         ``method="sequential"``: the forward recursion, memory O(b·k) besides the emissions of ``chunk``
-        steps at a time (default: as many steps as keep a chunk near 2^20 values, 8 MiB in float64);
+        steps at a time (default: as many steps as keep a chunk near 2^18 values, 2 MiB in float64);
         ``"parallel"``: a log-depth scan of (k, k) products, memory O(b·t·k²)."""
         y, lengths = self._check_inputs(y, lengths)
         if method == "sequential":

@@ -38,14 +38,23 @@ def fit(
     lr: float = typer.Option(0.01, help="Adam learning rate (neural emissions)."),
     seed: int = typer.Option(0, help="Seed of the random initialisation."),
     threads: int = typer.Option(1, help="torch threads."),
+    features: str = typer.Option(
+        "chars",
+        help="Neural emissions' word vectors: chars (character CNN) or ngrams (identity, suffix, prefix and "
+        "shape features; cheap enough for the whole training vocabulary).",
+    ),
 ) -> None:
     """Fit an HMM to the Brown training split (unsupervised: tags are never seen)."""
     _check_data(data)
     if emission not in ("categorical", "neural"):
         raise typer.BadParameter(f"expected categorical or neural, got {emission!r}", param_hint="--emission")
+    if features not in ("chars", "ngrams"):
+        raise typer.BadParameter(f"expected chars or ngrams, got {features!r}", param_hint="--features")
     from latentvar.demos.hmm import fit as run_fit
 
-    meta = run_fit(out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads)
+    meta = run_fit(
+        out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads, features
+    )
     typer.echo(
         f"{meta['iteration']} iterations, train log-likelihood/token {meta['history'][-1]:.4f}; run: {out}"
     )

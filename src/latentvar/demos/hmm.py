@@ -69,6 +69,61 @@ class CharEmission(nn.Module):
         return D.Categorical(logits=self.log_emission()[z]).sample()
 
 
+def word_features(word: str) -> list[str]:
+    """Orthographic features of a word (Berg-Kirkpatrick et al. 2010, "Painless unsupervised learning with
+    features", §5.1, extended): its identity, lower-cased form, suffixes of 1-3 letters, a 2-letter prefix,
+    and shape (capitalised, all capitals, has a digit, has a hyphen, no letter or digit)."""
+    if word == brown.UNK:
+        return ["unk"]
+    low = word.lower()
+    out = [f"w={word}", f"l={low}", f"p2={low[:2]}"]
+    out += [f"s{n}={low[-n:]}" for n in (1, 2, 3) if len(low) > n]
+    if word[0].isupper():
+        out.append("cap")
+    if len(word) > 1 and word.isupper():
+        out.append("allcaps")
+    if any(ch.isdigit() for ch in word):
+        out.append("digit")
+    if "-" in word:
+        out.append("hyphen")
+    if not any(ch.isalnum() for ch in word):
+        out.append("punct")
+    return out
+
+
+class FeatureEmission(nn.Module):
+    """log P(y = w | z = k) = log_softmax_w(s_k · f(w) + b_w) with f(w) = MLP(Σ_{φ ∈ features(w)} e_φ): the
+    neural HMM's emission (Tran et al. 2016, §3.1) with word vectors built from orthographic features
+    (`word_features`) instead of a character CNN. Much cheaper per word, so every training word can be in
+    the vocabulary; rare words share their suffix and shape features with frequent ones.
+
+    ``forward(y)`` maps word ids (b, t) to log-likelihoods (b, t, k); ``log_emission()`` is the (k, v) table.
+    """
+
+    def __init__(self, words: list[str], num_states: int, dim: int = 64):
+        super().__init__()
+        feats = [word_features(w) for w in words]
+        names = sorted({f for fs in feats for f in fs})
+        self.feature_index = {f: i for i, f in enumerate(names)}
+        flat = [self.feature_index[f] for fs in feats for f in fs]
+        self.register_buffer("feature_ids", torch.tensor(flat, dtype=torch.long))
+        self.register_buffer("offsets", torch.tensor([0, *np.cumsum([len(fs) for fs in feats])[:-1]]))
+        self.config = {"num_states": num_states, "dim": dim}
+        self.embed = nn.EmbeddingBag(len(names), dim, mode="sum")
+        nn.init.normal_(self.embed.weight, std=0.1)
+        self.proj = nn.Sequential(nn.Tanh(), nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, dim))
+        self.states = nn.Parameter(torch.randn(num_states, dim) * 0.1)
+        self.word_bias = nn.Parameter(torch.zeros(len(words)))
+
+    def word_vectors(self) -> Tensor:
+        """f(w) for every vocabulary word: (v, d)."""
+        return self.proj(self.embed(self.feature_ids, self.offsets))
+
+    log_emission = CharEmission.log_emission
+    forward = CharEmission.forward
+    sample_given_states = CharEmission.sample_given_states
+
+
 # --------------------------------------------------------------------------------------------------
 # Data
 
@@ -110,15 +165,21 @@ def build_model(tensors: dict, meta: dict) -> HMM:
         return HMM(
             tensors["init_logits"], tensors["trans_logits"], D.Categorical(logits=tensors["emission_logits"])
         )
-    emission = CharEmission(meta["vocab"], meta["states"], **_char_config(meta))
+    emission = _neural_emission(meta)
     emission.load_state_dict(
         {k[len("emission.") :]: v for k, v in tensors.items() if k.startswith("emission.")}
     )
     return HMM(tensors["init_logits"], tensors["trans_logits"], emission)
 
 
-def _char_config(meta: dict) -> dict:
-    return {k: meta["char"][k] for k in ("dim", "char_dim", "channels")}
+def _neural_emission(meta: dict) -> nn.Module:
+    """The neural emission a run's metadata describes: char-CNN (``features`` "chars", the default of older
+    runs) or orthographic features ("ngrams")."""
+    if meta.get("features", "chars") == "ngrams":
+        return FeatureEmission(meta["vocab"], meta["states"], dim=meta["char"]["dim"])
+    return CharEmission(
+        meta["vocab"], meta["states"], **{k: meta["char"][k] for k in ("dim", "char_dim", "channels")}
+    )
 
 
 def _tensors(model: HMM) -> dict:
@@ -145,8 +206,10 @@ def fit(
     lr: float,
     seed: int,
     threads: int,
+    features: str = "chars",
 ) -> dict:
-    """Fit an HMM on the Brown training split; checkpoint after every iteration (resumes after a kill)."""
+    """Fit an HMM on the Brown training split; checkpoint after every iteration (resumes after a kill).
+    ``features``: the neural emission's word vectors, "chars" (char-CNN) or "ngrams" (`FeatureEmission`)."""
     torch.set_num_threads(threads)
     out = Path(out)
     train, _, vocab, _ = load_brown(vocab_size, max_sentences)
@@ -166,6 +229,7 @@ def fit(
     }
     if emission == "neural":
         meta["char"] = {"dim": 64, "char_dim": 16, "channels": 64}
+        meta["features"] = features
     if (out / "checkpoint.json").exists():
         tensors, saved = load_checkpoint(out)
         meta.update({k: saved[k] for k in ("iteration", "history", "seconds")})
@@ -205,7 +269,7 @@ def init_model(states: int, v: int, emission: str, words: list[str], meta: dict,
         probs = torch.rand(states, v, generator=g) * 0.2 + 1.0
         return HMM(init, trans, D.Categorical(probs=probs / probs.sum(-1, keepdim=True)))
     torch.manual_seed(seed)
-    return HMM(init, trans, CharEmission(words, states, **_char_config(meta)))
+    return HMM(init, trans, _neural_emission(meta))
 
 
 def em_iteration(model: HMM, enc: brown.Encoded, batches) -> tuple[HMM, float]:
