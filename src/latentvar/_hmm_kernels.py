@@ -1,26 +1,25 @@
-"""Compiled CPU kernels for the HMM recursions (numba): one sequence per loop iteration, every time step a
-tight loop over (from-state, to-state) pairs with no interpreter or dispatch overhead. The kernels are
-single-threaded and release the GIL; the caller runs groups of sequences on several Python threads (numba's
-own parallel layer is not used: its OpenMP layer resets torch's thread count, its workqueue layer aborts
-on concurrent calls).
+"""Compiled CPU kernels for the HMM recursions (numba): one sequence (or four in lockstep) per loop
+iteration, every time step a tight loop over (from-state, to-state) pairs with no interpreter or dispatch
+overhead. The kernels are single-threaded and release the GIL; the caller runs groups of sequences on
+several Python threads (numba's own parallel layer is not used: its OpenMP layer resets torch's thread
+count, its workqueue layer aborts on concurrent calls).
 
-Shapes (named axes): b sequences, t time, k states. Inputs are float64 NumPy arrays: ``log_init`` (k,),
-``log_trans`` (k, k) (rows = from-state), emission log-likelihoods ``em`` (b, t, k), ``lengths`` (b,) int64.
+Shapes (named axes): b sequences, t time, k states; float64 NumPy arrays, ``lengths`` (b,) int64.
+The scaled kernels take the step weights the caller computed with vectorised exponentials (hmm.py,
+`_step_weights`): ``trans_p`` (k, k) = exp(log A − its column maxima) and, per step, ``probs`` (b, t, k) =
+exp(e_t + offset − top_t) with ``tops`` (b, t) = top_t, the offset being log π at t = 0 and the column
+maxima after. So every product is exact up to rounding unless a step's normaliser falls below `TINY`;
+such sequences are flagged (``ok`` False) and the caller recomputes them by the exact log-space recursion.
 
 - `forward_chunk`: the scaled forward recursion in probability space (Rabiner 1989 §V.A) over one time
   chunk, carrying the normalised alphas (b, k) and the summed log-normalisers (b,) from chunk to chunk:
-  scoring memory O(b·k) besides one chunk of emissions.
+  scoring memory O(b·k) besides one chunk of weights.
 - `forward_backward`: scaled forward-backward for a batch: state posteriors γ (b, t, k) and, weighted per
   sequence, the expected initial counts Σ_b w_b γ_b,1 (k,) and transition counts Σ_b w_b Σ_t ξ_b,t (k, k)
   (Rabiner 1989 eqs. 27, 37). These are exactly the gradients of Σ_b w_b log P(y_b) with respect to log π,
   log A and the emission log-likelihoods (Eisner 2016), so they serve EM and the autograd backward alike.
-- `viterbi`: max-product with per-sequence int32 backpointers (Viterbi 1967); ties go to the lowest
-  from-state index, as ``argmax``.
-
-Every scaled step folds the transition matrix's column maxima and the step's largest emission into an
-exact log-space offset, so a product can only lose precision if the step's normaliser falls below
-`TINY`; such sequences are flagged (``ok`` False) and the caller recomputes them with the exact log-space
-recursion in torch. Accumulation is in float64 whatever the model's dtype.
+- `viterbi`: max-product in log space with per-sequence int32 backpointers (Viterbi 1967); ties go to the
+  lowest from-state index, as ``argmax``.
 """
 
 from __future__ import annotations
@@ -35,40 +34,6 @@ import numpy as np
 TINY = 1e-280
 
 _jit = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
-
-
-@_jit
-def _scaled_params(log_init, log_trans):
-    """trans_p = exp(log A - column maxima) (k, k) and those maxima (k,)."""
-    k = log_init.shape[0]
-    col_max = np.empty(k)
-    for j in range(k):
-        m = -np.inf
-        for i in range(k):
-            if log_trans[i, j] > m:
-                m = log_trans[i, j]
-        col_max[j] = m if m > -np.inf else 0.0
-    trans_p = np.empty((k, k))
-    for i in range(k):
-        for j in range(k):
-            trans_p[i, j] = math.exp(log_trans[i, j] - col_max[j])
-    return trans_p, col_max
-
-
-@_jit
-def _step_weights(em_t, offset, p):
-    """p[j] = exp(em_t[j] + offset[j] - top), returns top = max_j (em_t[j] + offset[j])."""
-    k = em_t.shape[0]
-    top = -np.inf
-    for j in range(k):
-        v = em_t[j] + offset[j]
-        if v > top:
-            top = v
-    if top == -np.inf:
-        return top
-    for j in range(k):
-        p[j] = math.exp(em_t[j] + offset[j] - top)
-    return top
 
 
 @_jit
@@ -94,53 +59,78 @@ def _advance(alpha, trans_p, p, new):
 
 
 @_jit
-def forward_chunk(log_init, log_trans, em, lengths, t0, alpha, loglik, ok):
-    """Advance the scaled forward recursion over steps t0 .. t0 + c - 1 (``em`` (b, c, k)), updating the
-    normalised ``alpha`` (b, k), ``loglik`` (b,) and ``ok`` (b,) in place. Steps at or past a sequence's
-    length are skipped."""
-    b, c, k = em.shape
-    trans_p, col_max = _scaled_params(log_init, log_trans)
-    for n in range(b):
-        if not ok[n]:
-            continue
-        p = np.empty(k)
-        new = np.empty(k)
-        stop = min(c, lengths[n] - t0)
-        for s in range(stop):
+def forward_chunk(trans_p, probs, tops, lengths, t0, alpha, loglik, ok):
+    """Advance the scaled forward recursion over steps t0 .. t0 + c - 1 (``probs`` (b, c, k), ``tops``
+    (b, c)), updating the normalised ``alpha`` (b, k), ``loglik`` (b,) and ``ok`` (b,) in place, four
+    sequences in lockstep. Steps at or past a sequence's length are skipped."""
+    b, c, k = probs.shape
+    new0, new1, new2, new3 = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+    new = (new0, new1, new2, new3)
+    rows = np.empty(4, dtype=np.int64)
+    stops = np.empty(4, dtype=np.int64)
+    active = np.empty(4, dtype=np.bool_)
+    for n0 in range(0, b, 4):
+        longest = 0
+        for m in range(4):
+            n = n0 + m
+            rows[m] = n if n < b else n0
+            stops[m] = min(c, lengths[n] - t0) if n < b and ok[n] else 0
+            longest = max(longest, stops[m])
+        for s in range(longest):
             t = t0 + s
-            top = _step_weights(em[n, s], log_init if t == 0 else col_max, p)
-            if top == -np.inf:
-                ok[n] = False
-                break
-            if t == 0:
+            for m in range(4):
+                active[m] = s < stops[m] and ok[rows[m]]
+            if t > 0:
+                # new_m = alpha[rows[m]] @ A' for the four at once (0 for inactive members): each row of A'
+                # is read once for all four; for large k a step is bound by streaming A' from cache. The
+                # outputs are separate arrays allocated here, so the inner loop vectorises.
+                new0[:] = 0.0
+                new1[:] = 0.0
+                new2[:] = 0.0
+                new3[:] = 0.0
+                for i in range(k):
+                    a0 = alpha[rows[0], i] if active[0] else 0.0
+                    a1 = alpha[rows[1], i] if active[1] else 0.0
+                    a2 = alpha[rows[2], i] if active[2] else 0.0
+                    a3 = alpha[rows[3], i] if active[3] else 0.0
+                    row = trans_p[i]
+                    for j in range(k):
+                        x = row[j]
+                        new0[j] += a0 * x
+                        new1[j] += a1 * x
+                        new2[j] += a2 * x
+                        new3[j] += a3 * x
+            for m in range(4):
+                if not active[m]:
+                    continue
+                n = rows[m]
+                out = new[m]
                 norm = 0.0
                 for j in range(k):
-                    norm += p[j]
+                    x = probs[n, s, j] if t == 0 else out[j] * probs[n, s, j]
+                    out[j] = x
+                    norm += x
+                if not norm > TINY:
+                    ok[n] = False
+                    continue
+                inv = 1.0 / norm
                 for j in range(k):
-                    alpha[n, j] = p[j] / norm
-            else:
-                norm = _advance(alpha[n], trans_p, p, new)
-                alpha[n, :] = new
-            if not norm > TINY:
-                ok[n] = False
-                break
-            loglik[n] += top + math.log(norm)
+                    alpha[n, j] = out[j] * inv
+                loglik[n] += tops[n, s] + math.log(norm)
 
 
 @_jit
-def forward_backward(log_init, log_trans, em, lengths, weights, counts):
+def forward_backward(trans_p, probs, tops, lengths, weights, counts):
     """Scaled forward-backward over a batch. Returns (γ (b, t, k), log P(y) (b,), ok (b,),
     Σ_b w_b γ_b,1 (k,), Σ_b w_b Σ_t ξ_b,t (k, k)). ``counts`` False skips the transition counts (zero
     then) for marginals alone."""
-    b, T, k = em.shape
-    trans_p, col_max = _scaled_params(log_init, log_trans)
+    b, T, k = probs.shape
     trans_t = np.ascontiguousarray(trans_p.T)
     gamma = np.zeros((b, T, k))
     loglik = np.zeros(b)
     ok = np.ones(b, dtype=np.bool_)
     init_acc = np.zeros(k)
     trans_acc = np.zeros((k, k))
-    p = np.empty(k)
     new = np.empty(k)
     beta = np.empty(k)
     pb = np.empty(k)
@@ -149,30 +139,24 @@ def forward_backward(log_init, log_trans, em, lengths, weights, counts):
         if L == 0:
             continue
         alphas = np.empty((L, k))
-        probs = np.empty((L, k))
         norms = np.empty(L)
         good = True
         total = 0.0
         for t in range(L):
-            top = _step_weights(em[n, t], log_init if t == 0 else col_max, p)
-            if top == -np.inf:
-                good = False
-                break
-            probs[t, :] = p
             if t == 0:
                 norm = 0.0
                 for j in range(k):
-                    norm += p[j]
+                    norm += probs[n, 0, j]
                 for j in range(k):
-                    alphas[0, j] = p[j] / norm
+                    alphas[0, j] = probs[n, 0, j] / norm
             else:
-                norm = _advance(alphas[t - 1], trans_p, p, new)
+                norm = _advance(alphas[t - 1], trans_p, probs[n, t], new)
                 alphas[t, :] = new
             if not norm > TINY:
                 good = False
                 break
             norms[t] = norm
-            total += top + math.log(norm)
+            total += tops[n, t] + math.log(norm)
         if not good:
             ok[n] = False
             continue
@@ -186,7 +170,7 @@ def forward_backward(log_init, log_trans, em, lengths, weights, counts):
             # xi_t(i, j) = alpha_{t-1}(i) A'(i, j) p_t(j) beta_t(j) / norm_t
             inv = 1.0 / norms[t]
             for j in range(k):
-                pb[j] = probs[t, j] * beta[j] * inv
+                pb[j] = probs[n, t, j] * beta[j] * inv
             # new = A' @ pb as a sum of columns (no float reduction in the inner loop: it vectorises)
             for i in range(k):
                 new[i] = 0.0

@@ -184,19 +184,40 @@ def _in_groups(b: int, fn) -> list:
         return list(pool.map(fn, bounds[:-1], bounds[1:]))
 
 
+def _scaled_transitions(log_trans: Tensor) -> tuple[np.ndarray, Tensor]:
+    """A' = exp(log A - its column maxima) (k, k) as float64 NumPy, and those maxima (k,) as float64."""
+    log_trans = log_trans.detach().double()
+    col_max = log_trans.amax(0).clamp_min(torch.finfo(torch.float64).min)
+    return (log_trans - col_max).exp().numpy(), col_max
+
+
+def _step_weights(log_init: Tensor, col_max: Tensor, em: Tensor, t0: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scaled kernels' per-step weights exp(e_t + offset - top_t) (b, c, k) and tops (b, c) for the
+    emission chunk ``em`` starting at step t0, computed with torch's vectorised exp: the offset is log π at
+    t = 0 and the transition column maxima after. A step where every state is impossible gets weights 0
+    (the kernel then flags the sequence)."""
+    shifted = em.detach().double() + col_max
+    if t0 == 0 and em.shape[1]:
+        shifted[:, 0] = em[:, 0].detach().double() + log_init.detach().double()
+    top = shifted.amax(-1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    return (shifted - top).exp().numpy(), top.squeeze(-1).numpy()
+
+
 def _compiled_forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor) -> Tensor | None:
     """log P(y) (b,) by the compiled scaled forward recursion over the emission chunks (b, c, k), memory
     O(b·k) besides one chunk; None if a sequence needs the exact log-space recursion."""
     b, k = lengths.shape[0], log_init.shape[0]
     alpha, loglik, ok = np.zeros((b, k)), np.zeros(b), np.ones(b, dtype=bool)
-    li, lt, lens = _np64(log_init), _np64(log_trans), lengths.numpy()
+    trans_p, col_max = _scaled_transitions(log_trans)
+    lens = lengths.numpy()
     t = 0
     for chunk in chunks():
-        em = _np64(chunk)
+        probs, tops = _step_weights(log_init, col_max, chunk, t)
         _in_groups(
             b,
-            lambda lo, hi, t=t, em=em: _kernels.forward_chunk(
-                li, lt, em[lo:hi], lens[lo:hi], t, alpha[lo:hi], loglik[lo:hi], ok[lo:hi]
+            lambda lo, hi, t=t, probs=probs, tops=tops: _kernels.forward_chunk(
+                trans_p, probs[lo:hi], tops[lo:hi], lens[lo:hi], t, alpha[lo:hi], loglik[lo:hi], ok[lo:hi]
             ),
         )
         t += chunk.shape[1]
@@ -208,9 +229,14 @@ def _compiled_forward_backward(log_init, log_trans, emission_lp, lengths, weight
     float64 by the compiled scaled forward-backward; None if a sequence needs the log-space recursion."""
     b = lengths.shape[0]
     w = np.ones(b) if weights is None else _np64(weights)
-    li, lt, em, lens = _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy()
+    trans_p, col_max = _scaled_transitions(log_trans)
+    probs, tops = _step_weights(log_init, col_max, emission_lp, 0)
+    lens = lengths.numpy()
     parts = _in_groups(
-        b, lambda lo, hi: _kernels.forward_backward(li, lt, em[lo:hi], lens[lo:hi], w[lo:hi], counts)
+        b,
+        lambda lo, hi: _kernels.forward_backward(
+            trans_p, probs[lo:hi], tops[lo:hi], lens[lo:hi], w[lo:hi], counts
+        ),
     )
     gamma, loglik, ok = (np.concatenate([part[i] for part in parts]) for i in range(3))
     if not ok.all():
