@@ -2,9 +2,10 @@
 
 Prints one JSON object: AIS (-log P(y) per image, stderr, ESS of the chains' weights, acceptance),
 the BDMC [lower, upper] bracket on simulated images (its gap bounds AIS's error there), the
-machine and its load (uptime) before and after. ``--init encoder`` (the default, as in
-`latentvar generator loglik --ais-init`) starts the chains from the run's encoder q(z|y); ``--init prior``
-from P(z). BDMC uses the same start, so its gap checks the setting that produced the AIS number.
+machine and its load (uptime) before and after. ``--init encoder`` starts the chains from the run's
+encoder q(z|y), ``--init prior`` from P(z), ``--init auto`` (the default, as in `latentvar generator
+loglik --ais-init`) the encoder for a VAE and the prior for a GAN. BDMC uses the same start, so its gap
+checks the setting that produced the AIS number.
 
     PYTHONPATH=src python bench/generator_ais_twemoji.py --run runs/vae --num-images 20 --chains 16 \
         --steps 1000 --leapfrog 5 --bdmc-images 4 --init encoder
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from latentvar import estimate
-from latentvar.demos.generator import _load_data, bits_per_dim, load_eval
+from latentvar.demos.generator import _load_data, bits_per_dim, load_eval, resolve_ais_init
 
 
 def _uptime() -> str:
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--leapfrog", type=int, default=2)
     parser.add_argument("--step-size", type=float, default=0.02)
     parser.add_argument("--bdmc-images", type=int, default=4)
-    parser.add_argument("--init", choices=["encoder", "prior"], default="encoder", help="AIS start q0")
+    parser.add_argument("--init", choices=["auto", "encoder", "prior"], default="auto", help="AIS start q0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bdmc-only", action="store_true", help="only BDMC (AIS runs on 1 test image only)")
@@ -48,6 +49,7 @@ def main() -> None:
     out = {"run": str(args.run), "args": vars(args) | {"run": str(args.run)}, "machine": platform.node()}
     out["uptime_before"] = _uptime()
     run = load_eval(args.run)
+    args.init = out["args"]["init"] = resolve_ais_init(args.init, run)
     y = _load_data("twemoji", "test")[: args.num_images]
     options = {
         "leapfrog_steps": args.leapfrog,

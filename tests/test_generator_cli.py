@@ -71,6 +71,18 @@ def test_train_sample_loglik_end_to_end(tmp_path, objective):
     for r in res.values():
         assert {"nats_per_image", "stderr", "bits_per_dim"} <= set(r)
         assert all(isinstance(r[k], float) for k in ("nats_per_image", "stderr", "bits_per_dim"))
+    # by default AIS starts from the VAE's encoder and from the GAN's prior (what measured better)
+    assert res["ais"]["init"] == {"vae": "encoder", "gan": "prior"}[objective]
+    _invoke(
+        "loglik", "--run", str(run), "--estimators", "ais", "--json", str(out), "--num-images", "2",
+        "--ais-steps", "2", "--ais-chains", "2", "--ais-init", "encoder",
+    )  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["ais"]["init"] == "encoder" and isinstance(res["ais"]["nats_per_image"], float)
+    bad = runner.invoke(
+        app, ["generator", "loglik", "--run", str(run), "--json", str(out), "--ais-init", "q"]
+    )
+    assert bad.exit_code != 0 and "ais_init" in str(bad.exception)
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path):

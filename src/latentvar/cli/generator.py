@@ -90,6 +90,11 @@ def loglik(
         0.02, help="AIS: initial HMC step size (adapted towards 0.65 acceptance)."
     ),
     ais_leapfrog: int = typer.Option(5, help="AIS: leapfrog steps per HMC transition."),
+    ais_init: str = typer.Option(
+        "auto",
+        help="AIS: start the chains from the run's encoder q(z|y) ('encoder') or the prior P(z) ('prior'); "
+        "'auto': encoder for a VAE, prior for a GAN (what measured better, docs/generator.md).",
+    ),
     seed: int = typer.Option(0, help="Seed of the estimators' randomness."),
     threads: int = typer.Option(1, help="torch CPU threads."),
 ) -> None:
@@ -118,6 +123,7 @@ def loglik(
         seed,
         ais_step_size=ais_step_size,
         ais_leapfrog=ais_leapfrog,
+        ais_init=ais_init,
     )
     atomic_write_json(json_out, results)
     for name, r in results.items():
