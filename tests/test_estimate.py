@@ -236,6 +236,23 @@ def test_estimators_run_batched_on_an_image_generator():
     torch.testing.assert_close(a, b)
 
 
+def test_weights_evaluated_a_few_images_at_a_time_stay_with_their_images(monkeypatch):
+    # 3 (sample, image) pairs per pass: 7 images are scored in blocks of 3, 3 and 1, one sample at a time
+    monkeypatch.setattr(estimate, "MAX_EVALS", 3)
+    model = _model(d_y=12, d_z=3)
+    _, y = model.sample((7,))
+    est = estimate.iwae(model, y, model.posterior, num_samples=5)
+    torch.testing.assert_close(est.estimate, model.log_prob(y), rtol=0, atol=1e-9)
+    gen = Generator(_Decoder(), (2, 1, 1), "gaussian")
+    images = (torch.rand(7, 3, 4, 4) * 2 - 1).clamp(-1, 1)
+    prior = lambda images: gen.prior.expand(images.shape[:1])  # noqa: E731
+    torch.manual_seed(2)
+    a = estimate.iwae(gen, images, prior, 4).estimate
+    torch.manual_seed(2)
+    b = estimate.naive_mc(gen, images, 4).estimate
+    torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 def test_bad_num_samples(bad):
     model = _model()
