@@ -362,6 +362,7 @@ def evaluate(run: Path, split: str = "test", max_sentences: int | None = None) -
         "v_measure_coarse": float(v_measure_score(coarse, pred)),
         "nll_per_token": nll,
         "perplexity": math.exp(nll),
+        "vocab_size": len(vocab),
         "states": meta["states"],
         "emission": meta["emission"],
         "iterations": meta["iteration"],

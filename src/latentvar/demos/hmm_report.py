@@ -68,6 +68,7 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
                 m["many_to_one"],
                 m["v_measure"],
                 m["many_to_one_coarse"],
+                m["vocab_size"],
                 m["nll_per_token"],
                 m["perplexity"],
             ]
@@ -76,7 +77,9 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
         from latentvar.demos.lm import evaluate as lm_evaluate
 
         m = lm_evaluate(lm)
-        rows.append([f"LSTM LM ({lm.name})", "—", "—", "—", m["nll_per_token"], m["perplexity"]])
+        rows.append(
+            [f"LSTM LM ({lm.name})", "—", "—", "—", m["vocab_size"], m["nll_per_token"], m["perplexity"]]
+        )
     sections.append(
         "<h2>Test-split metrics</h2>"
         + report.table(
@@ -85,14 +88,15 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
                 "many-to-one (base tags)",
                 "V-measure",
                 "many-to-one (12 coarse)",
+                "vocabulary",
                 "nll/token",
                 "perplexity",
             ],
             rows,
         )
         + "<p class='note'>Many-to-one maps each state to its most frequent gold tag; perplexity is over "
-        "words "
-        "(no end-of-sentence term) on the same vocabulary and split.</p>"
+        "the test split's words (no end-of-sentence term), every word outside a model's vocabulary scored as "
+        "its one &lt;unk&gt; token, so perplexities compare only between rows of the same vocabulary size.</p>"
     )
 
     table = _emission_table(model)

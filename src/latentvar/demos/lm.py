@@ -121,6 +121,7 @@ def evaluate(run: Path, split: str = "test", max_sentences=None, batch_size: int
         "nll_per_token": nll,
         "perplexity": math.exp(nll),
         "nll_per_token_with_eos": -total_eos / (n + len(lengths)),
+        "vocab_size": len(vocab),
         "steps": meta["step"],
         "train_seconds": meta["seconds"],
     }
