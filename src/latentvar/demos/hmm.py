@@ -25,12 +25,31 @@ from latentvar.progress import progress
 # Neural emissions: word representations from characters (Tran et al. 2016, "Unsupervised neural HMMs")
 
 
-class CharEmission(nn.Module):
-    """log P(y = w | z = k) = log_softmax_w(s_k · f(chars(w)) + b_w): a character CNN f (Kim et al. 2016)
-    embeds every vocabulary word; state embeddings s (k, d) score them (Tran et al. 2016, §3.1).
+class SpellingEmission(nn.Module):
+    """log P(y = w | z = k) = log_softmax_w(s_k · f(w) + b_w): state embeddings s (k, d) score a vector f(w)
+    that every vocabulary word gets from its spelling (Tran et al. 2016, §3.1); subclasses define f by
+    ``word_vectors()`` and set ``states`` (k, d) and ``word_bias`` (v,).
 
     ``forward(y)`` maps word ids (b, t) to log-likelihoods (b, t, k); ``log_emission()`` is the (k, v) table.
     """
+
+    def word_vectors(self) -> Tensor:
+        raise NotImplementedError
+
+    def log_emission(self) -> Tensor:
+        """(k, v), each row normalised over the vocabulary."""
+        return torch.log_softmax(self.states @ self.word_vectors().T + self.word_bias, -1)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.log_emission().T[y]
+
+    @torch.no_grad()
+    def sample_given_states(self, z: Tensor) -> Tensor:
+        return D.Categorical(logits=self.log_emission()[z]).sample()
+
+
+class CharEmission(SpellingEmission):
+    """`SpellingEmission` with f a character CNN (Kim et al. 2016) over each vocabulary word."""
 
     def __init__(
         self, words: list[str], num_states: int, dim: int = 64, char_dim: int = 16, channels: int = 64
@@ -57,17 +76,6 @@ class CharEmission(nn.Module):
         pooled = [torch.relu(conv(x)).amax(-1) for conv in self.convs]
         return self.proj(torch.cat(pooled, -1))
 
-    def log_emission(self) -> Tensor:
-        """(k, v), each row normalised over the vocabulary."""
-        return torch.log_softmax(self.states @ self.word_vectors().T + self.word_bias, -1)
-
-    def forward(self, y: Tensor) -> Tensor:
-        return self.log_emission().T[y]
-
-    @torch.no_grad()
-    def sample_given_states(self, z: Tensor) -> Tensor:
-        return D.Categorical(logits=self.log_emission()[z]).sample()
-
 
 def word_features(word: str) -> list[str]:
     """Orthographic features of a word (Berg-Kirkpatrick et al. 2010, "Painless unsupervised learning with
@@ -91,14 +99,10 @@ def word_features(word: str) -> list[str]:
     return out
 
 
-class FeatureEmission(nn.Module):
-    """log P(y = w | z = k) = log_softmax_w(s_k · f(w) + b_w) with f(w) = MLP(Σ_{φ ∈ features(w)} e_φ): the
-    neural HMM's emission (Tran et al. 2016, §3.1) with word vectors built from orthographic features
-    (`word_features`) instead of a character CNN. Much cheaper per word, so every training word can be in
-    the vocabulary; rare words share their suffix and shape features with frequent ones.
-
-    ``forward(y)`` maps word ids (b, t) to log-likelihoods (b, t, k); ``log_emission()`` is the (k, v) table.
-    """
+class FeatureEmission(SpellingEmission):
+    """`SpellingEmission` with f(w) = MLP(Σ_{φ ∈ features(w)} e_φ), word vectors built from orthographic
+    features (`word_features`) instead of a character CNN. Much cheaper per word, so every training word can
+    be in the vocabulary; rare words share their suffix and shape features with frequent ones."""
 
     def __init__(self, words: list[str], num_states: int, dim: int = 64):
         super().__init__()
@@ -118,10 +122,6 @@ class FeatureEmission(nn.Module):
     def word_vectors(self) -> Tensor:
         """f(w) for every vocabulary word: (v, d)."""
         return self.proj(self.embed(self.feature_ids, self.offsets))
-
-    log_emission = CharEmission.log_emission
-    forward = CharEmission.forward
-    sample_given_states = CharEmission.sample_given_states
 
 
 # --------------------------------------------------------------------------------------------------
