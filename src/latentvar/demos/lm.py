@@ -87,7 +87,7 @@ def fit(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         if (step + 1) % every == 0 or step + 1 == steps:
             meta["history"].append(sum(running) / len(running))
             meta["step"] = step + 1
