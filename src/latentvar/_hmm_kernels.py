@@ -37,16 +37,23 @@ _jit = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
 @_jit
+def _vecmat(x, m, out):
+    """out = x @ m as a sum of rows of m (no float reduction in the inner loop: it vectorises)."""
+    k = x.shape[0]
+    for j in range(k):
+        out[j] = 0.0
+    for i in range(k):
+        a = x[i]
+        if a != 0.0:
+            for j in range(k):
+                out[j] += a * m[i, j]
+
+
+@_jit
 def _advance(alpha, trans_p, p, new):
     """new = (alpha @ trans_p) * p, normalised; returns the normaliser."""
     k = alpha.shape[0]
-    for j in range(k):
-        new[j] = 0.0
-    for i in range(k):
-        a = alpha[i]
-        if a != 0.0:
-            for j in range(k):
-                new[j] += a * trans_p[i, j]
+    _vecmat(alpha, trans_p, new)
     norm = 0.0
     for j in range(k):
         new[j] *= p[j]
@@ -171,14 +178,7 @@ def forward_backward(trans_p, probs, tops, lengths, weights, counts):
             inv = 1.0 / norms[t]
             for j in range(k):
                 pb[j] = probs[n, t, j] * beta[j] * inv
-            # new = A' @ pb as a sum of columns (no float reduction in the inner loop: it vectorises)
-            for i in range(k):
-                new[i] = 0.0
-            for j in range(k):
-                c = pb[j]
-                if c != 0.0:
-                    for i in range(k):
-                        new[i] += trans_t[j, i] * c
+            _vecmat(pb, trans_t, new)  # new = A' @ pb
             if counts:
                 for i in range(k):
                     a = alphas[t - 1, i] * w
@@ -229,10 +229,9 @@ def _max_step_cols(delta, trans_t, best, back, t):
 
 @_jit
 def viterbi(log_init, log_trans, em, lengths):
-    """The Viterbi path (b, t) int64, -1 past each length, and its log P(z, y) (b,)."""
+    """The Viterbi path (b, t) int64, -1 past each length."""
     b, T, k = em.shape
     z = np.full((b, T), -1, dtype=np.int64)
-    score = np.zeros(b)
     trans_t = np.ascontiguousarray(log_trans.T)
     narrow = k <= 16
     for n in range(b):
@@ -255,9 +254,8 @@ def viterbi(log_init, log_trans, em, lengths):
         for j in range(1, k):
             if delta[j] > delta[cur]:
                 cur = j
-        score[n] = delta[cur]
         for t in range(L - 1, -1, -1):
             z[n, t] = cur
             if t > 0:
                 cur = back[t, cur]
-    return z, score
+    return z

@@ -6,11 +6,12 @@ Shapes (named axes): b batch of sequences, t time, k states, v vocabulary; ``y``
 with ``lengths`` (b,) giving each sequence's true length (steps past it are ignored, whatever they hold).
 
 The forward recursion alpha_t = (alpha_{t-1} ⊗ A) ⊙ e_t (Rabiner 1989) answers several questions
-(Goodman 1999; torch-struct). Without gradients it runs scaled in probability space as a TorchScript loop
-(log P(y), and with the scaled backward pass the marginals); Viterbi is a TorchScript max-product loop with
-backpointers. In log space (the fallback if a scaled normaliser underflows, and whenever gradients are
-wanted) its alphas are sampled backwards (forward-filtering backward-sampling, Chib 1996) or differentiated
-(marginals, expected counts for EM). The parallel scan runs in `LogSemiring` or `MaxSemiring`.
+(Goodman 1999; torch-struct). On CPU tensors it runs scaled in probability space as compiled kernels
+(`latentvar._hmm_kernels`): log P(y), forward-backward for the marginals and EM's expected counts (which are
+also the gradient of log P(y)), and max-product Viterbi with backpointers. In log space in torch (other
+devices, and the fallback if a scaled normaliser could underflow) its alphas are sampled backwards
+(forward-filtering backward-sampling, Chib 1996) or differentiated (`marginals_autograd`, an independent
+check). The parallel scan runs in `LogSemiring` or `MaxSemiring`.
 
 Unlike torch-struct, the k×k transition matrix is shared, never expanded to (b, t, k, k): scoring keeps only
 (b, k) alphas and computes emissions in time chunks, so its memory is O(b·k) besides the inputs. A
@@ -282,9 +283,7 @@ def _viterbi(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: 
     recursion with backpointers in torch."""
     if _compiled(log_init, log_trans, emission_lp):
         li, lt, em, lens = _np64(log_init), _np64(log_trans), _np64(emission_lp), lengths.numpy()
-        parts = _in_groups(
-            lengths.shape[0], lambda lo, hi: _kernels.viterbi(li, lt, em[lo:hi], lens[lo:hi])[0]
-        )
+        parts = _in_groups(lengths.shape[0], lambda lo, hi: _kernels.viterbi(li, lt, em[lo:hi], lens[lo:hi]))
         return torch.from_numpy(np.concatenate(parts))
     return _viterbi_torch(log_init, log_trans, emission_lp, lengths)
 
