@@ -335,7 +335,6 @@ def test_viterbi_ties_go_to_the_lowest_state_like_the_torch_recursion():
     )
     y = torch.zeros(2, 5, dtype=torch.long)
     lengths = torch.tensor([5, 3])
-    e = model.emission_log_prob(y)
     assert model.posterior(y, lengths).mode.tolist() == [[0] * 5, [0, 0, 0, -1, -1]]
     rnd = random_categorical_hmm(k=5, v=3, seed=8)
     y = rnd.sample((6,), 30)[1]
