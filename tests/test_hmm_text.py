@@ -213,3 +213,11 @@ def test_cli_hmm_neural_ngrams_fit_resume_eval(tmp_path):
     assert 0 < json.loads(out.read_text())["many_to_one"] <= 1
     r = runner.invoke(app, [*args[:-2], "--features", "cnn"])
     assert r.exit_code != 0 and "--features" in r.output
+    # resuming with another model configuration is refused with a ValueError naming the option (the
+    # `latentvar` entry point turns it into `error: ...`, exit 2)
+    r = runner.invoke(app, [*args[:-2], "--features", "chars", "--iters", "3"])
+    assert isinstance(r.exception, ValueError) and "--features" in str(r.exception)
+    assert "fitted with 'ngrams'" in str(r.exception)
+    r = runner.invoke(app, [*args, "--states", "5", "--iters", "3"])
+    assert isinstance(r.exception, ValueError) and str(r.exception).startswith("--states")
+    assert json.loads((run / "checkpoint.json").read_text())["iteration"] == 2  # nothing was overwritten

@@ -232,6 +232,17 @@ def fit(
         meta["features"] = features
     if (out / "checkpoint.json").exists():
         tensors, saved = load_checkpoint(out)
+        for key, flag in (("emission", "--emission"), ("states", "--states"), ("vocab_size", "--vocab")):
+            if saved.get(key) != meta[key]:
+                raise ValueError(
+                    f"{flag}: {out} was fitted with {saved.get(key)!r}, got {meta[key]!r}; resume with the "
+                    "same settings or choose a new --out"
+                )
+        if emission == "neural" and saved.get("features", "chars") != features:
+            raise ValueError(
+                f"--features: {out} was fitted with {saved.get('features', 'chars')!r}, got {features!r}; "
+                "resume with the same settings or choose a new --out"
+            )
         meta.update({k: saved[k] for k in ("iteration", "history", "seconds")})
         model = build_model(tensors, saved)
     else:
