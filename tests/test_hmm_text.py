@@ -31,6 +31,17 @@ def test_brown_counts_split_and_tags():
     assert brown.base_tag("---hl") == "--"
     assert brown.coarse_tag("pps+bez") == "PRON" and brown.coarse_tag("nn$-tl") == "NOUN"
     assert brown.coarse_tag("bedz*") == "VERB" and brown.coarse_tag("*") == "ADV"
+    assert [brown.ptb_tag(t) for t in ("bedz", "ppss+md", "nns$-tl", "md*", "pp$", "cs", "ql")] == [
+        "VBD",
+        "PRP",
+        "NNS",
+        "MD",
+        "PRP$",
+        "IN",
+        "RB",
+    ]
+    # every tag of the corpus has a PTB tag (none falls through to X)
+    assert {brown.ptb_tag(t) for s in sents for _, t in s} <= set(brown.PTB.values())
     # every tag of the corpus has a coarse class other than X, except interjections and nil
     xs = {brown.base_tag(t) for s in sents for _, t in s if brown.coarse_tag(t) == "X"}
     assert xs <= {"uh", "nil"}
@@ -142,6 +153,8 @@ def test_cli_hmm_and_lm_end_to_end(tmp_path):
     assert 0 < metrics["many_to_one"] <= 1 and math.isclose(
         metrics["perplexity"], math.exp(metrics["nll_per_token"])
     )
+    # PTB and coarse tags are functions of the base tag: merging gold classes cannot lower many-to-one
+    assert metrics["many_to_one"] <= min(metrics["many_to_one_ptb"], metrics["many_to_one_coarse"])
     r = runner.invoke(
         app,
         [

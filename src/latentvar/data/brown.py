@@ -49,6 +49,29 @@ COARSE = {
 }
 COARSE_TAGS = ("NOUN", "VERB", "ADJ", "ADV", "PRON", "DET", "ADP", "NUM", "CONJ", "PRT", ".", "X")
 
+# first part of a base tag -> the Penn Treebank tag it corresponds to (Marcus et al. 1993), for comparing
+# with results on the WSJ's 45 tags. Brown is finer in places PTB is not (be/do/have forms, pronoun cases,
+# determiner kinds, subordinating vs prepositional "in"), and has no VB/VBP split: vb, be, do, hv -> VB.
+PTB = {
+    **{"nn": "NN", "nns": "NNS", "np": "NNP", "nps": "NNPS", "nr": "NN", "nrs": "NNS", "pn": "NN"},
+    **{"in": "IN", "cs": "IN", "cc": "CC", "cd": "CD", "ex": "EX", "to": "TO", "uh": "UH", "rp": "RP"},
+    **dict.fromkeys(["at", "dt", "dti", "dts", "dtx", "abx"], "DT"),
+    **{"abn": "PDT", "abl": "PDT", "wdt": "WDT", "md": "MD"},
+    **{"jj": "JJ", "ap": "JJ", "od": "JJ", "jjr": "JJR", "jjs": "JJS", "jjt": "JJS"},
+    **{"rb": "RB", "rn": "RB", "ql": "RB", "qlp": "RB", "": "RB", "rbr": "RBR", "rbt": "RBS"},
+    **{"wrb": "WRB", "wql": "WRB", "wps": "WP", "wpo": "WP", "wp$": "WP$"},
+    **dict.fromkeys(["pps", "ppss", "ppo", "ppl", "ppls", "pp$$"], "PRP"),
+    "pp$": "PRP$",
+    **dict.fromkeys(["vb", "be", "do", "hv"], "VB"),
+    **dict.fromkeys(["vbd", "bed", "bedz", "dod", "hvd"], "VBD"),
+    **dict.fromkeys(["vbg", "beg", "hvg"], "VBG"),
+    **dict.fromkeys(["vbn", "ben", "hvn"], "VBN"),
+    **dict.fromkeys(["bem", "ber"], "VBP"),
+    **dict.fromkeys(["vbz", "bez", "doz", "hvz"], "VBZ"),
+    **{".": ".", ",": ",", ":": ":", "--": ":", "(": "-LRB-", ")": "-RRB-", "``": "``", "''": "''"},
+    **{"'": "''", "nil": "-NONE-"},
+}
+
 
 def _strip(part: str) -> str:
     if part.startswith("fw-") and len(part) > 3:
@@ -77,6 +100,17 @@ def coarse_tag(tag: str) -> str:
         return COARSE[first]
     key = first.rstrip("*").rstrip("$")
     return COARSE.get(key, "X")
+
+
+def ptb_tag(tag: str) -> str:
+    """The Penn Treebank tag of a (raw or base) tag, by its first part (``PTB``): ``bedz`` -> VBD, ``ppss+md``
+    -> PRP, ``nns$`` -> NNS (PTB splits the possessive 's off as POS; Brown keeps it in the word), ``md*`` ->
+    MD. "X" for anything unmapped (no tag of the corpus is)."""
+    first = base_tag(tag).split("+")[0]
+    for key in (first, first.rstrip("*"), first.rstrip("*").removesuffix("$")):
+        if key in PTB:
+            return PTB[key]
+    return "X"
 
 
 @lru_cache(maxsize=1)

@@ -357,8 +357,11 @@ def evaluate(run: Path, split: str = "test", max_sentences: int | None = None) -
     model = build_model(tensors, meta)
     vocab = brown.Vocabulary(meta["vocab"])
     sents = brown.sentences(split)[:max_sentences]
-    enc = brown.encode(sents, vocab, brown.tagset(brown.sentences("all")))
+    tags = brown.tagset(brown.sentences("all"))
+    enc = brown.encode(sents, vocab, tags)
     pred, gold, coarse, loglik = decode(model, enc)
+    ptb_names = sorted({brown.ptb_tag(t) for t in tags} | {"X"})
+    ptb = np.array([ptb_names.index(brown.ptb_tag(t)) for t in tags] + [ptb_names.index("X")])[gold]
     n = len(pred)
     nll = -loglik / n
     return {
@@ -371,6 +374,8 @@ def evaluate(run: Path, split: str = "test", max_sentences: int | None = None) -
         "v_measure": float(v_measure_score(gold, pred)),
         "many_to_one_coarse": many_to_one(pred, coarse),
         "v_measure_coarse": float(v_measure_score(coarse, pred)),
+        "many_to_one_ptb": many_to_one(pred, ptb),
+        "v_measure_ptb": float(v_measure_score(ptb, pred)),
         "nll_per_token": nll,
         "perplexity": math.exp(nll),
         "vocab_size": len(vocab),
