@@ -193,6 +193,9 @@ def test_word_features_and_feature_emission():
     assert word_features("Running") == ["w=Running", "l=running", "p2=ru", "s1=g", "s2=ng", "s3=ing", "cap"]
     assert {"allcaps", "digit", "hyphen"} <= set(word_features("B-52"))
     assert "punct" in word_features("--") and word_features("<unk>") == ["unk"]
+    # without identity, a long word is only its spelling; a short one keeps its own feature
+    assert word_features("Running", identity=False) == ["p2=ru", "s1=g", "s2=ng", "s3=ing", "cap"]
+    assert word_features("the", identity=False) == ["w=the", "l=the", "p2=th", "s1=e", "s2=he"]
     words = ["<unk>", "the", "The", "running", "jumping", "1960", "--"]
     em = FeatureEmission(words, num_states=3, dim=8)
     table = em.log_emission()

@@ -40,20 +40,30 @@ def fit(
     threads: int = typer.Option(1, help="torch threads."),
     features: str = typer.Option(
         "chars",
-        help="Neural emissions' word vectors: chars (character CNN) or ngrams (identity, suffix, prefix and "
-        "shape features; cheap enough for the whole training vocabulary).",
+        help="Neural emissions' word vectors: chars (character CNN), ngrams (identity, suffix, prefix and "
+        "shape features; cheap enough for the whole training vocabulary) or affixes (ngrams without the "
+        "identity of words longer than 3 letters).",
+    ),
+    init: str = typer.Option(
+        "random",
+        help="Starting point: random, or clusters (type-level clusters of the training words by their "
+        "left/right neighbours; the HMM starts with one state per cluster).",
     ),
 ) -> None:
     """Fit an HMM to the Brown training split (unsupervised: tags are never seen)."""
     _check_data(data)
     if emission not in ("categorical", "neural"):
         raise typer.BadParameter(f"expected categorical or neural, got {emission!r}", param_hint="--emission")
-    if features not in ("chars", "ngrams"):
-        raise typer.BadParameter(f"expected chars or ngrams, got {features!r}", param_hint="--features")
+    if features not in ("chars", "ngrams", "affixes"):
+        raise typer.BadParameter(
+            f"expected chars, ngrams or affixes, got {features!r}", param_hint="--features"
+        )
+    if init not in ("random", "clusters"):
+        raise typer.BadParameter(f"expected random or clusters, got {init!r}", param_hint="--init")
     from latentvar.demos.hmm import fit as run_fit
 
     meta = run_fit(
-        out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads, features
+        out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads, features, init
     )
     typer.echo(
         f"{meta['iteration']} iterations, train log-likelihood/token {meta['history'][-1]:.4f}; run: {out}"

@@ -17,6 +17,7 @@ import torch.distributions as D
 from torch import Tensor, nn
 
 from latentvar.data import brown
+from latentvar.demos.word_clusters import context_clusters, warm_start
 from latentvar.hmm import HMM, _em_family, _log_partition
 from latentvar.io import atomic_write_json, load_checkpoint, save_checkpoint
 from latentvar.progress import progress
@@ -77,14 +78,22 @@ class CharEmission(SpellingEmission):
         return self.proj(torch.cat(pooled, -1))
 
 
-def word_features(word: str) -> list[str]:
+SHORT_WORD = 3  # `word_features(identity=False)` keeps the identity of words this short
+
+
+def word_features(word: str, identity: bool = True) -> list[str]:
     """Orthographic features of a word (Berg-Kirkpatrick et al. 2010, "Painless unsupervised learning with
     features", §5.1, extended): its identity, lower-cased form, suffixes of 1-3 letters, a 2-letter prefix,
-    and shape (capitalised, all capitals, has a digit, has a hyphen, no letter or digit)."""
+    and shape (capitalised, all capitals, has a digit, has a hyphen, no letter or digit).
+
+    ``identity=False`` drops the identity and lower-cased form of words longer than ``SHORT_WORD`` letters, so
+    a long word's emission can only follow its spelling (as with Tran et al.'s character CNN) while short,
+    mostly function, words keep their own feature."""
     if word == brown.UNK:
         return ["unk"]
     low = word.lower()
-    out = [f"w={word}", f"l={low}", f"p2={low[:2]}"]
+    out = [f"w={word}", f"l={low}"] if identity or len(low) <= SHORT_WORD else []
+    out.append(f"p2={low[:2]}")
     out += [f"s{n}={low[-n:]}" for n in (1, 2, 3) if len(low) > n]
     if word[0].isupper():
         out.append("cap")
@@ -102,17 +111,18 @@ def word_features(word: str) -> list[str]:
 class FeatureEmission(SpellingEmission):
     """`SpellingEmission` with f(w) = MLP(Σ_{φ ∈ features(w)} e_φ), word vectors built from orthographic
     features (`word_features`) instead of a character CNN. Much cheaper per word, so every training word can
-    be in the vocabulary; rare words share their suffix and shape features with frequent ones."""
+    be in the vocabulary; rare words share their suffix and shape features with frequent ones.
+    ``identity=False``: spelling features only for words longer than ``SHORT_WORD`` (`word_features`)."""
 
-    def __init__(self, words: list[str], num_states: int, dim: int = 64):
+    def __init__(self, words: list[str], num_states: int, dim: int = 64, identity: bool = True):
         super().__init__()
-        feats = [word_features(w) for w in words]
+        feats = [word_features(w, identity) for w in words]
         names = sorted({f for fs in feats for f in fs})
         self.feature_index = {f: i for i, f in enumerate(names)}
         flat = [self.feature_index[f] for fs in feats for f in fs]
         self.register_buffer("feature_ids", torch.tensor(flat, dtype=torch.long))
         self.register_buffer("offsets", torch.tensor([0, *np.cumsum([len(fs) for fs in feats])[:-1]]))
-        self.config = {"num_states": num_states, "dim": dim}
+        self.config = {"num_states": num_states, "dim": dim, "identity": identity}
         self.embed = nn.EmbeddingBag(len(names), dim, mode="sum")
         nn.init.normal_(self.embed.weight, std=0.1)
         self.proj = nn.Sequential(nn.Tanh(), nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, dim))
@@ -174,9 +184,12 @@ def build_model(tensors: dict, meta: dict) -> HMM:
 
 def _neural_emission(meta: dict) -> nn.Module:
     """The neural emission a run's metadata describes: char-CNN (``features`` "chars", the default of older
-    runs) or orthographic features ("ngrams")."""
-    if meta.get("features", "chars") == "ngrams":
-        return FeatureEmission(meta["vocab"], meta["states"], dim=meta["char"]["dim"])
+    runs), orthographic features ("ngrams") or spelling features without long words' identity ("affixes")."""
+    features = meta.get("features", "chars")
+    if features in ("ngrams", "affixes"):
+        return FeatureEmission(
+            meta["vocab"], meta["states"], dim=meta["char"]["dim"], identity=features == "ngrams"
+        )
     return CharEmission(
         meta["vocab"], meta["states"], **{k: meta["char"][k] for k in ("dim", "char_dim", "channels")}
     )
@@ -207,9 +220,15 @@ def fit(
     seed: int,
     threads: int,
     features: str = "chars",
+    init: str = "random",
 ) -> dict:
     """Fit an HMM on the Brown training split; checkpoint after every iteration (resumes after a kill).
-    ``features``: the neural emission's word vectors, "chars" (char-CNN) or "ngrams" (`FeatureEmission`)."""
+    ``features``: the neural emission's word vectors, "chars" (char-CNN), "ngrams" or "affixes"
+    (`FeatureEmission` with or without long words' identity).
+    ``init``: "random", or "clusters" -- start from the type-level context clusters of the training words
+    (`word_clusters.context_clusters` and `warm_start`)."""
+    if init not in ("random", "clusters"):
+        raise ValueError(f"init: expected 'random' or 'clusters', got {init!r}")
     torch.set_num_threads(threads)
     out = Path(out)
     train, _, vocab, _ = load_brown(vocab_size, max_sentences)
@@ -223,6 +242,7 @@ def fit(
         "seed": seed,
         "lr": lr,
         "batch_tokens": batch_tokens,
+        "init": init,
         "iteration": 0,
         "history": [],
         "seconds": 0.0,
@@ -232,21 +252,25 @@ def fit(
         meta["features"] = features
     if (out / "checkpoint.json").exists():
         tensors, saved = load_checkpoint(out)
-        for key, flag in (("emission", "--emission"), ("states", "--states"), ("vocab_size", "--vocab")):
-            if saved.get(key) != meta[key]:
+        # the settings that define the model; runs from before an option existed used its old default
+        options = {"emission": "--emission", "states": "--states", "vocab_size": "--vocab", "init": "--init"}
+        if emission == "neural":
+            options["features"] = "--features"
+        defaults = {"init": "random", "features": "chars"}
+        for key, flag in options.items():
+            was = saved.get(key, defaults.get(key))
+            if was != meta[key]:
                 raise ValueError(
-                    f"{flag}: {out} was fitted with {saved.get(key)!r}, got {meta[key]!r}; resume with the "
-                    "same settings or choose a new --out"
+                    f"{flag}: {out} was fitted with {was!r}, got {meta[key]!r}; resume with the same settings "
+                    "or choose a new --out"
                 )
-        if emission == "neural" and saved.get("features", "chars") != features:
-            raise ValueError(
-                f"--features: {out} was fitted with {saved.get('features', 'chars')!r}, got {features!r}; "
-                "resume with the same settings or choose a new --out"
-            )
         meta.update({k: saved[k] for k in ("iteration", "history", "seconds")})
         model = build_model(tensors, saved)
     else:
         model = init_model(states, len(vocab), emission, vocab.words, meta, seed)
+        if init == "clusters":
+            labels = context_clusters(enc.words, enc.lengths, len(vocab), states, seed=seed)
+            model = warm_start(model, enc.words, enc.lengths, labels)
     batches = _length_batches(enc.lengths, batch_tokens)
     n_tokens = int(enc.lengths.sum())
     step = em_iteration if emission == "categorical" else None
