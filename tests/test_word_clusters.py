@@ -74,6 +74,10 @@ def test_context_clusters_recover_the_word_classes():
         context_clusters(ids, lengths, len(words), k=100)
     with pytest.raises(ValueError, match="words/lengths"):
         context_vectors(ids[0], lengths, len(words))
+    with pytest.raises(ValueError, match="lengths"):
+        context_clusters(ids, lengths + ids.shape[1], len(words), k=3)
+    with pytest.raises(ValueError, match=r"words: expected ids in \[0, 5\)"):
+        context_clusters(ids, lengths, 5, k=3)
 
 
 def test_warm_start_categorical_counts_and_decoding():
@@ -112,6 +116,8 @@ def test_warm_start_fits_a_neural_emission_to_the_clusters():
     assert warm.emission is emission
     best_state = emission.log_emission().detach().argmax(0)  # the state most likely to emit each word
     assert torch.equal(best_state[1:], label[1:]) and not torch.equal(before[1:], label[1:])
+    with pytest.raises(ValueError, match="vocabulary"):
+        warm_start(model, ids, lengths, torch.cat([label, label]), steps=1, show=False)
 
 
 @pytest.mark.slow

@@ -30,8 +30,24 @@ def _valid(words: Tensor, lengths: Tensor) -> Tensor:
     return torch.arange(words.shape[1]) < lengths[:, None]
 
 
+def _check_corpus(words: Tensor, lengths: Tensor, vocab_size: int) -> None:
+    if words.dim() != 2 or lengths.dim() != 1 or lengths.shape[0] != words.shape[0]:
+        raise ValueError(
+            f"words/lengths: expected (b, t) ids and (b,) lengths, got {tuple(words.shape)} and "
+            f"{tuple(lengths.shape)}"
+        )
+    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > words.shape[1]):
+        raise ValueError(f"lengths: expected values in [0, {words.shape[1]}], got {lengths.tolist()[:8]}...")
+    ids = words[_valid(words, lengths)]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise ValueError(
+            f"words: expected ids in [0, {vocab_size}) (vocab_size), got [{int(ids.min())}, {int(ids.max())}]"
+        )
+
+
 def word_counts(words: Tensor, lengths: Tensor, vocab_size: int) -> np.ndarray:
     """(v,) token count of every word id in the padded (b, t) ``words``."""
+    _check_corpus(words, lengths, vocab_size)
     return np.bincount(words[_valid(words, lengths)].numpy(), minlength=vocab_size).astype(np.float64)
 
 
@@ -41,11 +57,6 @@ def context_vectors(
     """(v, 2·rank) distributional vectors: left and right neighbour counts over the ``context_words`` most
     frequent word ids (id 0, ``<unk>``, is never a context) plus the sentence boundary, square-rooted, rows
     L2-normalised, truncated SVD per side (scaled by the singular values), rows L2-normalised again."""
-    if words.dim() != 2 or lengths.dim() != 1 or lengths.shape[0] != words.shape[0]:
-        raise ValueError(
-            f"words/lengths: expected (b, t) ids and (b,) lengths, got {tuple(words.shape)} and "
-            f"{tuple(lengths.shape)}"
-        )
     counts = word_counts(words, lengths, vocab_size)
     counts[0] = 0
     ranked = np.argsort(-counts, kind="stable")[:context_words]
@@ -108,6 +119,7 @@ def context_clusters(
 
 def cluster_counts(words: Tensor, lengths: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Initial (k,) and transition (k, k) counts of the cluster sequence ``labels[words]``."""
+    _check_corpus(words, lengths, labels.shape[0])
     z = labels[words]
     valid = _valid(words, lengths)
     has_first = lengths > 0
@@ -145,6 +157,11 @@ def warm_start(
     counts = torch.from_numpy(word_counts(words, lengths, v)).float()
     emission = model.emission
     if isinstance(emission, nn.Module):
+        if emission.log_emission().shape != (k, v):
+            raise ValueError(
+                f"labels: expected one cluster per word of the emission's vocabulary "
+                f"({emission.log_emission().shape[1]}), got {v}"
+            )
         opt = torch.optim.Adam(emission.parameters(), lr=lr)
         target = torch.arange(v)
         for _ in progress(range(steps), desc="warm start", disable=not show):
