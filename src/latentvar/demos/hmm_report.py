@@ -64,9 +64,10 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
         m = evaluate(r)
         rows.append(
             [
-                f"HMM {m['emission']} ({r.name})",
+                f"HMM {_describe(load_checkpoint(r)[1])} ({r.name})",
                 m["many_to_one"],
                 m["v_measure"],
+                m["many_to_one_ptb"],
                 m["many_to_one_coarse"],
                 m["vocab_size"],
                 m["nll_per_token"],
@@ -78,7 +79,7 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
 
         m = lm_evaluate(lm)
         rows.append(
-            [f"LSTM LM ({lm.name})", "—", "—", "—", m["vocab_size"], m["nll_per_token"], m["perplexity"]]
+            [f"LSTM LM ({lm.name})", "—", "—", "—", "—", m["vocab_size"], m["nll_per_token"], m["perplexity"]]
         )
     sections.append(
         "<h2>Test-split metrics</h2>"
@@ -87,6 +88,7 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
                 "model",
                 "many-to-one (base tags)",
                 "V-measure",
+                "many-to-one (PTB view)",
                 "many-to-one (12 coarse)",
                 "vocabulary",
                 "nll/token",
@@ -94,7 +96,9 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
             ],
             rows,
         )
-        + "<p class='note'>Many-to-one maps each state to its most frequent gold tag; perplexity is over "
+        + "<p class='note'>Many-to-one maps each state to its most frequent gold tag; the PTB view scores the "
+        "same states against the Penn Treebank tags of the base tags (brown.ptb_tag), the tag set of the WSJ "
+        "results in the literature; perplexity is over "
         "the test split's words (no end-of-sentence term), every word outside a model's vocabulary scored as "
         "its one &lt;unk&gt; token, so perplexities compare only between rows of the same vocabulary size.</p>"
     )
@@ -148,4 +152,11 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
         "<h2>Training curve</h2>"
         + report.img(report.figure_bytes(_curve_figure(meta["history"], "train log-likelihood / token")))
     )
-    return report.write(out, f"HMM on Brown: {meta['emission']} emissions, {k} states", sections)
+    return report.write(out, f"HMM on Brown: {_describe(meta)}, {k} states", sections)
+
+
+def _describe(meta: dict) -> str:
+    """ "neural emissions (affixes features, clusters start)" -- what `hmm fit` options made the run."""
+    details = [f"{meta['features']} features"] if meta["emission"] == "neural" and "features" in meta else []
+    details += [f"{meta['init']} start"] if "init" in meta else []
+    return f"{meta['emission']} emissions" + (f" ({', '.join(details)})" if details else "")
