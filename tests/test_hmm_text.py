@@ -182,7 +182,9 @@ def test_cli_hmm_and_lm_end_to_end(tmp_path):
     assert r.exit_code == 0 and len(r.output.strip().splitlines()) == 3
     r = runner.invoke(app, ["hmm", "report", "--run", str(hmm_run), "--lm", str(lm_run)])
     assert r.exit_code == 0, r.output
-    assert "Top words per state" in (hmm_run / "report.html").read_text()
+    page = (hmm_run / "report.html").read_text()
+    assert "Top words per state" in page and "many-to-one (PTB view)" in page
+    assert "HMM on Brown: categorical emissions (random start)" in page
     r = runner.invoke(app, ["hmm", "fit", "--data", "wsj", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "--data" in r.output
 
