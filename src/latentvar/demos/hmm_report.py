@@ -156,7 +156,7 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
 
 
 def _describe(meta: dict) -> str:
-    """ "neural emissions (affixes features, clusters start)" -- what `hmm fit` options made the run."""
+    """The `hmm fit` options that made a run, e.g. "neural emissions (affixes features, clusters start)"."""
     details = [f"{meta['features']} features"] if meta["emission"] == "neural" and "features" in meta else []
     details += [f"{meta['init']} start"] if "init" in meta else []
     return f"{meta['emission']} emissions" + (f" ({', '.join(details)})" if details else "")
