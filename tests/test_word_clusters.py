@@ -13,7 +13,7 @@ from sklearn.metrics import v_measure_score
 from typer.testing import CliRunner
 
 from latentvar import HMM
-from latentvar.demos.word_clusters import context_clusters, context_vectors, warm_start
+from latentvar.demos.word_clusters import context_clusters, context_vectors, state_counts, warm_start
 
 # start-only adverbs, determiners, adjectives, nouns, verbs, end marks; a sentence is
 # [S] D [A] N V D [A] N E -- every class has its own left/right neighbour classes
@@ -88,19 +88,25 @@ def test_warm_start_categorical_counts_and_decoding():
     # transitions: add-one class bigram counts, counted by hand
     trans = np.ones((k, k))
     first = np.ones(k)
+    emit = np.full((k, v), 0.01)  # and add-0.01 (state, word) counts
     for b in range(ids.shape[0]):
         z = [int(label[w]) for w in ids[b, : lengths[b]]]
         first[z[0]] += 1
         for a, c in zip(z, z[1:], strict=False):
             trans[a, c] += 1
+        for state, w in zip(z, ids[b, : lengths[b]].tolist(), strict=True):
+            emit[state, w] += 1
     np.testing.assert_allclose(warm.log_trans.exp().numpy(), trans / trans.sum(1, keepdims=True), rtol=1e-5)
     np.testing.assert_allclose(warm.log_init.exp().numpy(), first / first.sum(), rtol=1e-5)
+    np.testing.assert_allclose(warm.emission.probs.numpy(), emit / emit.sum(1, keepdims=True), rtol=1e-5)
     # the unambiguous toy grammar decodes to its classes
     post = warm.posterior(ids, lengths)
     valid = torch.arange(ids.shape[1]) < lengths[:, None]
     assert torch.equal(post.mode[valid], label[ids][valid])
     with pytest.raises(ValueError, match="labels"):
         warm_start(model, ids, lengths, label + k)
+    with pytest.raises(ValueError, match="z: expected states"):
+        state_counts(label[ids] + k, ids, lengths, k, v)
 
 
 def test_warm_start_fits_a_neural_emission_to_the_clusters():

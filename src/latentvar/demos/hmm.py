@@ -17,7 +17,7 @@ import torch.distributions as D
 from torch import Tensor, nn
 
 from latentvar.data import brown
-from latentvar.demos.word_clusters import context_clusters, warm_start
+from latentvar.demos.word_clusters import context_clusters, state_counts, warm_start
 from latentvar.hmm import HMM, _em_family, _log_partition
 from latentvar.io import atomic_write_json, load_checkpoint, save_checkpoint
 from latentvar.progress import progress
@@ -426,13 +426,8 @@ def supervised(vocab_size: int | None, out: Path) -> dict:
     )
     tr, te = brown.encode(train, vocab, tags), brown.encode(test, vocab, tags)
     k, v = len(tags) + 1, len(vocab)
-    valid = torch.arange(tr.words.shape[1]) < tr.lengths[:, None]
-    init = torch.ones(k).index_add_(0, tr.tags[:, 0], torch.ones(len(train)))
-    z_prev, z_next = tr.tags[:, :-1][valid[:, 1:]], tr.tags[:, 1:][valid[:, 1:]]
-    trans = torch.ones(k, k).index_put_((z_prev, z_next), torch.ones(len(z_prev)), accumulate=True)
-    emit = torch.full((k, v), 0.01).index_put_(
-        (tr.tags[valid], tr.words[valid]), torch.ones(int(valid.sum())), accumulate=True
-    )
+    init, trans, emit = state_counts(tr.tags, tr.words, tr.lengths, k, v)
+    init, trans, emit = init + 1, trans + 1, emit + 0.01
     model = HMM(init.log(), trans.log(), D.Categorical(probs=emit / emit.sum(-1, keepdim=True)))
     pred = []
     te_sorted = sort_by_length(te)

@@ -117,18 +117,24 @@ def context_clusters(
     return torch.from_numpy(km.predict(x).astype(np.int64))
 
 
-def cluster_counts(words: Tensor, lengths: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Initial (k,) and transition (k, k) counts of the cluster sequence ``labels[words]``."""
-    _check_corpus(words, lengths, labels.shape[0])
-    z = labels[words]
+def state_counts(z: Tensor, words: Tensor, lengths: Tensor, k: int, v: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Counts of a hard state sequence ``z`` (b, t) emitting ``words`` (b, t), over each sentence's first
+    ``lengths[b]`` steps: first states (k,), state bigrams (k, k) and (state, word) pairs (k, v) -- the
+    statistics of an HMM estimated from labelled sequences (`warm_start`, the supervised tagger)."""
+    _check_corpus(words, lengths, v)
     valid = _valid(words, lengths)
+    if z.shape != words.shape or (valid.any() and (int(z[valid].min()) < 0 or int(z[valid].max()) >= k)):
+        raise ValueError(f"z: expected states in [0, {k}) shaped like words {tuple(words.shape)}")
     has_first = lengths > 0
     init = torch.zeros(k).index_add_(0, z[has_first, 0], torch.ones(int(has_first.sum())))
     pair = valid[:, 1:]
     trans = torch.zeros(k, k).index_put_(
         (z[:, :-1][pair], z[:, 1:][pair]), torch.ones(int(pair.sum())), accumulate=True
     )
-    return init, trans
+    emit = torch.zeros(k, v).index_put_(
+        (z[valid], words[valid]), torch.ones(int(valid.sum())), accumulate=True
+    )
+    return init, trans, emit
 
 
 def warm_start(
@@ -151,10 +157,11 @@ def warm_start(
         raise ValueError(
             f"labels: expected clusters in [0, {k}), got [{int(labels.min())}, {int(labels.max())}]"
         )
-    init, trans = cluster_counts(words, lengths, labels, k)
+    _check_corpus(words, lengths, v)
+    # padding may hold any value; only the valid steps are counted
+    init, trans, emit = state_counts(labels[words.clamp(0, v - 1)], words, lengths, k, v)
     init_logits = (init + 1).log()
     trans_logits = (trans + 1).log()
-    counts = torch.from_numpy(word_counts(words, lengths, v)).float()
     emission = model.emission
     if isinstance(emission, nn.Module):
         if emission.log_emission().shape != (k, v):
@@ -163,6 +170,7 @@ def warm_start(
                 f"({emission.log_emission().shape[1]}), got {v}"
             )
         opt = torch.optim.Adam(emission.parameters(), lr=lr)
+        counts = emit.sum(0)  # every word sits in its own cluster's row
         target = torch.arange(v)
         for _ in progress(range(steps), desc="warm start", disable=not show):
             loss = -(counts * emission.log_emission()[labels, target]).sum() / counts.sum()
@@ -170,7 +178,7 @@ def warm_start(
             loss.backward()
             opt.step()
     else:
-        table = torch.full((k, v), 0.01).index_put_((labels, torch.arange(v)), counts, accumulate=True)
+        table = emit + 0.01
         emission = D.Categorical(probs=table / table.sum(-1, keepdim=True))
     return HMM(
         init_logits - init_logits.logsumexp(0),
