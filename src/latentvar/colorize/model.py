@@ -75,6 +75,58 @@ class Trunk(nn.Module):
         return self.fuse(torch.cat([half, quarter], 1))
 
 
+def _conv(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=dilation, dilation=dilation), nn.ReLU()
+    )
+
+
+class PhotoTrunk(nn.Module):
+    """The photo trunk: (b, 1, h, w) -> features (b, c, h/4, w/4); h and w must be multiples of 16.
+
+    An encoder at 1/4, 1/8 and 1/16 resolution (pixel-unshuffle in, as in `Trunk`) and a decoder back to
+    1/4 with skip connections. The 1/16 level adds a *global* feature -- the mean over the whole input
+    through a linear layer, broadcast to every position, as Iizuka et al. (2016) fuse global and local
+    features -- so every output position sees the whole crop or image (a receptive field that covers it).
+    """
+
+    stride = 4
+    multiple = 16
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        c = width
+        self.enc4 = nn.Sequential(_conv(16, c), _conv(c, c))
+        self.enc8 = nn.Sequential(_conv(c, 2 * c, stride=2), _conv(2 * c, 2 * c))
+        self.enc16 = nn.Sequential(_conv(2 * c, 4 * c, stride=2), _conv(4 * c, 4 * c, dilation=2))
+        self.glob = nn.Sequential(nn.Linear(4 * c, 4 * c), nn.ReLU())
+        self.dec8 = nn.Sequential(nn.Conv2d(6 * c, 2 * c, 1), nn.ReLU(), _conv(2 * c, 2 * c))
+        self.dec4 = nn.Sequential(nn.Conv2d(3 * c, c, 1), nn.ReLU(), _conv(c, c))
+
+    def forward(self, x: Tensor) -> Tensor:
+        f4 = self.enc4(F.pixel_unshuffle(x, 4))
+        f8 = self.enc8(f4)
+        f16 = self.enc16(f8)
+        f16 = f16 + self.glob(f16.mean((2, 3)))[..., None, None]
+        up8 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
+        d8 = self.dec8(torch.cat([f8, up8], 1))
+        up4 = F.interpolate(d8, size=f4.shape[-2:], mode="bilinear", align_corners=False)
+        return self.dec4(torch.cat([f4, up4], 1))
+
+
+Trunk.stride, Trunk.multiple = 2, 4
+ARCHS = ("emoji", "photo")
+
+
+def build_trunk(arch: str, width: int) -> nn.Module:
+    """'emoji' -- the 32×32 `Trunk` (features at 1/2); 'photo' -- `PhotoTrunk` (features at 1/4)."""
+    if arch == "emoji":
+        return Trunk(width)
+    if arch == "photo":
+        return PhotoTrunk(width)
+    raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
+
+
 def upsample(x: Tensor, like: Tensor) -> Tensor:
     """(b, c, h', w') -> (b, c, h, w) bilinearly, (h, w) the last two sizes of ``like``."""
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
@@ -118,7 +170,7 @@ class SegmentColour(D.Distribution):
 
     def log_probs_per_pixel(self) -> Tensor:
         """(b, h, w, k, q): every pixel's full distribution (memory b·h·w·k·q -- small inputs only)."""
-        b = torch.arange(self.lbin.shape[0]).reshape(-1, 1, 1)
+        b = torch.arange(self.lbin.shape[0], device=self.lbin.device).reshape(-1, 1, 1)
         return rearrange(self.log_table, "b k l q -> b l k q")[b, self.lbin]
 
     def sample(self, sample_shape=torch.Size()) -> Tensor:
@@ -128,9 +180,11 @@ class SegmentColour(D.Distribution):
 class LatentColorNet(nn.Module):
     """x (b, h, w) lightness -> (prior logits (b, h, w, k), `SegmentColour` with batch (b, h, w, k))."""
 
-    def __init__(self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64):
+    def __init__(
+        self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64, arch: str = "emoji"
+    ):
         super().__init__()
-        self.trunk = Trunk(width)
+        self.trunk = build_trunk(arch, width)
         self.segment_head = nn.Conv2d(width, segments, 1)
         # summary: pooled features, the segment's share of the image and its mean lightness
         self.colour_head = nn.Sequential(
@@ -150,17 +204,26 @@ class LatentColorNet(nn.Module):
         """(b, 1, h, w) -> (b, k, h, w): -exp(s) (ℓ - m_k)²."""
         return -self.log_sharpness.exp() * (x - self.lightness_centres[None, :, None, None]) ** 2
 
+    def semantic(self, L: Tensor) -> tuple[Tensor, Tensor]:
+        """L (b, h, w) -> (features (b, c, h/s, w/s), semantic logits (b, k, h/s, w/s)), s the trunk's stride."""
+        features = self.trunk(lightness_input(L))
+        return features, self.segment_head(features)
+
     def forward(self, L: Tensor) -> tuple[Tensor, SegmentColour]:
         x = lightness_input(L)
-        features = self.trunk(x)  # (b, c, h/2, w/2)
-        semantic = self.segment_head(features)  # (b, k, h/2, w/2)
-        coarse = semantic + self.lightness_prior(F.avg_pool2d(x, 2))
+        features, semantic = self.semantic(L)
         logits = upsample(semantic, x) + self.lightness_prior(x)  # (b, k, h, w): P(z|x) per pixel
-        # segment summaries: features pooled under the soft mask, at the features' half resolution
+        return rearrange(logits, "b k h w -> b h w k"), self.components(features, semantic, L)
+
+    def components(self, features: Tensor, semantic: Tensor, L: Tensor) -> SegmentColour:
+        """Each segment's colour law from its summary; L (b, h, w) gives the pixels' L-bins."""
+        x_coarse = F.adaptive_avg_pool2d(lightness_input(L), semantic.shape[-2:])
+        coarse = semantic + self.lightness_prior(x_coarse)
+        # segment summaries: features pooled under the soft mask, at the features' resolution
         mask = torch.softmax(coarse, dim=1)
         mass = mask.sum((2, 3)) + 1e-6  # (b, k)
         pooled = torch.einsum("bkhw,bchw->bkc", mask, features) / mass[..., None]
-        mean_l = torch.einsum("bkhw,bhw->bk", mask, F.avg_pool2d(x, 2)[:, 0]) / mass
+        mean_l = torch.einsum("bkhw,bhw->bk", mask, x_coarse[:, 0]) / mass
         share = mass / (mask.shape[2] * mask.shape[3])
         summary = torch.cat([pooled, share[..., None], mean_l[..., None]], dim=-1)
         alpha, beta = self.colour_head(summary).chunk(2, dim=-1)  # (b, k, q) each
@@ -169,8 +232,7 @@ class LatentColorNet(nn.Module):
             + beta[:, :, None, :] * self.bin_lightness[None, None, :, None]
             + self.lightness_logits[None, None]
         )  # (b, k, l, q)
-        components = SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
-        return rearrange(logits, "b k h w -> b h w k"), components
+        return SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
 
 
 class LatentColorizer(nn.Module):
@@ -178,10 +240,16 @@ class LatentColorizer(nn.Module):
 
     kind = "latent"
 
-    def __init__(self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64):
+    def __init__(
+        self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64, arch: str = "emoji"
+    ):
         super().__init__()
-        self.model = ConditionalMixture(LatentColorNet(num_bins, segments, width, hidden))
-        self.config = {"segments": segments, "width": width, "hidden": hidden}
+        self.model = ConditionalMixture(LatentColorNet(num_bins, segments, width, hidden, arch))
+        self.config = {"segments": segments, "width": width, "hidden": hidden, "arch": arch}
+
+    @property
+    def net(self) -> LatentColorNet:
+        return self.model.network
 
     def mixture(self, L: Tensor) -> Mixture:
         return self.model(L)
@@ -207,16 +275,22 @@ class PerPixelColorizer(nn.Module):
 
     kind = "per-pixel"
 
-    def __init__(self, num_bins: int, width: int = 16):
+    def __init__(self, num_bins: int, width: int = 16, arch: str = "emoji"):
         super().__init__()
-        self.trunk = Trunk(width)
+        self.trunk = build_trunk(arch, width)
         self.head = nn.Linear(width, num_bins)
-        self.config = {"width": width}
+        self.config = {"width": width, "arch": arch}
+        if arch == "photo":  # the latent model's per-pixel lightness term u_{l(p)}, so the rivals match
+            self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))
 
     def logits(self, L: Tensor) -> Tensor:
         """(b, h, w, q); the softmax runs over the contiguous last axis (much faster than over channels)."""
         x = lightness_input(L)
-        return self.head(rearrange(upsample(self.trunk(x), x), "b c h w -> b h w c"))
+        if self.config["arch"] == "emoji":
+            return self.head(rearrange(upsample(self.trunk(x), x), "b c h w -> b h w c"))
+        # photo: Q logits at the trunk's 1/4 resolution, upsampled bilinearly (Zhang et al. predict at 1/4)
+        coarse = rearrange(self.head(rearrange(self.trunk(x), "b c h w -> b h w c")), "b h w q -> b q h w")
+        return rearrange(upsample(coarse, x), "b q h w -> b h w q") + self.lightness_logits[lightness_bin(L)]
 
     def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
         return F.cross_entropy(self.logits(L).flatten(0, 2), y.flatten())
@@ -246,12 +320,12 @@ class RegressionColorizer(nn.Module):
     kind = "regression"
     AB_SCALE = 110.0
 
-    def __init__(self, centres: Tensor, width: int = 16):
+    def __init__(self, centres: Tensor, width: int = 16, arch: str = "emoji"):
         super().__init__()
-        self.trunk = Trunk(width)
+        self.trunk = build_trunk(arch, width)
         self.head = nn.Conv2d(width, 2, 1)
         self.gaussian = GaussianBins(centres)
-        self.config = {"width": width}
+        self.config = {"width": width, "arch": arch}
 
     def predict_ab(self, L: Tensor) -> Tensor:
         x = lightness_input(L)
@@ -276,7 +350,7 @@ class GreyColorizer(nn.Module):
         self.config = {}
 
     def predict_ab(self, L: Tensor) -> Tensor:
-        return torch.zeros(*L.shape, 2)
+        return torch.zeros(*L.shape, 2, device=L.device)
 
     def log_probs(self, L: Tensor) -> Tensor:
         return self.gaussian.log_probs(self.predict_ab(L))
@@ -286,16 +360,19 @@ MODELS = ("latent", "per-pixel", "regression")
 
 
 def build_model(
-    kind: str, centres: Tensor, segments: int = 8, width: int = 16, hidden: int = 64
+    kind: str, centres: Tensor, segments: int = 8, width: int = 16, hidden: int = 64, arch: str = "emoji"
 ) -> nn.Module:
-    """A fresh model of ``kind`` ("latent", "per-pixel", "regression", "grey") over the bins ``centres``."""
+    """A fresh model of ``kind`` ("latent", "per-pixel", "regression", "grey") over the bins ``centres``;
+    ``arch`` picks the trunk ('emoji': 32×32 images, 'photo': crops of photos, see `PhotoTrunk`)."""
     q = centres.shape[0]
+    if arch not in ARCHS:
+        raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
     if kind == "latent":
-        model = LatentColorizer(q, segments, width, hidden)
+        model = LatentColorizer(q, segments, width, hidden, arch)
     elif kind == "per-pixel":
-        model = PerPixelColorizer(q, width)
+        model = PerPixelColorizer(q, width, arch)
     elif kind == "regression":
-        model = RegressionColorizer(centres, width)
+        model = RegressionColorizer(centres, width, arch)
     elif kind == "grey":
         model = GreyColorizer(centres)
     else:

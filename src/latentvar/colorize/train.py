@@ -3,8 +3,19 @@
 A run directory holds ``checkpoint.safetensors`` (model + Adam state) and ``checkpoint.json`` (config,
 step, loss history), written atomically every ``checkpoint_every`` steps and at the end; ``resume``
 continues from it after any kill. Batches are a pure function of (seed, step), so a resumed run sees the
-same batches it would have seen. ``devices > 1`` trains with torch.distributed DDP over gloo, one process
-per device on this machine: each rank takes its share of every global batch.
+same batches it would have seen.
+
+Data: 'twemoji' (32×32 images, used whole) or a folder of images (centre squares), or a photo corpus (a
+folder with ``manifest.json``, `latentvar colorize prepare photos`): then every step draws random
+multi-scale crops with flips from its train split (`crops.PhotoCrops`), and every ``val_every`` steps
+the exact NLL of the fixed val views (and of as many train views, for the train/val gap) is measured;
+the best val NLL so far is kept as ``best.safetensors`` + ``best.json`` (model selection on val only),
+and training stops early after ``patience`` checks without improvement.
+
+Scale-out: ``devices > 1`` spawns one process per device on this machine; under ``torchrun`` (the
+environment names RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) the processes join by env:// rendezvous,
+on any number of nodes. Either way DDP runs over gloo (nccl for ``device='cuda'``) and each rank takes its
+share of every global batch, so the averaged gradient equals the single-process one.
 """
 
 from __future__ import annotations
@@ -21,8 +32,9 @@ import torch
 from torch import Tensor, nn
 
 from latentvar._checks import check_positive
+from latentvar.colorize.crops import EVAL_SIDE, PhotoCrops, corpus_dir, fixed_views, split_paths
 from latentvar.colorize.images import load_image_folder, rgba_to_lab
-from latentvar.colorize.model import MODELS, build_model, parameter_count
+from latentvar.colorize.model import ARCHS, MODELS, build_model, nats_per_pixel, parameter_count
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
 from latentvar.progress import progress
@@ -43,14 +55,31 @@ class TrainConfig:
     width: int = 16
     hidden: int = 64
     checkpoint_every: int = 50
+    arch: str | None = None  # 'emoji' or 'photo'; None: 'photo' for a photo corpus, else 'emoji'
+    device: str = "cpu"
+    val_every: int = 250  # photo corpus: steps between val checks
+    patience: int = 0  # photo corpus: stop after this many val checks without improvement (0: never)
 
     def check(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model: expected one of {MODELS}, got {self.model!r}")
         for name in ("segments", "steps", "devices", "batch_size", "width", "hidden", "checkpoint_every"):
             check_positive(name, getattr(self, name), integer=True)
-        if not isinstance(self.size, int) or self.size < 4 or self.size % 4:
-            raise ValueError(f"size: expected a positive multiple of 4 (pixels per side), got {self.size!r}")
+        for name in ("val_every", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected a non-negative integer, got {getattr(self, name)!r}")
+        if self.arch is None:
+            self.arch = "photo" if corpus_dir(self.data) else "emoji"
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch: expected one of {ARCHS}, got {self.arch!r}")
+        multiple = 16 if self.arch == "photo" else 4
+        if not isinstance(self.size, int) or self.size < multiple or self.size % multiple:
+            raise ValueError(
+                f"size: expected a positive multiple of {multiple} (pixels per side), got {self.size!r}"
+            )
+        if corpus_dir(self.data) and self.size < 64:
+            raise ValueError(f"size: photo crops must be at least 64 px, got {self.size}")
+        resolve_device(self.device)
         if self.batch_size % self.devices:
             raise ValueError(
                 f"batch_size: expected a multiple of devices={self.devices}, got {self.batch_size}"
@@ -73,14 +102,30 @@ class ColourData:
         return self.L.shape[0]
 
 
-def load_rgba(data: str, size: int, split: str) -> tuple[np.ndarray, list[str], int]:
-    """(RGBA uint8 (n, size, size, 4), names, number of unreadable files skipped) for 'twemoji' or a folder.
+def resolve_device(device: str) -> torch.device:
+    """'cpu' or 'cuda' (or 'cuda:N') as a torch.device, refusing CUDA when this machine has none."""
+    if not isinstance(device, str) or device.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} was asked for, but torch sees no CUDA device here")
+    return torch.device(device)
 
-    'twemoji' uses its fixed split; a folder is used whole (``split`` is ignored)."""
+
+def load_rgba(data: str, size: int, split: str) -> tuple[np.ndarray, list[str], int]:
+    """(RGBA uint8 (n, size, size, 4), names, number of unreadable files skipped) for 'twemoji', a photo
+    corpus or a folder.
+
+    'twemoji' and a photo corpus use their fixed splits (a corpus: one centre view per photo, `fixed_views`);
+    a folder is used whole (``split`` is ignored)."""
     if data == "twemoji":
         from latentvar.data.twemoji import load_twemoji, twemoji_names
 
         return load_twemoji(split, size), twemoji_names(split), 0
+    root = corpus_dir(data)
+    if root is not None:
+        paths = split_paths(root, split)
+        views = fixed_views(paths, size)
+        return np.concatenate([views, np.full_like(views[..., :1], 255)], -1), [str(p) for p in paths], 0
     folder = load_image_folder(data, size)
     if len(folder.images) == 0:
         raise ValueError(f"data: no readable images in {data!r} ({folder.num_skipped} skipped)")
@@ -118,7 +163,8 @@ def restore_model(tensors: dict[str, Tensor], meta: dict) -> nn.Module:
     """A model rebuilt from a checkpoint's config and tensors (strict: every tensor must fit)."""
     bins = tensors["model.bin_centres"]
     cfg = meta["config"]
-    model = build_model(cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"])
+    arch = cfg.get("arch") or "emoji"  # runs from before the photo trunk are emoji runs
+    model = build_model(cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     model.load_state_dict(state, strict=True)
     return model
@@ -133,10 +179,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def under_torchrun() -> bool:
+    """True when launched by torchrun (or any env:// launcher): RANK and WORLD_SIZE are set."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
 def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> dict:
     """Train (or resume) a run; returns the final checkpoint's metadata."""
     config.check()
     out = Path(config.out)
+    if under_torchrun():
+        world = int(os.environ["WORLD_SIZE"])
+        if config.devices not in (1, world):
+            raise ValueError(f"devices: torchrun started {world} processes, but devices={config.devices}")
+        config.devices = world
+        if config.batch_size % world:
+            raise ValueError(f"batch_size: expected a multiple of the {world} torchrun processes")
+        return _train_worker(int(os.environ["RANK"]), config, resume, show_progress)
     if config.devices == 1:
         return _train_worker(0, config, resume, show_progress)
     import torch.multiprocessing as mp
@@ -155,22 +214,88 @@ def _train_worker(rank: int, config: TrainConfig, resume: bool, show_progress: b
     if distributed:
         import torch.distributed as dist
 
-        dist.init_process_group("gloo", rank=rank, world_size=config.devices)
+        backend = "nccl" if config.device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=config.devices)
+        if config.device == "cuda":
+            config.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
     try:
-        return _train_loop(rank, config, resume, show_progress and rank == 0)
+        meta = _train_loop(rank, config, resume, show_progress and rank == 0)
+        if distributed:
+            dist.barrier()  # every rank returns after rank 0 has written the last checkpoint
+        return meta
     finally:
         if distributed:
             dist.destroy_process_group()
 
 
+class _Batches:
+    """The global batch of a step as (L, y, ab) on ``device``; twemoji / folder images or photo crops."""
+
+    def __init__(self, config: TrainConfig, bins: ABBins, device: torch.device, show_progress: bool):
+        self.config, self.bins, self.device = config, bins, device
+        root = corpus_dir(config.data)
+        self.crops = self.data = None
+        if root is not None:
+            self.crops = PhotoCrops(split_paths(root, "train"), config.size, show_progress=show_progress)
+            self.num_images, self.num_skipped = len(self.crops), 0
+        else:
+            self.data = load_data(config.data, config.size, "train", bins)
+            self.num_images, self.num_skipped = len(self.data), self.data.num_skipped
+
+    def __call__(self, step: int, rank: int) -> tuple[Tensor, Tensor, Tensor]:
+        c = self.config
+        per_rank = c.batch_size // c.devices
+        mine = slice(rank * per_rank, (rank + 1) * per_rank)
+        if self.crops is not None:
+            L, ab = rgba_to_lab(self.crops.batch(c.seed, step, c.batch_size)[mine])
+            y = self.bins.encode(ab)
+        else:
+            idx = batch_indices(c.seed, step, len(self.data), c.batch_size)[mine]
+            L, y, ab = self.data.L[idx], self.data.y[idx], self.data.ab[idx]
+        return L.to(self.device), y.to(self.device), ab.to(self.device)
+
+
+class _Validation:
+    """Exact NLL (nats/pixel) on the corpus's fixed val views and on as many train views (the gap)."""
+
+    def __init__(self, config: TrainConfig, bins: ABBins, device: torch.device):
+        root = corpus_dir(config.data)
+        self.sets = {}
+        if root is None or config.val_every == 0:
+            return
+        val = split_paths(root, "val")
+        train_paths = split_paths(root, "train")
+        pick = np.linspace(0, len(train_paths) - 1, min(len(val), len(train_paths))).round().astype(int)
+        for name, paths in (("val", val), ("train", [train_paths[i] for i in pick])):
+            L, ab = rgba_to_lab(fixed_views(paths, EVAL_SIDE))
+            self.sets[name] = (L.to(device), bins.encode(ab).to(device))
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        model.eval()
+        out = {}
+        for name, (L, y) in self.sets.items():
+            total = sum(
+                float(nats_per_pixel(model.log_probs(L[i : i + 16]), y[i : i + 16])) * y[i : i + 16].numel()
+                for i in range(0, len(L), 16)
+            )
+            out[name] = total / y.numel()
+        model.train()
+        return out
+
+
 def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: bool) -> dict:
     out = Path(config.out)
+    device = resolve_device(config.device)
     bins = ABBins()
-    data = load_data(config.data, config.size, "train", bins)
+    batches = _Batches(config, bins, device, show_progress)
+    validate = _Validation(config, bins, device) if rank == 0 else None
     torch.manual_seed(config.seed)
-    model = build_model(config.model, bins.centres, config.segments, config.width, config.hidden)
+    model = build_model(
+        config.model, bins.centres, config.segments, config.width, config.hidden, config.arch
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    step, history, elapsed = 0, [], 0.0
+    step, history, elapsed, checks = 0, [], 0.0, []
     if resume and (out / "checkpoint.json").exists():
         tensors, meta = load_checkpoint(out)
         if meta["config"]["model"] != config.model:
@@ -180,20 +305,26 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
         model.load_state_dict(
             {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
         )
-        load_optimizer_tensors(opt, tensors)
+        load_optimizer_tensors(opt, {k: v.to(device) for k, v in tensors.items()})
         step, history, elapsed = meta["step"], meta["history"], meta.get("train_seconds", 0.0)
+        checks = meta.get("validation", [])
     net = model
     if config.devices > 1:
         net = nn.parallel.DistributedDataParallel(model)
     meta = {}
-    per_rank = config.batch_size // config.devices
-    bar = progress(range(step, config.steps), desc=f"train {config.model}", disable=not show_progress)
+    bar = progress(
+        range(step, config.steps),
+        desc=f"train {config.model}",
+        disable=not show_progress,
+        initial=step,
+        total=config.steps,
+    )
     t0 = time.perf_counter()
+    stop = _patience_exhausted(checks, config.patience)
     for step in bar:
-        idx = batch_indices(config.seed, step, len(data), config.batch_size)[
-            rank * per_rank : (rank + 1) * per_rank
-        ]
-        loss = net(data.L[idx], data.y[idx], data.ab[idx])
+        if stop:
+            break
+        loss = net(*batches(step, rank))
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"training diverged at step {step} (loss {value}); lower lr={config.lr}")
@@ -203,36 +334,81 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
         history.append(value)
         bar.set_postfix(loss=f"{value:.4f}")
         done = step + 1
-        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
-            if done == config.steps:
-                _finish(model, data)
-            meta = _meta(config, model, data, done, history, elapsed + time.perf_counter() - t0, bins)
+        if validate is not None and validate.sets and done % config.val_every == 0:
+            checks.append({"step": done, **validate(model)})
+            best = min(checks, key=lambda c: c["val"])
+            if best is checks[-1]:
+                _finish(model, batches)
+                seconds = elapsed + time.perf_counter() - t0
+                meta = _meta(config, model, batches, done, history, seconds, bins, checks)
+                save_checkpoint(out, model_tensors(model), meta, name="best")
+            stop = _patience_exhausted(checks, config.patience)
+        last = done == config.steps or stop
+        if rank == 0 and (done % config.checkpoint_every == 0 or last):
+            if last:
+                _finish(model, batches)
+            meta = _meta(
+                config, model, batches, done, history, elapsed + time.perf_counter() - t0, bins, checks
+            )
             write_checkpoint(out, model, opt, meta)
+        if config.devices > 1 and config.patience:
+            stop = _agree(stop, device)
     if not meta:  # nothing left to do (a resumed, finished run)
         meta = load_checkpoint(out)[1] if (out / "checkpoint.json").exists() else {}
     return meta
 
 
-def _finish(model: nn.Module, data: ColourData) -> None:
+def _patience_exhausted(checks: list[dict], patience: int) -> bool:
+    """True when the last ``patience`` val checks were all worse than the best before them."""
+    if not patience or len(checks) <= patience:
+        return False
+    best_at = min(range(len(checks)), key=lambda i: checks[i]["val"])
+    return len(checks) - 1 - best_at >= patience
+
+
+def _agree(stop: bool, device: torch.device) -> bool:
+    """Rank 0 decides early stopping; every rank follows, so all leave the loop at the same step."""
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if stop else 0.0], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def _finish(model: nn.Module, batches: _Batches) -> None:
     """Post-training fits: the regression model's residual variance (σ² of its Gaussian over bins)."""
     if model.kind != "regression":
         return
     with torch.no_grad():
-        sub = slice(0, min(len(data), 2048))
-        resid = model.predict_ab(data.L[sub]) - data.ab[sub]
+        if batches.crops is not None:  # the crops of step 0 (this rank's share)
+            L, _, ab = batches(0, 0)
+        else:
+            sub = slice(0, min(len(batches.data), 2048))
+            L, ab = batches.data.L[sub].to(batches.device), batches.data.ab[sub].to(batches.device)
+        resid = model.predict_ab(L) - ab
         model.gaussian.residual_var.copy_(resid.pow(2).mean((0, 1, 2)).clamp_min(1.0))
 
 
-def _meta(config, model, data, step, history, seconds, bins) -> dict:
-    return {
+def _meta(config, model, batches, step, history, seconds, bins, checks) -> dict:
+    meta = {
         "kind": f"colorize-{config.model}",
         "config": asdict(config),
         "step": step,
         "history": history,
         "train_seconds": seconds,
         "images_seen": step * config.batch_size,
-        "num_train_images": len(data),
-        "num_skipped": data.num_skipped,
+        "num_train_images": batches.num_images,
+        "num_skipped": batches.num_skipped,
         "num_bins": bins.num_bins,
         "parameters": parameter_count(model),
     }
+    if checks:
+        best = min(checks, key=lambda c: c["val"])
+        meta["validation"] = checks
+        meta["best"] = {
+            "step": best["step"],
+            "val_nll": best["val"],
+            "train_nll": best["train"],
+            "gap": best["val"] - best["train"],
+        }
+    return meta
