@@ -33,6 +33,11 @@ def train(
     batch_size: int = typer.Option(128, help="Images per step (all devices together)."),
     lr: float = typer.Option(3e-3, help="Adam learning rate."),
     checkpoint_every: int = typer.Option(50, help="Steps between checkpoints."),
+    arch: str = typer.Option(None, help="Trunk: 'emoji' or 'photo' (default: photo for a photo corpus)."),
+    width: int = typer.Option(16, help="Trunk channels (the shipped photo model uses 32)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    val_every: int = typer.Option(250, help="Photo corpus: steps between val checks (best kept)."),
+    patience: int = typer.Option(0, help="Photo corpus: stop after N val checks without gain (0: never)."),
 ) -> None:
     """Train a colorization model; checkpoints (safetensors + JSON) go to OUT every N steps."""
     from latentvar.colorize.train import TrainConfig
@@ -51,11 +56,18 @@ def train(
             batch_size=batch_size,
             lr=lr,
             checkpoint_every=checkpoint_every,
+            arch=arch,
+            width=width,
+            device=device,
+            val_every=val_every,
+            patience=patience,
         )
         meta = run_training(config, resume=resume)
     last = meta["history"][-1] if meta.get("history") else float("nan")
+    best = meta.get("best")
+    chosen = f", best val NLL {best['val_nll']:.4f} at step {best['step']}" if best else ""
     typer.echo(
-        f"{model}: step {meta.get('step')}, last loss {last:.4f}, "
+        f"{model}: step {meta.get('step')}, last loss {last:.4f}{chosen}, "
         f"{meta.get('parameters')} parameters -> {out}"
     )
 
@@ -63,48 +75,59 @@ def train(
 @app.command("apply")
 def apply(
     images: list[Path] = typer.Argument(..., help="Image files to colorize (their colour is ignored)."),
-    run: Path = typer.Option(..., help="A run directory written by `latentvar colorize train`."),
+    run: str = typer.Option(
+        None, help="A run directory, or a shipped model: 'photo' (the default) or 'twemoji'."
+    ),
     out: Path = typer.Option(..., help="Output folder."),
     samples: int = typer.Option(3, help="Diverse samples per image."),
-    temperature: float = typer.Option(0.38, help="Annealed-mean temperature (1 = mean, -> 0 = mode)."),
+    temperature: float = typer.Option(None, help="Annealed-mean temperature (default: the model's)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
-    """Write <stem>_color.png, <stem>_segments.png and <stem>_sample<i>.png for every image."""
-    from latentvar.colorize.colorizer import Colorizer
-    from latentvar.colorize.demo import segment_colours
+    """Write <stem>_color.png, <stem>_segments.png, <stem>_overlay.png and <stem>_sample<i>.png per image."""
+    from latentvar.colorize.colorizer import Colorizer, as_image
+    from latentvar.colorize.visual import overlay, segment_colours
     from latentvar.io import atomic_write_bytes
+    from latentvar.progress import progress
     from latentvar.report import png_bytes
 
     with user_errors():
         missing = [str(p) for p in images if not p.is_file()]
         if missing:
             raise ValueError(f"images: expected existing image files, these do not exist: {missing}")
-        colorizer = Colorizer.load(run)
         if samples < 0:
             raise ValueError(f"samples: expected a non-negative integer, got {samples}")
-        for path in images:
+        colorizer = Colorizer.load(run, device=device)
+        for path in progress(images, desc="colorize", disable=len(images) < 2):
             stem = path.stem
-            atomic_write_bytes(out / f"{stem}_color.png", png_bytes(colorizer.colorize(path, temperature)))
+            rgb = as_image(path)
+            atomic_write_bytes(out / f"{stem}_color.png", png_bytes(colorizer.colorize(rgb, temperature)))
             if colorizer.kind == "latent":
-                atomic_write_bytes(
-                    out / f"{stem}_segments.png", png_bytes(segment_colours(colorizer.segment(path)))
-                )
-            for i, draw in enumerate(colorizer.sample(path, samples) if samples else []):
+                seg = colorizer.segment(rgb)
+                atomic_write_bytes(out / f"{stem}_segments.png", png_bytes(segment_colours(seg)))
+                atomic_write_bytes(out / f"{stem}_overlay.png", png_bytes(overlay(rgb, seg)))
+                del seg
+            for i, draw in enumerate(colorizer.sample(rgb, samples) if samples else []):
                 atomic_write_bytes(out / f"{stem}_sample{i}.png", png_bytes(draw))
     typer.echo(f"{len(images)} image(s) -> {out}")
 
 
 @app.command("eval")
 def evaluate(
-    data: str = typer.Option("twemoji", help="'twemoji' (its test split) or a folder of images."),
-    run: Path = typer.Option(None, help="A run directory to evaluate."),
+    data: str = typer.Option(
+        "twemoji", help="'twemoji', a photo corpus (`prepare photos`) or a folder of images."
+    ),
+    run: str = typer.Option(None, help="A run directory, or a shipped model ('photo', 'twemoji')."),
     baseline: str = typer.Option(None, help="'grey' (ab = 0, no training) instead of --run."),
     labels: Path = typer.Option(None, help="Folder of label PNGs <stem>.png (class ids, 255 = ignore)."),
     size: int = typer.Option(None, help="Image side (default: the run's training size, 32 for grey)."),
-    temperature: float = typer.Option(0.38, help="Annealed-mean temperature."),
+    temperature: float = typer.Option(None, help="Annealed-mean temperature (default: the model's)."),
     json_path: Path = typer.Option(..., "--json", help="Where to write the metrics (JSON)."),
+    split: str = typer.Option("test", help="Split of 'twemoji' or a photo corpus: train, val or test."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """NLL (nats/pixel), AuC, PSNR, colourfulness; with --labels, mIoU and pixel accuracy (Hungarian)."""
     from latentvar.colorize.colorizer import Colorizer
+    from latentvar.colorize.crops import EVAL_SIDE, corpus_dir
     from latentvar.colorize.evaluate import evaluate as run_eval
     from latentvar.colorize.evaluate import grey_baseline, load_labels
     from latentvar.colorize.quantize import ABBins
@@ -116,11 +139,18 @@ def evaluate(
             raise ValueError("run/baseline: expected exactly one of --run RUN or --baseline grey")
         if baseline is not None and baseline != "grey":
             raise ValueError(f"baseline: expected 'grey', got {baseline!r}")
-        colorizer = Colorizer.load(run) if run is not None else grey_baseline(size or 32)
-        side = size or colorizer.size
-        colour_data = load_data(data, side, "test", ABBins(colorizer.bins.centres))
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split: expected train, val or test, got {split!r}")
+        photos = corpus_dir(data) is not None
+        if run is not None:
+            colorizer = Colorizer.load(run, device=device)
+        else:
+            colorizer = grey_baseline(size or 32, data if photos else "twemoji")
+        side = size or (EVAL_SIDE if photos else colorizer.size)
+        colour_data = load_data(data, side, split, ABBins(colorizer.bins.centres))
         label_maps = load_labels(colour_data.names, labels, side) if labels is not None else None
-        metrics = run_eval(colorizer, colour_data, label_maps, temperature)
+        metrics = run_eval(colorizer, colour_data, label_maps, temperature, show_progress=True)
+        metrics["split"] = split
         metrics["data"] = data
         atomic_write_json(json_path, metrics)
     shown = {

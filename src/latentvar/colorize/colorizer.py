@@ -1,10 +1,22 @@
-"""`Colorizer`: a trained run (or the grey baseline) as an object to colorize, segment, sample and score.
+"""`Colorizer`: a trained run (or a shipped model, or the grey baseline) as an object to colorize, segment,
+sample and score.
 
 Images in: a path, a PIL image, or an array (h, w) grey / (h, w, 3) RGB / (h, w, 4) RGBA, uint8 or float
-in [0, 1]; alpha is composited on white. The network runs at its training size S (the L channel resized
-to S×S); the predicted ab is upsampled bilinearly to the input's size and joined with the input's own
-full-resolution L (as Zhang et al. 2016 predict ab at reduced resolution). Segmentations are returned at
-the input's size (nearest-neighbour upsampling).
+in [0, 1]; alpha is composited on white. Every output keeps the input's size.
+
+Three grids (shapes h × w, the input's own size):
+- the **work grid**, where the network runs: the emoji model's training square S × S (the image squashed
+  to it, as it was trained); a photo model's image resized so its short side is ``work_side`` (176 px:
+  the middle of its training scales), both sides multiples of 16;
+- the **colour grid**, where P(z|x) and the colour law meet: for a photo model the input itself, or the
+  input shrunk to at most ``COLOUR_PIXELS`` (1 Mpx) when larger; for the emoji model the work grid. There
+  the segment logits are the network's (1/4-resolution) logits upsampled *bilinearly* plus the per-pixel
+  lightness term of the colour grid's own L, so segment boundaries follow the image's lightness edges
+  rather than the network's 4-px blocks, and each pixel's colour law uses its own L-bin;
+- the **full grid**: ab from the colour grid is upsampled bilinearly and joined with the input's own L
+  (Zhang et al. 2016 predict ab at reduced resolution too); segment maps are computed at full
+  resolution the same way as on the colour grid. Both are done in strips of rows, so a 12000 × 9000 photo
+  needs memory for its pixels, not for per-pixel distributions (BENCHMARKS.md has the peak).
 
 Sampling (``sample``), the generative story: for each draw, one Gumbel vector g^z (k) and one Gumbel
 matrix g^y (k, q) are drawn *per image*; every pixel takes z_p = argmax_k log P(z_p=k|x) + g^z_k and
@@ -15,22 +27,26 @@ one colour, shifted only where the per-pixel lightness term moves its distributi
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from latentvar.colorize import grids
 from latentvar.colorize.images import read_image, to_rgba
 from latentvar.colorize.lab import lab_to_rgb, rgb_to_lab, to_float_rgb
-from latentvar.colorize.model import build_model, nats_per_pixel
+from latentvar.colorize.model import lightness_bin, lightness_input, nats_per_pixel
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint
 
+WORK_SIDE = 176
+COLOUR_PIXELS = 1 << 20
 
-def as_rgba(img) -> np.ndarray:
-    """Any accepted image -> (h, w, 4) uint8 or (h, w, 3|4) float array."""
+
+def as_image(img) -> np.ndarray:
+    """Any accepted image -> (h, w, 3|4) uint8 or float array (not yet composited)."""
     from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
@@ -44,144 +60,215 @@ def as_rgba(img) -> np.ndarray:
         raise ValueError(f"img: expected (h, w), (h, w, 3) or (h, w, 4), got shape {arr.shape}")
     if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"img: expected uint8 or float pixels, got dtype {arr.dtype}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"img: expected an image of at least 1 × 1 pixels, got shape {arr.shape}")
+    if arr.dtype != np.uint8 and not np.isfinite(arr).all():
+        raise ValueError("img: expected finite pixel values, got NaN or infinity")
     return arr
 
 
-class Colorizer:
-    """A colorization model ready for use. ``Colorizer.load(run)`` or ``Colorizer.grey()``."""
+as_rgba = as_image  # the earlier name
 
-    def __init__(self, model: nn.Module, size: int, meta: dict | None = None):
-        self.model = model.eval()
+
+def _lab(rgb) -> Tensor:
+    """RGB(A) uint8/float (..., 3|4) -> Lab float32 (..., 3), alpha on white."""
+    return rgb_to_lab(to_float_rgb(rgb))
+
+
+class Colorizer:
+    """A colorization model ready for use: ``Colorizer.load()`` (the shipped photo model),
+    ``Colorizer.load("twemoji")`` (the shipped emoji model), ``Colorizer.load(run_dir)``, ``Colorizer.grey()``."""
+
+    def __init__(self, model: nn.Module, size: int, meta: dict | None = None, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
         self.size = size
         self.meta = meta or {}
-        self.bins = ABBins(model.bin_centres)
+        self.bins = ABBins(model.bin_centres.cpu())
         self.kind = model.kind
+        self.arch = getattr(model, "config", {}).get("arch", "emoji")
+        self.work_side = int(self.meta.get("work_side", WORK_SIDE))
+        self.temperature = float(self.meta.get("temperature", 0.38))  # chosen on val for shipped models
 
     @classmethod
-    def load(cls, run: str | os.PathLike) -> Colorizer:
-        """Load a run directory written by ``latentvar colorize train`` (safetensors + JSON only)."""
-        from latentvar.colorize.train import restore_model
+    def load(cls, run: str | os.PathLike | None = None, device: str = "cpu") -> Colorizer:
+        """A run directory written by ``latentvar colorize train`` (its best-on-val checkpoint when it has
+        one), or a shipped model by name (None: 'photo'; 'twemoji'). Safetensors + JSON only."""
+        from latentvar.colorize.shipped import resolve_run
+        from latentvar.colorize.train import resolve_device, restore_model
 
-        tensors, meta = load_checkpoint(run)
+        resolve_device(device)
+        run = resolve_run(run)
+        name = (
+            "best"
+            if (os.path.isdir(run) and os.path.isfile(os.path.join(run, "best.json")))
+            else "checkpoint"
+        )
+        tensors, meta = load_checkpoint(run, name=name)
         if not str(meta.get("kind", "")).startswith("colorize-"):
             raise ValueError(f"run: {run} holds a {meta.get('kind')!r} checkpoint, not a colorization run")
-        return cls(restore_model(tensors, meta), meta["config"]["size"], meta)
+        return cls(restore_model(tensors, meta), meta["config"]["size"], meta, device)
 
     @classmethod
     def grey(cls, residual_var: float | Tensor = 100.0, size: int = 32) -> Colorizer:
         """The no-training baseline ab = 0 (its NLL via a Gaussian of variance ``residual_var`` per axis)."""
-        bins = ABBins()
-        model = build_model("grey", bins.centres)
+        from latentvar.colorize.model import build_model
+
+        model = build_model("grey", ABBins().centres)
         model.gaussian.residual_var.copy_(torch.as_tensor(residual_var, dtype=torch.float32).expand(2))
         return cls(model, size)
 
-    # -- inputs ------------------------------------------------------------------------------------
-    def _lab(self, img) -> tuple[Tensor, Tensor]:
-        """(L (h, w), ab (h, w, 2)) at the input's own size."""
-        lab = rgb_to_lab(to_float_rgb(as_rgba(img)))
-        return lab[..., 0], lab[..., 1:]
+    # -- grids -------------------------------------------------------------------------------------
+    def work_shape(self, h: int, w: int) -> tuple[int, int]:
+        if self.arch == "emoji":
+            return self.size, self.size
+        return grids.short_side_shape(h, w, self.work_side, multiple=16)
 
-    def _small(self, channels: Tensor) -> Tensor:
-        """(h, w, c) -> (S, S, c) by area averaging (bilinear when enlarging)."""
-        x = channels.permute(2, 0, 1)[None]
-        mode = "area" if x.shape[-1] >= self.size and x.shape[-2] >= self.size else "bilinear"
-        return F.interpolate(x, size=(self.size, self.size), mode=mode)[0].permute(1, 2, 0)
+    def colour_shape(self, h: int, w: int) -> tuple[int, int]:
+        if self.arch == "emoji" or self.kind not in ("latent",):
+            return self.work_shape(h, w)
+        return grids.capped_shape(h, w, COLOUR_PIXELS)
 
-    def _inputs(self, img) -> tuple[Tensor, Tensor, tuple[int, int]]:
-        L, _ = self._lab(img)
-        return L, self._small(L[..., None])[..., 0][None], tuple(L.shape)
-
-    def _up(self, x: Tensor, shape, mode: str) -> Tensor:
-        """(S, S, c) -> (h, w, c)."""
-        y = x.permute(2, 0, 1)[None].float()
-        kw = {"align_corners": False} if mode == "bilinear" else {}
-        return F.interpolate(y, size=shape, mode=mode, **kw)[0].permute(1, 2, 0)
-
-    def _rgb(self, L: Tensor, ab_small: Tensor) -> np.ndarray:
-        ab = self._up(ab_small, tuple(L.shape), "bilinear")
-        rgb = lab_to_rgb(torch.cat([L[..., None], ab], dim=-1))
-        return (rgb * 255 + 0.5).to(torch.uint8).numpy()
+    def _L(self, rgb: np.ndarray, shape: tuple[int, int]) -> Tensor:
+        """The lightness of ``rgb`` resized to ``shape``: (h', w') float32 on the device."""
+        return _lab(grids.resize(rgb, shape))[..., 0].to(self.device)
 
     def _require_latent(self, what: str) -> None:
         if self.kind != "latent":
             raise ValueError(f"{what}: needs a latent-segmentation run, this one is {self.kind!r}")
 
+    def _latent(self, rgb: np.ndarray):
+        """(log P(z|x) on the colour grid (hc, wc, k), log table (k, l, q), colour-grid L, semantic logits)."""
+        net = self.model.net
+        h, w = rgb.shape[:2]
+        L_work = self._L(rgb, self.work_shape(h, w))[None]
+        features, semantic = net.semantic(L_work)
+        table = net.components(features, semantic, L_work).log_table[0]  # (k, l, q)
+        cshape = self.colour_shape(h, w)
+        L_col = L_work[0] if cshape == tuple(L_work.shape[1:]) else self._L(rgb, cshape)
+        logits = grids.upsample(semantic[0], cshape) + net.lightness_prior(lightness_input(L_col[None]))[0]
+        return torch.log_softmax(logits, 0).permute(1, 2, 0), table, L_col, semantic[0]
+
+    def _finish(self, rgb: np.ndarray, ab: Tensor) -> np.ndarray:
+        """ab on a small grid (h', w', 2) + the input's full-resolution L -> RGB uint8 (h, w, 3)."""
+        ab = ab.float().cpu()
+        out = np.empty((*rgb.shape[:2], 3), np.uint8)
+        for rows, strip in grids.strips(rgb):
+            lab = _lab(strip)
+            lab[..., 1:] = grids.upsample_rows(ab.permute(2, 0, 1), rgb.shape[:2], rows).permute(1, 2, 0)
+            out[rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).numpy()
+        return out
+
     # -- the API -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def colorize(self, img, temperature: float = 0.38, decode: str = "annealed") -> np.ndarray:
-        """RGB uint8 (h, w, 3): annealed mean (``temperature``; Zhang et al. eq. 5) or ``decode='mode'``."""
-        L, L_small, _ = self._inputs(img)
+    def colorize(self, img, temperature: float | None = None, decode: str = "annealed") -> np.ndarray:
+        """RGB uint8 (h, w, 3): annealed mean (``temperature``, default the model's; Zhang et al. eq. 5) or
+        ``decode='mode'``."""
+        rgb = as_image(img)
         if decode not in ("annealed", "mode"):
             raise ValueError(f"decode: expected 'annealed' or 'mode', got {decode!r}")
+        temperature = self.temperature if temperature is None else temperature
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
+        h, w = rgb.shape[:2]
         if self.kind in ("regression", "grey"):
-            ab = self.model.predict_ab(L_small)[0]
-        else:
-            logp = self.model.log_probs(L_small)[0]
+            return self._finish(rgb, self.model.predict_ab(self._L(rgb, self.work_shape(h, w))[None])[0])
+        if self.kind == "per-pixel":
+            logp = self.model.log_probs(self._L(rgb, self.work_shape(h, w))[None])[0]
             ab = self.bins.annealed_mean(logp, temperature) if decode == "annealed" else self.bins.mode(logp)
-        return self._rgb(L, ab)
+            return self._finish(rgb, ab)
+        log_w, table, L_col, _ = self._latent(rgb)
+        centres = self.bins.centres.to(self.device)
+        ab = grids.mixture_decode(log_w, table, lightness_bin(L_col), centres, temperature, decode)
+        return self._finish(rgb, ab)
 
     @torch.no_grad()
     def segment_probs(self, img) -> Tensor:
-        """P(z|x): (S, S, k) at the model's size."""
+        """P(z|x) on the colour grid: (hc, wc, k)."""
         self._require_latent("segment")
-        _, L_small, _ = self._inputs(img)
-        return self.model.mixture(L_small).weights[0]
+        return self._latent(as_image(img))[0].exp()
 
     @torch.no_grad()
     def segment(self, img) -> np.ndarray:
-        """The prior segmentation argmax_k P(z_p=k|x): int64 (h, w)."""
-        L, _, shape = self._inputs(img)
-        mode = self.segment_probs(img).argmax(-1, keepdim=True)
-        return self._up(mode, shape, "nearest")[..., 0].long().numpy()
+        """The prior segmentation argmax_k P(z_p=k|x) at the input's full resolution: int64 (h, w)."""
+        self._require_latent("segment")
+        rgb = as_image(img)
+        _, _, _, semantic = self._latent(rgb)
+        return self._full_res_argmax(rgb, semantic)
+
+    def _full_res_argmax(self, rgb: np.ndarray, semantic: Tensor, colour_rgb=None, table=None) -> np.ndarray:
+        """argmax_k of the prior logits (bilinear semantic + per-pixel lightness) at full resolution, plus
+        log P(y_p | z_p = k, x) of ``colour_rgb``'s quantised ab when given (the posterior)."""
+        net = self.model.net
+        out = np.empty(rgb.shape[:2], np.int64)
+        for rows, strip in grids.strips(rgb):
+            lab = _lab(strip).to(self.device)
+            logits = grids.upsample_rows(semantic, rgb.shape[:2], rows)
+            logits = logits + net.lightness_prior(lightness_input(lab[None, ..., 0]))[0]
+            if colour_rgb is not None:
+                y = self.bins.encode(_lab(colour_rgb[rows])[..., 1:].to(self.device))
+                lbin = lightness_bin(lab[..., 0])
+                logits = torch.log_softmax(logits, 0) + table[:, lbin, y]
+            out[rows] = logits.argmax(0).cpu().numpy()
+        return out
 
     @torch.no_grad()
     def posterior_segment(self, img, color_img) -> np.ndarray:
-        """The exact posterior mode argmax_k P(z_p=k|x, y): int64 (h, w); x is ``img``'s lightness, y the
-        quantised ab of ``color_img`` (resized to the model's size)."""
+        """The exact posterior mode argmax_k P(z_p=k|x, y) at full resolution: int64 (h, w); x is ``img``'s
+        lightness, y the quantised ab of ``color_img`` (the same size as ``img``, or resized to it)."""
         self._require_latent("posterior_segment")
-        L, _, shape = self._inputs(img)
-        L_small = self._small(L[..., None])[..., 0][None]
-        _, ab = self._lab(color_img)
-        y = self.bins.encode(self._small(ab))[None]
-        mode = self.model.mixture(L_small).posterior(y).mode[0]
-        return self._up(mode[..., None], shape, "nearest")[..., 0].long().numpy()
+        rgb, colour = as_image(img), as_image(color_img)
+        if colour.shape[:2] != rgb.shape[:2]:
+            colour = grids.resize(colour, rgb.shape[:2])
+        _, table, _, semantic = self._latent(rgb)
+        return self._full_res_argmax(rgb, semantic, colour, table)
 
     @torch.no_grad()
     def sample(self, img, n: int = 3, generator: torch.Generator | None = None) -> np.ndarray:
         """n colorizations, RGB uint8 (n, h, w, 3), each coherent within a segment (see module doc)."""
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n: expected a positive integer number of samples, got {n!r}")
-        L, L_small, _ = self._inputs(img)
+        rgb = as_image(img)
+        q = self.bins.num_bins
+
+        def gumbel(*shape):
+            return -torch.log(-torch.log(torch.rand(*shape, generator=generator).clamp(1e-12, 1)))
+
         if self.kind != "latent":  # no segments: per-pixel Gumbel noise shared by all pixels of a draw
-            logp = self.model.log_probs(L_small)[0]
-            g = -torch.log(
-                -torch.log(torch.rand(n, 1, 1, logp.shape[-1], generator=generator).clamp(1e-12, 1))
+            logp = self.model.log_probs(self._L(rgb, self.work_shape(*rgb.shape[:2]))[None])[0].cpu()
+            return np.stack(
+                [self._finish(rgb, self.bins.decode((logp + gumbel(q)).argmax(-1))) for _ in range(n)]
             )
-            return np.stack([self._rgb(L, self.bins.decode((logp + g[i]).argmax(-1))) for i in range(n)])
-        mix = self.model.mixture(L_small)
-        log_prior = mix.log_weights[0]  # (S, S, k)
-        table = mix.components.log_table[0]  # (k, l, q)
-        lbin = mix.components.lbin[0]  # (S, S)
-        k, _, q = table.shape
+        log_w, table, L_col, _ = self._latent(rgb)
+        log_w, table, lbin = log_w.cpu(), table.cpu(), lightness_bin(L_col).cpu()
+        k = table.shape[0]
         out = []
         for _ in range(n):
-            gz = -torch.log(-torch.log(torch.rand(k, generator=generator).clamp(1e-12, 1)))
-            gy = -torch.log(-torch.log(torch.rand(k, 1, q, generator=generator).clamp(1e-12, 1)))
-            z = (log_prior + gz).argmax(-1)  # (S, S)
-            choice = (table + gy).argmax(-1)  # (k, l): the bin each segment takes at each L-bin
-            out.append(self._rgb(L, self.bins.decode(choice[z, lbin])))
+            z = (log_w + gumbel(k)).argmax(-1)  # (hc, wc)
+            choice = (table + gumbel(k, 1, q)).argmax(-1)  # (k, l): the bin each segment takes at each L-bin
+            out.append(self._finish(rgb, self.bins.decode(choice[z, lbin])))
         return np.stack(out)
 
     @torch.no_grad()
     def log_prob(self, color_img) -> Tensor:
-        """log P(y|x) in nats, summed over the model-size pixels (y: quantised ab, x: L of ``color_img``)."""
-        L, ab = self._lab(color_img)
-        L_small = self._small(L[..., None])[..., 0][None]
-        y = self.bins.encode(self._small(ab))[None]
-        return -nats_per_pixel(self.model.log_probs(L_small), y) * y.numel()
+        """log P(y|x) in nats, summed over the pixels of the colour grid (the work grid for the emoji model
+        and the baselines); y the quantised ab of ``color_img``, x its L."""
+        rgb = as_image(color_img)
+        h, w = rgb.shape[:2]
+        if self.kind != "latent":
+            lab = _lab(grids.resize(rgb, self.work_shape(h, w))).to(self.device)
+            y = self.bins.encode(lab[..., 1:])[None]
+            return -nats_per_pixel(self.model.log_probs(lab[None, ..., 0]), y).cpu() * y.numel()
+        log_w, table, L_col, _ = self._latent(rgb)
+        lab = _lab(grids.resize(rgb, tuple(L_col.shape))).to(self.device)
+        y = self.bins.encode(lab[..., 1:])
+        per_pixel = torch.logsumexp(log_w + table[:, lightness_bin(L_col), y].permute(1, 2, 0), -1)
+        return per_pixel.sum().cpu()
 
     def __repr__(self) -> str:
-        return f"Colorizer(kind={self.kind!r}, size={self.size}, bins={self.bins.num_bins})"
+        return (
+            f"Colorizer(kind={self.kind!r}, arch={self.arch!r}, size={self.size}, bins={self.bins.num_bins})"
+        )
 
 
 def grey_residual_var(ab: Tensor) -> Tensor:

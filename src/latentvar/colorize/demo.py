@@ -15,32 +15,13 @@ from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.evaluate import evaluate, grey_baseline
 from latentvar.colorize.quantize import ABBins
 from latentvar.colorize.train import TrainConfig, load_data, train
+from latentvar.colorize.visual import segment_colours
 from latentvar.io import atomic_write_json
 
 # A budget that keeps `make demo` under 5 minutes on 2 shared CPU cores (see BENCHMARKS.md).
 DEMO_STEPS = 150
 DEMO_BATCH = 64
 SHOWN_IMAGES = 12
-SEGMENT_PALETTE = np.array(
-    [
-        [31, 119, 180],
-        [255, 127, 14],
-        [44, 160, 44],
-        [214, 39, 40],
-        [148, 103, 189],
-        [140, 86, 75],
-        [227, 119, 194],
-        [127, 127, 127],
-        [188, 189, 34],
-        [23, 190, 207],
-    ],
-    np.uint8,
-)
-
-
-def segment_colours(segments: np.ndarray) -> np.ndarray:
-    """int (h, w) segment ids -> RGB uint8 (h, w, 3) in a fixed categorical palette."""
-    return SEGMENT_PALETTE[np.asarray(segments) % len(SEGMENT_PALETTE)]
 
 
 def _grey(rgba: np.ndarray) -> np.ndarray:

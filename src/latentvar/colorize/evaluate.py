@@ -26,31 +26,47 @@ from latentvar.colorize.train import ColourData
 IGNORE = 255
 
 
-def grey_baseline(size: int = 32) -> Colorizer:
-    """The grey baseline; its Gaussian's variance comes from the Twemoji *train* split, never test data."""
+def grey_baseline(size: int = 32, data: str = "twemoji") -> Colorizer:
+    """The grey baseline; its Gaussian's variance comes from the *train* split of ``data`` (Twemoji, or a
+    photo corpus: its train views), never from test data."""
     from latentvar.colorize.colorizer import grey_residual_var
+    from latentvar.colorize.crops import EVAL_SIDE, corpus_dir, fixed_views, split_paths
     from latentvar.colorize.images import rgba_to_lab
     from latentvar.data.twemoji import load_twemoji
 
-    _, ab = rgba_to_lab(load_twemoji("train", 32))
+    root = corpus_dir(data)
+    train = fixed_views(split_paths(root, "train"), EVAL_SIDE) if root else load_twemoji("train", 32)
+    _, ab = rgba_to_lab(train)
     return Colorizer.grey(grey_residual_var(ab), size)
 
 
 @torch.no_grad()
-def predict(colorizer: Colorizer, data: ColourData, temperature: float = 0.38, batch: int = 64):
-    """(per-pixel NLL sum, predicted ab (n, h, w, 2), prior segments (n, h, w) or None)."""
-    model, bins = colorizer.model, colorizer.bins
+def predict(
+    colorizer: Colorizer,
+    data: ColourData,
+    temperature: float | None = None,
+    batch: int = 16,
+    show_progress: bool = False,
+):
+    """(per-pixel NLL sum, predicted ab (n, h, w, 2), prior segments (n, h, w) or None), on the model's
+    device; ``temperature`` None: the model's own."""
+    from latentvar.progress import progress
+
+    model, bins, device = colorizer.model, colorizer.bins, colorizer.device
+    temperature = colorizer.temperature if temperature is None else temperature
+    centres = bins.centres.to(device)
     nll_sum, abs_, segs = 0.0, [], []
-    for start in range(0, len(data), batch):
-        L, y = data.L[start : start + batch], data.y[start : start + batch]
+    starts = range(0, len(data), batch)
+    for start in progress(starts, desc=f"eval {colorizer.kind}", disable=not show_progress):
+        L, y = data.L[start : start + batch].to(device), data.y[start : start + batch].to(device)
         logp = model.log_probs(L)
         nll_sum += float(nats_per_pixel(logp, y)) * y.numel()
         if colorizer.kind in ("regression", "grey"):
-            abs_.append(model.predict_ab(L))
+            abs_.append(model.predict_ab(L).cpu())
         else:
-            abs_.append(bins.annealed_mean(logp, temperature))
+            abs_.append((torch.softmax(logp / temperature, -1) @ centres).cpu())
         if colorizer.kind == "latent":
-            segs.append(model.mixture(L).log_weights.argmax(-1))
+            segs.append(model.mixture(L).log_weights.argmax(-1).cpu())
     return nll_sum, torch.cat(abs_), (torch.cat(segs) if segs else None)
 
 
@@ -87,11 +103,12 @@ def evaluate(
     colorizer: Colorizer,
     data: ColourData,
     labels: np.ndarray | None = None,
-    temperature: float = 0.38,
+    temperature: float | None = None,
     show_progress: bool = False,
 ) -> dict:
     """The issue's metrics as a dict (JSON keys of ``latentvar colorize eval``)."""
-    nll_sum, pred_ab, segments = predict(colorizer, data, temperature)
+    temperature = colorizer.temperature if temperature is None else temperature
+    nll_sum, pred_ab, segments = predict(colorizer, data, temperature, show_progress=show_progress)
     true_rgb = to_float_rgb(data.rgba)
     pred_rgb = lab_to_rgb(torch.cat([data.L[..., None], pred_ab], dim=-1))
     result = {
