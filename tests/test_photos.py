@@ -1,0 +1,165 @@
+"""The photo corpus builder's offline parts: perceptual hash, split, manifest, reserved rule, rcc, licences."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentvar.colorize import photos
+from latentvar.colorize.photos import (
+    HASH_THRESHOLD,
+    _groups,
+    hamming,
+    is_reserved,
+    licence_for,
+    load_photo_split,
+    parse_dep5,
+    phash,
+    rcc_files,
+    read_manifest,
+    split_of,
+    write_manifest,
+)
+
+
+def _synthetic(seed: int, size=(320, 240)) -> Image.Image:
+    """A smooth random 'scene': a few coloured blobs on a gradient (photo-like low frequencies)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    img = np.stack([x * rng.uniform(50, 200), y * rng.uniform(50, 200), (x + y) * rng.uniform(20, 100)], -1)
+    for _ in range(6):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.8), rng.uniform(0.05, 0.3)
+        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / r**2)[..., None]
+        img = img * (1 - blob) + blob * rng.uniform(0, 255, 3)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def _reencode(im: Image.Image, scale: float, quality: int) -> Image.Image:
+    small = im.resize((int(im.width * scale), int(im.height * scale)), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def test_phash_matches_resized_reencoded_copies_and_not_other_images():
+    images = [_synthetic(s) for s in range(6)]
+    hashes = [phash(im) for im in images]
+    for im, h in zip(images, hashes, strict=True):
+        for scale, quality in ((0.5, 70), (0.25, 90), (2.0, 50)):
+            assert hamming(h, phash(_reencode(im, scale, quality))) <= HASH_THRESHOLD
+    for i in range(len(images)):
+        for j in range(i + 1, len(images)):
+            assert hamming(hashes[i], hashes[j]) > HASH_THRESHOLD, (i, j)
+    assert 0 <= hashes[0] < 2**64
+
+
+def test_groups_merge_near_hashes_and_equal_ids():
+    a, b = 0x0123456789ABCDEF, 0xFEDCBA9876543210
+    groups = _groups([a, a ^ 0b111, b, b ^ (1 << 63) ^ 0xFFFF], ["x", "y", "z", "z"])
+    assert groups == [[0, 1], [2, 3]]  # 3 bits apart; the last two share an id although 17 bits apart
+    assert _groups([a, b]) == [[0], [1]]
+
+
+def test_split_is_deterministic_disjoint_and_about_80_10_10():
+    ids = [f"pkg__photo{i}" for i in range(2000)]
+    splits = [split_of(i) for i in ids]
+    assert splits == [split_of(i) for i in ids]
+    counts = {s: splits.count(s) for s in ("train", "val", "test")}
+    assert sum(counts.values()) == 2000
+    assert 0.75 < counts["train"] / 2000 < 0.85 and 0.07 < counts["test"] / 2000 < 0.13
+
+
+def test_reserved_names_are_refused():
+    for name in ("mate-backgrounds", "lomiri-wallpapers-20.04", "lomiri-wallpapers", "opencv-doc",
+                 "scikit-learn", "MATE-backgrounds=1.26.0-1", "lomiri-wallpapers-16.04"):  # fmt: skip
+        assert is_reserved(name), name
+    for name in ("gnome-backgrounds", "tuxpaint-stamps-default", "scikit-image", "opencv-data"):
+        assert not is_reserved(name), name
+    assert not any(is_reserved(s.name) for s in photos.SOURCES)
+    with pytest.raises(ValueError, match="reserved"):
+        photos._fetch("deb", "mate-backgrounds", "1.26.0-1", cache=None)  # refused before any download
+
+
+def _fake_corpus(tmp_path, n=40):
+    rows = []
+    for i in range(n):
+        pid = f"fake-pkg__img{i:02d}"
+        (tmp_path / "images").mkdir(exist_ok=True)
+        _synthetic(i, (64, 48)).save(tmp_path / "images" / f"{pid}.jpg", quality=92)
+        rows.append({"id": pid, "package": "fake-pkg", "version": "1", "source": f"img{i}.png",
+                     "licence": "CC0-1.0", "copyright": "nobody", "licence_file": None, "width": 64,
+                     "height": 48, "phash": "0" * 16, "split": split_of(pid)})  # fmt: skip
+    write_manifest(tmp_path / "manifest.json", rows, {"num_photos": n})
+    return rows
+
+
+def test_manifest_round_trips_and_rejects_other_json(tmp_path):
+    rows = _fake_corpus(tmp_path, 5)
+    data = read_manifest(tmp_path / "manifest.json")
+    assert data["photos"] == rows and data["summary"] == {"num_photos": 5}
+    (tmp_path / "other.json").write_text('{"photos": []}')
+    with pytest.raises(ValueError, match="not a photo manifest"):
+        read_manifest(tmp_path / "other.json")
+
+
+def test_load_photo_split_on_a_tiny_corpus(tmp_path):
+    rows = _fake_corpus(tmp_path)
+    parts = {s: load_photo_split(tmp_path, s) for s in ("train", "val", "test")}
+    assert sum(len(v) for v in parts.values()) == len(rows)
+    assert not set(parts["train"]) & set(parts["test"]) and not set(parts["train"]) & set(parts["val"])
+    assert all(p.is_file() and p.suffix == ".jpg" for v in parts.values() for p in v)
+    assert parts["train"] == sorted(parts["train"])
+    with pytest.raises(ValueError, match="split"):
+        load_photo_split(tmp_path, "all")
+    with pytest.raises(FileNotFoundError):
+        load_photo_split(tmp_path / "missing", "train")
+
+
+def _rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
+    """A minimal version-2 Qt rcc with one root folder 'd' holding ``files`` (the layout rcc writes)."""
+    names, name_off = b"", {}
+    for n in ["d", *files]:
+        name_off[n] = len(names)
+        names += struct.pack(">HI", len(n), 0) + n.encode("utf-16-be")
+    data, data_off = b"", {}
+    for n, b in files.items():
+        payload = struct.pack(">I", len(b)) + zlib.compress(b) if n in compress else b
+        data_off[n] = len(data)
+        data += struct.pack(">I", len(payload)) + payload
+    node = lambda *f: struct.pack(*f).ljust(22, b"\0")  # noqa: E731
+    tree = node(">IHII", 0, 2, 1, 1) + node(">IHII", name_off["d"], 2, len(files), 2)
+    for n in files:
+        tree += node(">IHHHI", name_off[n], 1 if n in compress else 0, 0, 0, data_off[n])
+    header_len = 24
+    offsets = (header_len, header_len + len(tree), header_len + len(tree) + len(data))
+    return b"qres" + struct.pack(">IIIII", 2, *offsets, 0) + tree + data + names
+
+
+def test_rcc_reader_lists_plain_and_zlib_files():
+    blob = _rcc({"a.webp": b"plain bytes", "b.txt": b"squeezed" * 10}, compress={"b.txt"})
+    assert dict(rcc_files(blob)) == {"/d/a.webp": b"plain bytes", "/d/b.txt": b"squeezed" * 10}
+    with pytest.raises(ValueError):
+        list(rcc_files(b"not an rcc"))
+
+
+def test_dep5_last_matching_stanza_wins_and_extensions_are_ignored():
+    text = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: someone
+License: GPL-3+
+
+Files: src/activities/fish/fish1.jpg
+       src/activities/fish/fish2.png
+Copyright: 2010 A Photographer
+License: CC-BY-SA-3.0
+ long licence text
+"""
+    stanzas = parse_dep5(text)
+    assert licence_for(stanzas, "src/activities/fish/fish1.webp") == ("CC-BY-SA-3.0", "2010 A Photographer")
+    assert licence_for(stanzas, "src/activities/fish/fish2.webp")[0] == "CC-BY-SA-3.0"
+    assert licence_for(stanzas, "src/activities/other.webp") == ("GPL-3+", "someone")
