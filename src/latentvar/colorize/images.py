@@ -1,13 +1,28 @@
-"""Images in and out: folders of jpg/png/webp (any mode) -> RGBA uint8 squares; RGBA -> (L, ab, bins).
+"""Images in and out: image files / folders (any mode) -> RGBA uint8 squares; RGBA -> (L, ab, bins).
 
-Grey (L, LA, I, I;16), palette (P) and CMYK images are converted to RGBA; 16-bit images are scaled to 8 bits.
-Corrupt or truncated files are skipped and counted, never fatal. Images are centre-cropped to a square
-and resized (Lanczos on premultiplied alpha). Alpha is composited on white (see `lab.composite_on_white`).
+Reading (`read_image`, `read_image_rgb_uint8`; `to_rgba` for a PIL image) follows these rules:
+- formats JPEG, PNG, TIFF, BMP, GIF (first frame, as for any animation), WebP, AVIF (`IMAGE_SUFFIXES`);
+- EXIF orientation is applied: a rotated phone photo comes out upright;
+- an embedded ICC profile is converted to sRGB (perceptual intent); no profile means sRGB, and a broken or
+  mismatched one is ignored. CMYK goes through its profile, else Pillow's plain CMYK -> RGB (Pillow undoes
+  the inversion of Adobe CMYK JPEGs);
+- grey, palette, 16-bit, LA/RGBA: -> 8-bit sRGB, alpha kept. 16-bit grey is rounded (v * 255 / 65535);
+  Pillow itself reduces 16-bit RGB(A) to its high byte (within one level of that). Pixels are converted in
+  row bands: the decoded image and the result are the only full-size copies (+0.77 GB for 108 Mpx RGB);
+- up to `MAX_PIXELS` (200 Mpx) is read, Pillow's decompression-bomb guard (warning at 89, error at 179
+  Mpx) being lifted while our reads run; a larger image is refused before it is decoded;
+- a corrupt, truncated, empty, non-image or too large file raises `ImageReadError`, a ValueError naming
+  the file (so the CLI prints `error: images: ...`, status 2); a missing file raises FileNotFoundError.
+Folders: unreadable files are skipped and counted, never fatal. Images are centre-cropped to a square and
+resized (Lanczos on premultiplied alpha). Alpha is composited on white later (`lab.composite_on_white`).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +31,18 @@ from torch import Tensor
 
 from latentvar.colorize.lab import rgb_to_lab, to_float_rgb
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".avif")
+FORMATS = "JPEG/PNG/TIFF/BMP/GIF/WebP/AVIF"
+MAX_PIXELS = 200_000_000
+_BAND_BYTES = 1 << 24  # rows converted at a time: about 16 MB of pixels
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_DEEP_GREY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")  # 32-bit, 16-bit, float
+_GREY_MODES = ("1", "L", "LA", "La", *_DEEP_GREY_MODES)
+_MODES = (*_GREY_MODES, "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr")
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be read as an image: corrupt, truncated, empty, not an image, or too large."""
 
 
 @dataclass
@@ -42,19 +68,162 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def to_rgba(im) -> np.ndarray:
-    """A PIL image of any mode -> RGBA uint8 (h, w, 4); 16-bit and 32-bit integer greys are scaled down."""
+def _cannot_read(path, why: str) -> ImageReadError:
+    return ImageReadError(f"images: cannot read {str(path)!r} as an image (expected {FORMATS}; {why})")
+
+
+_limit_lock, _limit_users, _limit_saved = threading.Lock(), 0, None
+
+
+@contextmanager
+def _our_pixel_limit():
+    """Lift Pillow's decompression-bomb limit while (any of) our reads run; `MAX_PIXELS` is checked instead."""
+    global _limit_users, _limit_saved
     from PIL import Image
 
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    elif im.mode == "F":
-        im = Image.fromarray(np.clip(np.asarray(im) * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    return np.asarray(im.convert("RGBA"))
+    with _limit_lock:
+        if _limit_users == 0:
+            _limit_saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                Image.MAX_IMAGE_PIXELS = _limit_saved
+
+
+def _pil(path, call, *args):
+    """Call Pillow on a file; its errors on a bad one (OSError, SyntaxError, struct.error, ...) -> ImageReadError."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        return call(*args)
+    except (FileNotFoundError, MemoryError):
+        raise
+    except Exception as err:
+        why = "cannot identify image file" if isinstance(err, UnidentifiedImageError) else str(err)
+        raise _cannot_read(path, f"PIL: {why}") from None
+
+
+def _decode(path):
+    """Open one file, check its size, decode it (first frame) -> a loaded PIL image."""
+    from PIL import Image
+
+    with _our_pixel_limit():
+        im = _pil(path, Image.open, path)
+        try:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageReadError(
+                    f"images: cannot read {str(path)!r}: {w}×{h} = {w * h:,} pixels is over the limit of "
+                    f"{MAX_PIXELS:,} pixels"
+                )
+            _pil(path, im.load)  # decode now, so truncation surfaces here
+            if im.mode not in _MODES:
+                raise _cannot_read(path, f"pixel mode {im.mode} is not supported")
+        except BaseException:
+            im.close()
+            raise
+    return im
+
+
+def _to_srgb_transform(im, out_mode: str):
+    """(mode the band must be in, ImageCms transform to sRGB ``out_mode``) for the embedded profile, or None."""
+    from PIL import ImageCms
+
+    if not im.info.get("icc_profile"):
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
+        space = profile.profile.xcolor_space.strip()
+        if space == "RGB" and im.mode not in _GREY_MODES + ("CMYK",):
+            in_mode = out_mode
+        elif space == "CMYK" and im.mode == "CMYK":
+            in_mode, out_mode = "CMYK", "RGB"
+        elif space == "GRAY" and im.mode in _GREY_MODES:
+            in_mode, out_mode = "L", "RGB"
+        else:
+            return None
+        srgb, intent = ImageCms.createProfile("sRGB"), ImageCms.Intent.PERCEPTUAL
+        return in_mode, ImageCms.buildTransform(profile, srgb, in_mode, out_mode, intent)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):  # broken profile: take pixels as sRGB
+        return None
+
+
+def _to_8bit_grey(band, top: int):
+    """An I;16 / I band -> L, v * 255 / top rounded; an F band: [0, 1] -> [0, 255]."""
+    from PIL import Image
+
+    arr = np.asarray(band)
+    if band.mode == "F":
+        return Image.fromarray((np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "L")
+    arr = np.clip(arr, 0, top).astype(np.int64)
+    return Image.fromarray(((arr * 255 + top // 2) // top).astype(np.uint8), "L")
+
+
+def _pixels(im, rgba: bool) -> np.ndarray:
+    """A loaded, upright PIL image -> sRGB uint8 (h, w, 4) if ``rgba`` or it has alpha, else (h, w, 3);
+    converted (to 8 bits, through the profile, to RGB(A)) a band of rows at a time, into one array."""
+    from PIL import ImageCms
+
+    has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
+    out_mode = "RGBA" if rgba or has_alpha else "RGB"
+    cms = _to_srgb_transform(im, out_mode)
+    top = 65535 if im.mode.startswith("I;16") or (im.mode == "I" and im.getextrema()[1] > 255) else 255
+    w, h = im.size
+    out = np.empty((h, w, len(out_mode)), np.uint8)
+    rows = max(1, _BAND_BYTES // (4 * w))
+    for y in range(0, h, rows):
+        band = im.crop((0, y, w, min(h, y + rows)))
+        if band.mode in _DEEP_GREY_MODES:
+            band = _to_8bit_grey(band, top)
+        if cms is not None:
+            in_mode, transform = cms
+            alpha = band.convert("RGBA").getchannel("A") if has_alpha and in_mode == "L" else None
+            band = ImageCms.applyTransform(band.convert(in_mode) if band.mode != in_mode else band, transform)
+            if alpha is not None:
+                band.putalpha(alpha)
+        if band.mode != out_mode:
+            band = band.convert(out_mode)
+        out[y : y + rows] = np.frombuffer(band.tobytes(), np.uint8).reshape(-1, w, len(out_mode))
+    return out
+
+
+def _upright(im, in_place: bool):
+    """Apply the EXIF orientation, if any (unreadable EXIF: leave the image as it is)."""
+    from PIL import ImageOps
+
+    try:
+        turned = int(im.getexif().get(0x0112, 1)) in range(2, 9)  # the Orientation tag
+    except Exception:
+        turned = False
+    if turned and in_place:
+        ImageOps.exif_transpose(im, in_place=True)
+    return ImageOps.exif_transpose(im) if turned and not in_place else im
+
+
+def read_image_rgb_uint8(path: str | os.PathLike, rgba: bool = False) -> np.ndarray:
+    """One image file -> upright sRGB uint8 (h, w, 3), or (h, w, 4) when it has alpha (or ``rgba``).
+    Raises ImageReadError (a ValueError) on a corrupt, non-image or over-`MAX_PIXELS` file."""
+    im = _decode(path)
+    try:
+        return _pixels(_upright(im, in_place=True), rgba)
+    finally:
+        im.close()
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file -> upright sRGB RGBA uint8 (h, w, 4). Raises ImageReadError on a bad file."""
+    return read_image_rgb_uint8(path, rgba=True)
+
+
+def to_rgba(im) -> np.ndarray:
+    """A PIL image of any mode -> upright sRGB RGBA uint8 (h, w, 4), by the same rules as `read_image`."""
+    if im.mode not in _MODES:
+        im = im.convert("RGBA")  # e.g. LAB, HSV: Pillow's own conversion, no profile
+    return _pixels(_upright(im, in_place=False), rgba=True)
 
 
 def square_resize(rgba: np.ndarray, size: int) -> np.ndarray:
@@ -71,19 +240,8 @@ def square_resize(rgba: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(pre.resize((size, size), Image.Resampling.LANCZOS).convert("RGBA"))
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """One image file -> RGBA uint8 (h, w, 4). Raises OSError/ValueError on a corrupt file."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()  # decode now, so truncation surfaces here
-        return to_rgba(im)
-
-
 def load_image_folder(root: str | os.PathLike, size: int) -> ImageFolder:
     """Every readable image under ``root`` as RGBA (n, size, size, 4); unreadable ones are skipped."""
-    from PIL import Image
-
     if not isinstance(size, int) or size < 4 or size % 4:
         raise ValueError(f"size: expected a positive multiple of 4 (pixels per side), got {size!r}")
     images, paths, skipped = [], [], []
@@ -91,7 +249,7 @@ def load_image_folder(root: str | os.PathLike, size: int) -> ImageFolder:
         try:
             images.append(square_resize(read_image(path), size))
             paths.append(path)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        except (ImageReadError, OSError, ValueError) as err:
             skipped.append((path, f"{type(err).__name__}: {err}"))
     stack = np.stack(images) if images else np.zeros((0, size, size, 4), np.uint8)
     return ImageFolder(stack, paths, skipped)
