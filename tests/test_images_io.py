@@ -163,6 +163,18 @@ def test_srgb_profile_leaves_pixels_alone_and_alpha_is_kept(tmp_path):
     np.testing.assert_allclose(got[..., :3], srgb_encode(rgba[..., :3] / 255.0), atol=2)
 
 
+def test_grey_profile_is_converted_and_alpha_kept(tmp_path):
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, 256) + bytes(2)  # linear-light grey
+    grey_icc = icc_profile(b"GRAY", {b"wtpt": xyz_tag(D50), b"kTRC": curve})
+    grey = np.array([[0, 64, 128, 255]], np.uint8)
+    Image.fromarray(np.dstack([grey, [[255, 200, 100, 0]]]).astype(np.uint8), "LA").save(
+        tmp_path / "grey.png", icc_profile=grey_icc
+    )
+    got = read_image_rgb_uint8(tmp_path / "grey.png")
+    np.testing.assert_allclose(got[..., :3], np.repeat(srgb_encode(grey / 255.0)[..., None], 3, -1), atol=2)
+    np.testing.assert_array_equal(got[..., 3], [[255, 200, 100, 0]])
+
+
 def test_broken_profile_is_ignored(tmp_path):
     a = blocks()
     Image.fromarray(a).save(tmp_path / "bad_icc.png", icc_profile=b"not a profile at all" * 8)
