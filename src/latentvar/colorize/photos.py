@@ -80,7 +80,15 @@ class Source:
 
 
 SOURCES = (
-    Source("deb", "tuxpaint-stamps-default", "2022.06.04-1", ("usr/share/tuxpaint/stamps/*.png",)),
+    Source("deb", "tuxpaint-stamps-default", "2022.06.04-1", ("usr/share/tuxpaint/stamps/*.png",), exclude=(
+        # drawings, renders and flat sign graphics that pass `is_photo_cutout` (looked at one by one)
+        *_each("usr/share/tuxpaint/stamps/", "animals/mammals/aquatic/whale clothes/button "
+               "clothes/hats/feathered_hat food/pizza people/body_parts/eye seasonal/christmas/Santa "
+               "seasonal/halloween/jackolantern_mean seasonal/newyears/fireworks2 space/planets/2_venus "
+               "space/planets/5_jupiter space/planets/6_saturn space/planets/7_uranus space/planets/8_neptune "
+               "town/roadsigns/dead_end_sign town/roadsigns/give_way_sign town/roadsigns/school_sign "
+               "town/roadsigns/toilets town/roadsigns/xing_school vehicles/flight/balloon360 "
+               "vehicles/ship/chineseJunk", ".png"), "usr/share/tuxpaint/stamps/seasonal/easter/*")),
     Source("deb", "gcompris-qt-data", "3.1-2", tuple(
         f"usr/share/gcompris-qt/rcc/*.rcc:/{_GC}{g}" for g in (
             "categorization/resource/images/*/*.webp", "erase/resource/*.webp", "clickgame/resource/sea*.webp",
