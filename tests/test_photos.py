@@ -88,7 +88,7 @@ def _fake_corpus(tmp_path, n=40):
     rows = []
     for i in range(n):
         pid = f"fake-pkg__img{i:02d}"
-        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "images").mkdir(parents=True, exist_ok=True)
         _synthetic(i, (64, 48)).save(tmp_path / "images" / f"{pid}.jpg", quality=92)
         rows.append({"id": pid, "package": "fake-pkg", "version": "1", "source": f"img{i}.png",
                      "licence": "CC0-1.0", "copyright": "nobody", "licence_file": None, "width": 64,
@@ -163,3 +163,24 @@ License: CC-BY-SA-3.0
     assert licence_for(stanzas, "src/activities/fish/fish1.webp") == ("CC-BY-SA-3.0", "2010 A Photographer")
     assert licence_for(stanzas, "src/activities/fish/fish2.webp")[0] == "CC-BY-SA-3.0"
     assert licence_for(stanzas, "src/activities/other.webp") == ("GPL-3+", "someone")
+
+
+def test_cutouts_are_cropped_to_their_opaque_box_on_white():
+    rgba = np.zeros((100, 80, 4), np.uint8)
+    rgba[20:60, 10:30] = (200, 30, 30, 255)  # an opaque red block on a transparent sheet
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    im, size = photos._open_rgb(buf.getvalue())
+    assert size == (80, 100) and im.size == (20, 40) and im.mode == "RGB"
+    assert np.asarray(im)[5, 5].tolist() == [200, 30, 30]
+
+
+def test_build_examples_picks_redistributable_test_photos(tmp_path):
+    rows = _fake_corpus(tmp_path / "corpus", 60)
+    test_ids = {r["id"] for r in rows if r["split"] == "test"}
+    index = photos.build_examples(tmp_path / "corpus", out=tmp_path / "ex", n=3, side=32)
+    assert len(index) == min(3, len(test_ids)) and {e["id"] for e in index} <= test_ids
+    for e in index:
+        with Image.open(tmp_path / "ex" / f"{e['id']}.jpg") as im:
+            assert max(im.size) == 32
+    assert "CC0-1.0" in (tmp_path / "ex" / "LICENSE-photos.txt").read_text()

@@ -40,7 +40,6 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,19 +315,22 @@ def _ident(source: Source, path: str) -> str:
 
 def _reserved_hashes(work: Path) -> list[int]:
     """Perceptual hashes of every image in the reserved packages (downloaded to a temporary folder)."""
-    from PIL import Image
-
     cache, hashes = work / "reserved", []
     debs = [_fetch("deb", n, _candidate(n), cache, reserved_ok=True) for n in RESERVED_DEBS]
     members = [m for deb in debs for m in _members("deb", deb, cache)]
     members += list(_members("pypi", _fetch("pypi", *SKLEARN, cache, reserved_ok=True), cache))
     for path, load in progress(members, desc="hash reserved images"):
         if path.lower().endswith(IMAGE_SUFFIXES) and ("sklearn" not in path or "datasets/images/" in path):
-            try:
-                hashes.append(phash(Image.open(io.BytesIO(load())).convert("RGB")))
+            try:  # the same decoding as the candidates' (cut-outs on white)
+                hashes.append(phash(_open_rgb(load(), full=False)[0]))
             except Exception:  # an unreadable doc image cannot match anything
                 continue
     return hashes
+
+
+def _short(holder: str, package: str, limit: int = 300) -> str:
+    """A copyright field cut to ``limit`` characters, pointing to the full file when cut."""
+    return holder if len(holder) <= limit else f"{holder[:limit]}... (all of it: licences/{package}.txt)"
 
 
 def _candidate(name: str) -> str:
@@ -390,7 +392,7 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
                 else:
                     licence, holder = licence_for(stanzas, inner.removeprefix("usr/share/tuxpaint/"))
                 cands.append({"id": pid, "package": src.name, "version": src.version, "source": path,
-                              "licence": licence, "copyright": holder[:300], "licence_file": licence_file,
+                              "licence": licence, "copyright": _short(holder, src.name), "licence_file": licence_file,
                               "width": size[0], "height": size[1], "phash": f"{h:016x}", "_load": load})  # fmt: skip
         groups = _groups([int(p["phash"], 16) for p in cands], [p["id"] for p in cands])
         photos, duplicates, same_id = [], {}, 0
@@ -430,68 +432,71 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
 
 def _groups(hashes: list[int], ids: list[str] | None = None) -> list[list[int]]:
     """Connected components of "within HASH_THRESHOLD bits" or "same id" (one wallpaper's sizes, whose
-    crops can differ by more) by union-find; each sorted, in order of first index."""
-    n = len(hashes)
-    arr = np.array(hashes, dtype=np.uint64).reshape(-1, 1) if n else np.zeros((0, 1), np.uint64)
-    parent = list(range(n))
+    crops can differ by more); each sorted, in order of first index."""
+    from scipy.sparse.csgraph import connected_components
 
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    if not hashes:
+        return []
+    bits = np.unpackbits(np.array(hashes, ">u8").view(np.uint8).reshape(-1, 8), axis=1).astype(np.int32)
+    near = bits @ (1 - bits).T + (1 - bits) @ bits.T <= HASH_THRESHOLD  # (n, n) Hamming distances
+    if ids is not None:
+        codes = np.unique(np.array(ids), return_inverse=True)[1]
+        near |= codes[:, None] == codes[None, :]
+    labels = connected_components(near, directed=False)[1]
+    groups: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(i)
+    return list(groups.values())
 
-    for i in range(n):
-        xor = (arr[i + 1 :, 0] ^ arr[i, 0]).view(np.uint8).reshape(-1, 8)
-        for j in np.nonzero(np.unpackbits(xor, axis=1).sum(1) <= HASH_THRESHOLD)[0]:
-            parent[find(i + 1 + int(j))] = find(i)
-    first: dict[str, int] = {}
-    for i, name in enumerate(ids or []):
-        parent[find(i)] = find(first.setdefault(name, i))
-    comps: dict[int, list[int]] = {}
-    for i in range(n):
-        comps.setdefault(find(i), []).append(i)
-    return sorted(comps.values(), key=lambda g: g[0])
+
+EXAMPLE_THEMES = (  # one example per theme, in this order: (theme, id fragments that put a photo in it)
+    ("animal", ("erase_", "world_animals", "farm_animals", "animals_mammals", "animals_birds", "chelsea")),
+    ("building", ("monuments", "details_")), ("food", ("food_", "coffee")), ("plant", ("plants_", "flower")),
+    ("vehicle", ("vehicles_", "motorcycle", "rocket")), ("people", ("music", "braille", "astronaut", "hopper")),
+    ("fish", ("fishes", "animals_fish", "clickgame")), ("landscape", ("wallpapers__", "lxqt-themes__")),
+)  # fmt: skip
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler & Suesstrunk's colourfulness of (h, w, 3) uint8: std + 0.3 * mean of the rg / yb opponents."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
 def build_examples(
     corpus_dir: str | Path, out: str | Path | None = None, n: int = 8, side: int = 320
 ) -> list:
-    """Pick ``n`` redistributable photos of the test split, varied (round-robin over package and
-    category, in hash order), -> OUT/<id>.jpg (longer side ``side``, quality 88), index.json, LICENSE-photos.txt."""
+    """``n`` redistributable test-split photos of varied content: the most colourful photo of each
+    `EXAMPLE_THEMES` theme in turn (then the most colourful of the rest) -> OUT/<id>.jpg (longer side
+    ``side``, quality 88), index.json and LICENSE-photos.txt with each photo's notice."""
     from PIL import Image
 
     corpus_dir = Path(corpus_dir)
     out = Path(out) if out else Path(__file__).resolve().parents[1] / "data" / "photo_examples"
     test = [p for p in read_manifest(corpus_dir / "manifest.json")["photos"]
             if p["split"] == "test" and p["licence"].startswith(REDISTRIBUTABLE)]  # fmt: skip
-    buckets: dict[str, list[dict]] = {}
-    for p in sorted(test, key=lambda p: hashlib.sha256(p["id"].encode()).hexdigest()):
-        category = p["id"].split("__", 1)[1].split("_", 1)[0]
-        buckets.setdefault(f"{p['package']}/{category}", []).append(p)
-    queues: dict[str, deque] = {}
-    for key in sorted(buckets):
-        queues.setdefault(key.split("/")[0], deque()).append(buckets[key])
+    ims = {p["id"]: Image.open(corpus_dir / "images" / f"{p['id']}.jpg").convert("RGB") for p in test}
+    ranked = sorted(test, key=lambda p: (-colourfulness(np.asarray(ims[p["id"]])), p["id"]))
     chosen: list[dict] = []
-    while len(chosen) < n and any(queues.values()):
-        for cats in queues.values():  # one photo per package in turn, cycling through its categories
-            if cats and len(chosen) < n:
-                chosen.append(cats[0].pop(0))
-                cats.rotate(-1)
-                while cats and not cats[0]:  # drop emptied categories
-                    cats.popleft()
+    for _, fragments in EXAMPLE_THEMES:
+        chosen += [
+            next((p for p in ranked if p not in chosen and any(f in p["id"] for f in fragments)), None)
+        ]
+    chosen = [p for p in chosen if p][:n]
+    chosen += [p for p in ranked if p not in chosen][: n - len(chosen)]
     notices = ["Example photos for the latentvar colorization demo, taken from the packages named below "
                "(built by `latentvar colorize prepare photos`, then `photos.build_examples`).\n"]  # fmt: skip
     index = []
     for p in chosen:
-        im = Image.open(corpus_dir / "images" / f"{p['id']}.jpg").convert("RGB")
+        im = ims[p["id"]]
         im.thumbnail((side, side), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         im.save(buf, format="JPEG", quality=88)
         atomic_write_bytes(out / f"{p['id']}.jpg", buf.getvalue())
         index.append({k: p[k] for k in ("id", "package", "version", "licence")})
         notices.append(f"{p['id']}.jpg: {p['package']} {p['version']}, {p['source']}\n  Licence: "
-                       f"{p['licence']}\n  Copyright: {p['copyright'] or 'see the package'}\n")  # fmt: skip
+                       f"{p['licence']}\n  Copyright: {(p['copyright'] or 'see the package').replace(chr(10), chr(10) + '    ')}\n")  # fmt: skip
     atomic_write_json(out / "index.json", index)
     atomic_write_text(out / "LICENSE-photos.txt", "\n".join(notices))
     return index
