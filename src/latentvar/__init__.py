@@ -9,14 +9,16 @@ Model families are imported on first use, so `import latentvar` stays light.
 from importlib import import_module
 
 from latentvar.core import FitResult, IntractableMarginalError, LatentVariableModel, Posterior
+from latentvar.inference.semiring import LogSemiring, MaxSemiring
 from latentvar.mixture import ConditionalMixture, Mixture, MixturePosterior, gaussian_mixture_init
-from latentvar.semiring import LogSemiring, MaxSemiring
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
     "HMM": "latentvar.hmm",
+    "ConditionalHMM": "latentvar.hmm",
+    "inference": "latentvar.inference",
     "Autoregressive": "latentvar.autoregressive",
     "CTC": "latentvar.ctc",
     "ctc_loss": "latentvar.ctc",

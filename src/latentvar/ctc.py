@@ -6,11 +6,11 @@ sequence (blanks included) and the observation y is z collapsed: repeats merged,
     P(y | x) = Σ_{z : collapse(z) = y} Π_t P(z_t | x)
 
 The sum runs over paths through the *extended* label sequence l' = (blank, y_1, blank, y_2, ..., blank)
-of length S = 2L + 1 (Graves et al. 2006, eq. 6-10): at each frame a path stays on its position, moves to
-the next one, or skips a blank between two different labels. One recursion over l', vectorised over the
-batch and the S positions and looping over frames, answers every question through a semiring
-(`latentvar.semiring`): `LogSemiring` gives log P(y|x); `MaxSemiring` gives the forced alignment;
-the stored log-semiring forward variables give exact posterior samples by backward sampling.
+of length S = 2L + 1 (Graves et al. 2006, eq. 6-10). That lattice is a linear chain over the S positions
+with a banded step (`latentvar.inference.lattice`), so every question is one query of the shared engine:
+`LogSemiring` gives log P(y|x) and the forward variables that backward sampling walks through;
+`MaxSemiring` gives the forced alignment through the same backtrace the HMM uses; the marginals are the
+gradient of log P(y|x) (TorchScript forward-backward kernels as the registered fast path).
 
 Shapes (named axes): b batch, t frames, c classes (blank included), l target labels, s extended
 positions (s = 2l + 1), n samples.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from functools import cached_property
 from typing import NamedTuple
 
 import torch
@@ -28,7 +29,13 @@ from torch import Tensor
 
 from latentvar._checks import as_tensor, check_finite, check_integer, check_lengths, check_ndim
 from latentvar.core import LatentVariableModel, Posterior
-from latentvar.semiring import LogSemiring, MaxSemiring
+from latentvar.inference import Argmax, GumbelDraw, LogSemiring, MaxSemiring, ctc_chain  # noqa: F401
+from latentvar.inference.lattice import (
+    extended_labels,  # noqa: F401 (re-exported: latentvar.ctc.extended_labels)
+    final_mask,  # noqa: F401 (re-exported)
+    log_partition_of_ctc,
+    positions_to_labels,
+)
 
 NEG_INF = float("-inf")
 PAD = -1  # padding value of alignments and label sequences
@@ -64,212 +71,7 @@ class Decoded(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------------
-# The extended label sequence and the one recursion over it
-
-
-def extended_labels(targets: Tensor, target_lengths: Tensor, blank: int) -> tuple[Tensor, Tensor]:
-    """l' = (blank, y_1, blank, ..., y_L, blank): (b, s) with s = 2·max(L)+1, and ``skip`` (b, s), True
-    where a path may jump from s-2 to s (a label different from the label two positions back)."""
-    b, max_len = targets.shape
-    ext = torch.full((b, 2 * max_len + 1), blank, dtype=torch.long, device=targets.device)
-    within = torch.arange(max_len, device=targets.device) < target_lengths[:, None]
-    ext[:, 1::2] = torch.where(within, targets, blank)
-    skip = torch.zeros_like(ext, dtype=torch.bool)
-    skip[:, 3::2] = within[:, 1:] & (targets[:, 1:] != targets[:, :-1])
-    return ext, skip
-
-
-def _shifted(x: Tensor, by: int, fill: float) -> Tensor:
-    """x moved ``by`` positions right along the last axis (by < 0: left), ``fill`` entering."""
-    out = torch.full_like(x, fill)
-    if by > 0:
-        out[..., by:] = x[..., :-by]
-    else:
-        out[..., :by] = x[..., -by:]
-    return out
-
-
-def _skip_bias(skip: Tensor, dtype: torch.dtype) -> Tensor:
-    """0 where a skip is allowed, -inf elsewhere: (b, s)."""
-    return torch.zeros(skip.shape, dtype=dtype, device=skip.device).masked_fill(~skip, NEG_INF)
-
-
-def _forward_kernel(
-    log_probs: Tensor, ext: Tensor, skip_bias: Tensor, input_lengths: Tensor, use_max: bool, keep: bool
-) -> tuple[Tensor, Tensor]:
-    """The recursion of `chain_forward` in the log (``use_max`` False) or max semiring, compiled by
-    TorchScript: ⊕ is one fused kernel (logaddexp / maximum) and α(s-1), α(s-2) are views of a buffer
-    padded by two impossible positions. Returns α at the last frame (b, s) and, with ``keep``, the
-    stored α (t, b, s) (else an empty tensor)."""
-    b, t_max = log_probs.shape[0], log_probs.shape[1]
-    s = ext.shape[1]
-    neg_inf = float("-inf")
-    alpha = torch.full((b, s + 2), neg_inf, dtype=log_probs.dtype, device=log_probs.device)
-    alpha[:, 2 : 2 + min(s, 2)] = 0.0
-    stored = torch.full((t_max if keep else 0, b, s), neg_inf, dtype=log_probs.dtype, device=log_probs.device)
-    ragged_from = int(input_lengths.min()) if b > 0 else t_max
-    for t in range(t_max):
-        emit = log_probs[:, t].gather(1, ext)
-        if t == 0:
-            new = alpha[:, 2:] + emit
-        elif use_max:
-            new = torch.maximum(torch.maximum(alpha[:, 2:], alpha[:, 1:-1]), alpha[:, :-2] + skip_bias) + emit
-        else:
-            new = (
-                torch.logaddexp(torch.logaddexp(alpha[:, 2:], alpha[:, 1:-1]), alpha[:, :-2] + skip_bias)
-                + emit
-            )
-        if t >= ragged_from:
-            new = torch.where((input_lengths > t)[:, None], new, alpha[:, 2:])
-        alpha[:, 2:] = new
-        if keep:
-            stored[t] = new
-    return alpha[:, 2:].clone(), stored
-
-
-def _backward_kernel(
-    log_probs: Tensor, ext: Tensor, skip_next: Tensor, input_lengths: Tensor, final: Tensor
-) -> Tensor:
-    """The recursion of `chain_backward` (log semiring), compiled by TorchScript: β (t, b, s)."""
-    b, t_max = log_probs.shape[0], log_probs.shape[1]
-    s = ext.shape[1]
-    betas = torch.empty((t_max, b, s), dtype=log_probs.dtype, device=log_probs.device)
-    if t_max == 0:
-        return betas
-    g = torch.full((b, s + 2), float("-inf"), dtype=log_probs.dtype, device=log_probs.device)
-    last = input_lengths - 1
-    ragged_from = int(last.min()) if b > 0 else t_max
-    beta = final
-    betas[t_max - 1] = final
-    for t in range(t_max - 2, -1, -1):
-        g[:, :s] = beta + log_probs[:, t + 1].gather(1, ext)
-        beta = torch.logaddexp(torch.logaddexp(g[:, :-2], g[:, 1:-1]), g[:, 2:] + skip_next)
-        if t >= ragged_from:
-            beta = torch.where((last <= t)[:, None], final, beta)
-        betas[t] = beta
-    return betas
-
-
-# TorchScript removes the Python overhead of the loop over frames (about 1.3x faster at small sizes).
-# torch.jit.script warns that it is deprecated in favour of torch.compile, which needs a C++ compiler at
-# run time; the scripted functions are plain TorchScript and stay correct, so the warning is silenced here.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    _forward_kernel = torch.jit.script(_forward_kernel)
-    _backward_kernel = torch.jit.script(_backward_kernel)
-
-
-def _generic_forward(log_probs, ext, skip_bias, input_lengths, semiring, keep):
-    """The same recursion for any semiring with autograd through it: ⊕ is the semiring's sum over the
-    three moves. Slower; used under autograd and as the reference for the kernel."""
-    b, t_max, _ = log_probs.shape
-    s = ext.shape[1]
-    alpha = torch.full((b, s), NEG_INF, dtype=log_probs.dtype, device=log_probs.device)
-    alpha[:, : min(s, 2)] = semiring.one
-    stored = []
-    ragged_from = int(input_lengths.min()) if b else t_max
-    for t in range(t_max):
-        emit = log_probs[:, t].gather(1, ext)
-        if t == 0:
-            new = semiring.mul(alpha, emit)
-        else:
-            moves = torch.stack(
-                (alpha, _shifted(alpha, 1, NEG_INF), semiring.mul(_shifted(alpha, 2, NEG_INF), skip_bias))
-            )
-            new = semiring.mul(semiring.sum(moves, 0), emit)
-        if t >= ragged_from:
-            new = torch.where((t < input_lengths)[:, None], new, alpha)
-        alpha = new
-        if keep:
-            stored.append(alpha)
-    empty = alpha.new_full((0, b, s), NEG_INF)
-    return alpha, torch.stack(stored) if keep and stored else empty
-
-
-def chain_forward(
-    log_probs: Tensor,
-    ext: Tensor,
-    skip: Tensor,
-    input_lengths: Tensor,
-    semiring=LogSemiring,
-    keep: bool = False,
-) -> tuple[Tensor, Tensor | None]:
-    """The forward variables α_t(s) = ⊕ over paths to position s at frame t of ⊗ emissions (Graves et al.
-    2006, eq. 6-7), in ``semiring``, looping over frames, vectorised over (b, s):
-
-        α_t(s) = (α_{t-1}(s) ⊕ α_{t-1}(s-1) ⊕ [skip(s)] α_{t-1}(s-2)) ⊗ log P(z_t = l'_s | x)
-
-    Frames past a sequence's input length leave α unchanged. Returns α at the last frame (b, s) and,
-    with ``keep``, every α (b, t, s) (else None); without ``keep`` memory is O(b·s) beyond the inputs.
-    Log and max semirings without autograd run the TorchScript kernel; otherwise the generic loop,
-    differentiable by autograd.
-    """
-    skip_bias = _skip_bias(skip, log_probs.dtype)
-    if not torch.is_grad_enabled() and semiring in (LogSemiring, MaxSemiring):
-        last, stored = _forward_kernel(
-            log_probs, ext, skip_bias, input_lengths, semiring is MaxSemiring, keep
-        )
-    else:
-        last, stored = _generic_forward(log_probs, ext, skip_bias, input_lengths, semiring, keep)
-    return last, stored.transpose(0, 1) if keep else None
-
-
-def chain_backward(
-    log_probs: Tensor, ext: Tensor, skip: Tensor, input_lengths: Tensor, final: Tensor
-) -> Tensor:
-    """The backward variables β_t(s) = log P(the frames after t continue a path from s to an end | x)
-    in the log semiring (Graves et al. 2006, eq. 10-11, without the emission at t): (b, t, s).
-
-        β_t(s) = g_{t+1}(s) ⊕ g_{t+1}(s+1) ⊕ [skip(s+2)] g_{t+1}(s+2),   g_t = β_t ⊗ emission_t
-    """
-    skip_next = _shifted(_skip_bias(skip, log_probs.dtype), -2, NEG_INF)
-    with torch.no_grad():
-        return _backward_kernel(log_probs, ext, skip_next, input_lengths, final).transpose(0, 1)
-
-
-def final_mask(ext: Tensor, target_lengths: Tensor, dtype: torch.dtype) -> Tensor:
-    """0 at the two positions a path may end on (the last label and the trailing blank), else -inf: (b, s)."""
-    s = torch.arange(ext.shape[1], device=ext.device)
-    end = 2 * target_lengths[:, None]
-    ok = (s == end) | ((s == end - 1) & (target_lengths[:, None] > 0))
-    return torch.zeros(ext.shape, dtype=dtype, device=ext.device).masked_fill(~ok, NEG_INF)
-
-
-def _log_partition(
-    alpha_last: Tensor, final: Tensor, input_lengths: Tensor, target_lengths: Tensor
-) -> Tensor:
-    logz = LogSemiring.sum(alpha_last + final, dim=-1)
-    # no frames: only the empty target is possible, with probability one
-    empty_input = input_lengths == 0
-    return torch.where(empty_input, torch.where(target_lengths == 0, 0.0, NEG_INF).to(logz), logz)
-
-
-class _CTCLogLikelihood(torch.autograd.Function):
-    """log P(y|x) with a hand-written gradient: the forward-backward occupation probabilities
-    γ_t(s) = exp(α_t(s) + β_t(s) - log P(y|x)), summed over the positions holding each class
-    (Graves et al. 2006, eq. 14-16). Saves α and β only when a gradient is needed."""
-
-    @staticmethod
-    def forward(ctx, log_probs, ext, skip, input_lengths, target_lengths):
-        keep = ctx.needs_input_grad[0]
-        final = final_mask(ext, target_lengths, log_probs.dtype)
-        with torch.no_grad():
-            alpha_last, alphas = chain_forward(log_probs, ext, skip, input_lengths, LogSemiring, keep=keep)
-            logz = _log_partition(alpha_last, final, input_lengths, target_lengths)
-        if keep:
-            ctx.save_for_backward(log_probs, ext, skip, input_lengths, alphas, final, logz)
-        return logz
-
-    @staticmethod
-    def backward(ctx, grad_logz):
-        log_probs, ext, skip, input_lengths, alphas, final, logz = ctx.saved_tensors
-        return (
-            occupation(log_probs, ext, skip, input_lengths, alphas, final, logz) * grad_logz[:, None, None],
-            None,
-            None,
-            None,
-            None,
-        )
+# log P(y|x): the lattice chain of `latentvar.inference.lattice`, or torch's native kernels
 
 
 class _NativeCTCLogLikelihood(torch.autograd.Function):
@@ -321,81 +123,8 @@ def log_likelihood(
     wants_grad = torch.is_grad_enabled() and log_probs.requires_grad
     if backend == "native" or (backend == "auto" and wants_grad):
         return _NativeCTCLogLikelihood.apply(log_probs, targets, input_lengths, target_lengths, blank)
-    ext, skip = extended_labels(targets, target_lengths, blank)
-    return _CTCLogLikelihood.apply(log_probs, ext, skip, input_lengths, target_lengths)
-
-
-def occupation(log_probs, ext, skip, input_lengths, alphas, final, logz) -> Tensor:
-    """P(z_t = c | x, y) = Σ_{s: l'_s = c} γ_t(s): (b, t, c); zero past each input length and for
-    targets that cannot fit."""
-    b, t_max, c = log_probs.shape
-    if t_max == 0:
-        return torch.zeros_like(log_probs)
-    betas = chain_backward(log_probs, ext, skip, input_lengths, final)
-    feasible = torch.isfinite(logz)
-    gamma = (alphas + betas - torch.where(feasible, logz, 0.0)[:, None, None]).exp()
-    valid = (torch.arange(t_max, device=log_probs.device) < input_lengths[:, None]) & feasible[:, None]
-    gamma = gamma * valid[:, :, None]
-    out = torch.zeros_like(log_probs)
-    return out.scatter_add_(2, ext[:, None, :].expand(b, t_max, ext.shape[1]), gamma)
-
-
-# ----------------------------------------------------------------------------------------------
-# Walking back through stored forward variables: Viterbi backtrace and backward sampling
-
-
-def _backtrack(alphas: Tensor, skip: Tensor, input_lengths: Tensor, target_lengths: Tensor, choose) -> Tensor:
-    """Extended positions (n, b, t) of paths walked back from the end through stored α (b, t, s): at each
-    frame ``choose`` picks among the (up to three) predecessors, given their scores (n, b, 3) — argmax for
-    the Viterbi path, a categorical draw for backward sampling. -1 past each input length."""
-    n = choose.n
-    b, t_max, s = alphas.shape
-    end = 2 * target_lengths + 1  # a virtual position after the last, whose predecessors are the two ends
-    current = end.expand(n, b).clone()
-    path = torch.full((n, b, t_max), PAD, dtype=torch.long, device=alphas.device)
-    skip_padded = torch.cat([skip, torch.zeros(b, 1, dtype=torch.bool, device=skip.device)], dim=1)
-    offsets = torch.arange(3, device=alphas.device)
-    for t in range(t_max - 1, -1, -1):
-        active = t < input_lengths  # (b,)
-        if not bool(active.any()):
-            continue
-        cand = current[..., None] - offsets  # (n, b, 3)
-        at_end = (current == end)[..., None]
-        can_skip = skip_padded.expand(n, b, s + 1).gather(2, current[..., None].clamp(max=s)).squeeze(-1)
-        ok = torch.stack(
-            (~at_end[..., 0], cand[..., 1] >= 0, (cand[..., 2] >= 0) & (can_skip | at_end[..., 0])), dim=-1
-        )
-        scores = alphas[:, t].expand(n, b, s).gather(2, cand.clamp(0, s - 1)).masked_fill(~ok, NEG_INF)
-        picked = cand.gather(2, choose(scores)[..., None]).squeeze(-1)
-        current = torch.where(active, picked, current)
-        path[..., t] = torch.where(active, picked, PAD)
-    return path
-
-
-class _Argmax:
-    n = 1
-
-    def __call__(self, scores: Tensor) -> Tensor:
-        return scores.argmax(-1)
-
-
-class _Draw:
-    def __init__(self, n: int, generator: torch.Generator | None = None):
-        self.n = n
-        self.generator = generator
-
-    def __call__(self, scores: Tensor) -> Tensor:
-        # Gumbel-max: exact categorical draws proportional to exp(scores), batched over (n, b)
-        u = torch.rand(scores.shape, dtype=scores.dtype, device=scores.device, generator=self.generator)
-        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(scores.dtype).tiny)))
-        return (scores + gumbel).argmax(-1)
-
-
-def _positions_to_labels(positions: Tensor, ext: Tensor) -> Tensor:
-    """Extended positions (n, b, t) -> frame labels (n, b, t), -1 kept."""
-    n = positions.shape[0]
-    labels = ext.expand(n, *ext.shape).gather(2, positions.clamp_min(0))
-    return torch.where(positions >= 0, labels, PAD)
+    chain = ctc_chain(log_probs, targets, target_lengths, input_lengths, blank)
+    return log_partition_of_ctc(chain, chain.log_partition())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -767,11 +496,13 @@ def prefix_beam_search(
 
 
 class CTCPosterior(Posterior):
-    """P(z | x, y): alignments of the targets y to the frames.
+    """P(z | x, y): alignments of the targets y to the frames, one `latentvar.inference.lattice` chain.
 
-    ``marginals`` (b, t, c) = P(z_t = c | x, y) (forward-backward); ``mode`` (b, t) the forced alignment;
-    ``sample(sample_shape)`` (*sample_shape, b, t) exact draws by backward sampling through the stored
-    forward variables; ``log_prob(z)`` (..., b). Memory O(b·t·l).
+    ``batch_shape`` (b,), ``event_shape`` (t,). ``log_partition`` log P(y|x) (b,); ``marginals`` (b, t, c)
+    = P(z_t = c | x, y) (forward-backward); ``mode`` (b, t) the forced alignment (``alignment`` with its
+    score and token spans); ``entropy`` H(z|x,y) (b,) (0 where y cannot fit); ``sample(sample_shape,
+    generator)`` (*sample_shape, b, t) exact draws by backward sampling through the stored forward
+    variables; ``log_prob(z)`` (..., b). Memory O(b·t·l).
     """
 
     def __init__(self, log_probs, input_lengths, targets, target_lengths, blank):
@@ -780,63 +511,63 @@ class CTCPosterior(Posterior):
         self.targets = targets
         self.target_lengths = target_lengths
         self.blank = blank
-        self.ext, self.skip = extended_labels(targets, target_lengths, blank)
-        self.final = final_mask(self.ext, target_lengths, self.log_probs.dtype)
-        self._cache: dict[str, Tensor] = {}
+        self.chain = ctc_chain(self.log_probs, targets, target_lengths, input_lengths, blank)
+        self.ext, self.skip, self.final = self.chain.emissions.ext, self.chain.step.skip, self.chain.final
+        self.batch_shape = torch.Size(self.log_probs.shape[:1])
+        self.event_shape = torch.Size(self.log_probs.shape[1:2])
 
-    def _alphas(self, semiring) -> tuple[Tensor, Tensor]:
-        key = semiring.__name__
-        if key not in self._cache:
-            with torch.no_grad():
-                last, alphas = chain_forward(
-                    self.log_probs, self.ext, self.skip, self.input_lengths, semiring, keep=True
-                )
-            score = semiring.sum(last + self.final, dim=-1)
-            empty = self.input_lengths == 0
-            score = torch.where(empty, torch.where(self.target_lengths == 0, 0.0, NEG_INF).to(score), score)
-            self._cache[key] = (alphas, score)
-        return self._cache[key]
+    @cached_property
+    def _best(self) -> tuple[Tensor, Tensor]:
+        """The max-semiring forward variables (b, t, s) and the best score (b,)."""
+        with torch.no_grad():
+            score, alphas = self.chain.forward(MaxSemiring, keep=True)
+        return alphas, log_partition_of_ctc(self.chain, score)
 
-    @property
+    @cached_property
     def log_partition(self) -> Tensor:
         """log P(y|x): (b,)."""
-        return self._alphas(LogSemiring)[1]
+        return log_partition_of_ctc(self.chain, self.chain._log_alphas[0])
 
-    @property
+    @cached_property
     def marginals(self) -> Tensor:
-        alphas, logz = self._alphas(LogSemiring)
-        return occupation(self.log_probs, self.ext, self.skip, self.input_lengths, alphas, self.final, logz)
+        """P(z_t = c | x, y): (b, t, c), the position occupations summed over the positions holding each
+        class; zero past each input length and for targets that cannot fit."""
+        gamma = self.chain.marginals
+        b, t_max, _ = self.log_probs.shape
+        out = torch.zeros_like(self.log_probs)
+        return out.scatter_add_(2, self.ext[:, None, :].expand(b, t_max, self.ext.shape[1]), gamma)
 
-    @property
+    @cached_property
     def alignment(self) -> Alignment:
-        alphas, score = self._alphas(MaxSemiring)
-        positions = _backtrack(alphas, self.skip, self.input_lengths, self.target_lengths, _Argmax())[0]
-        feasible = torch.isfinite(score)
-        positions = torch.where(feasible[:, None], positions, PAD)
-        path = _positions_to_labels(positions[None], self.ext)[0]
+        """The best alignment, its log score and each token's frame span."""
+        alphas, score = self._best
+        positions = self.chain.backtrack(alphas, Argmax())
+        positions = torch.where(torch.isfinite(score)[:, None], positions, PAD)
+        path = positions_to_labels(positions, self.ext)
         return Alignment(path, score, _token_spans(positions, self.target_lengths))
 
     @property
     def mode(self) -> Tensor:
         return self.alignment.path
 
+    @cached_property
+    def entropy(self) -> Tensor:
+        """H(z | x, y) = log P(y|x) - E[Σ_t log P(z_t|x) | x, y]: (b,), in nats."""
+        return self.chain.entropy
+
     def sample(
         self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None
     ) -> Tensor:
         shape = torch.Size(sample_shape)
-        alphas, logz = self._alphas(LogSemiring)
-        feasible = torch.isfinite(logz)
+        feasible = torch.isfinite(self.log_partition)
         if not bool(feasible.all()):
             raise ValueError(
                 f"targets: sequences {torch.nonzero(~feasible).flatten().tolist()} cannot fit in their input "
                 "lengths, so P(z|x,y) has no samples"
             )
-        n = math.prod(shape)
-        positions = _backtrack(
-            alphas, self.skip, self.input_lengths, self.target_lengths, _Draw(n, generator)
-        )
-        z = _positions_to_labels(positions, self.ext)
-        return z.reshape(*shape, *z.shape[1:])
+        alphas = self.chain._log_alphas[1]
+        positions = self.chain.backtrack(alphas.expand(*shape, *alphas.shape), GumbelDraw(generator))
+        return positions_to_labels(positions, self.ext)
 
     def log_prob(self, z: Tensor) -> Tensor:
         """log P(z|x,y) = Σ_t log P(z_t|x) - log P(y|x) if collapse(z) = y, else -inf: (..., b)."""

@@ -370,7 +370,7 @@ def decode(model: HMM, enc: brown.Encoded, batch_tokens: int = 20000, show: bool
         states.append(post.mode[valid])
         gold.append(enc.tags[idx, : y.shape[1]][valid])
         coarse.append(enc.coarse[idx, : y.shape[1]][valid])
-        loglik += float(post.log_evidence.sum())
+        loglik += float(post.log_partition.sum())
     return torch.cat(states).numpy(), torch.cat(gold).numpy(), torch.cat(coarse).numpy(), loglik
 
 

@@ -1,0 +1,113 @@
+"""P(z | y) for an HMM: every question is one `latentvar.inference.Chain` query, cached per posterior."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from latentvar._checks import as_tensor, check_integer, check_range
+from latentvar.core import Posterior
+from latentvar.inference import Chain, parallel_marginals, parallel_viterbi
+
+
+class HMMPosterior(Posterior):
+    """P(z | y) for an HMM (or a batch of them), over state sequences z of t steps.
+
+    ``batch_shape`` the models' and sequences' batch ((b,) for b sequences of one model), ``event_shape``
+    (t,). ``log_partition`` log P(y); ``marginals`` (..., t, k) = ∂ log P(y)/∂ log P(y_t|z_t) (forward-backward,
+    zero past each length); ``mode`` (..., t) the Viterbi path (-1 past each length); ``entropy`` H(z|y);
+    ``sample(sample_shape, generator)`` by forward-filtering backward-sampling; ``log_prob(z)``.
+    With ``method="parallel"`` the marginals and mode come from the log-depth scan."""
+
+    def __init__(self, model, chain: Chain, batch_shape: torch.Size, method: str = "sequential"):
+        self.model = model
+        self.chain = chain
+        self.method = method
+        self.batch_shape = torch.Size(batch_shape)
+        self.event_shape = torch.Size((chain.emission_tensor.shape[1],))
+
+    def _shaped(self, x: Tensor, lead: tuple = ()) -> Tensor:
+        """A flat (*lead, b, ...) result as (*lead, *batch_shape, ...)."""
+        n = len(lead)
+        return x.reshape(*x.shape[:n], *self.batch_shape, *x.shape[n + 1 :])
+
+    @property
+    def emission_lp(self) -> Tensor:
+        """log P(y_t | z_t = k): (b, t, k) over the flat batch."""
+        return self.chain.emission_tensor
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.chain.lengths
+
+    @property
+    def valid(self) -> Tensor:
+        """(b, t) True within each length."""
+        return torch.arange(self.event_shape[0], device=self.lengths.device) < self.lengths.unsqueeze(-1)
+
+    @cached_property
+    def log_partition(self) -> Tensor:
+        """log P(y): the batch shape."""
+        with torch.no_grad():
+            return self._shaped(self.chain.log_partition())
+
+    @property
+    def log_evidence(self) -> Tensor:
+        """Deprecated name of `log_partition`."""
+        warnings.warn("HMMPosterior.log_evidence is deprecated; use log_partition", DeprecationWarning, 2)
+        return self.log_partition
+
+    @cached_property
+    def marginals(self) -> Tensor:
+        """P(z_t = k | y): (..., t, k), zero past each length (Rabiner 1989, eq. 27)."""
+        if self.method == "parallel":
+            return self._shaped(parallel_marginals(self.chain) * self.valid.unsqueeze(-1))
+        return self._shaped(self.chain.marginals)
+
+    @property
+    def marginals_autograd(self) -> Tensor:
+        """The marginals as ∂ log P(y) / ∂ log P(y_t | z_t = k) through the generic recursion (or the
+        parallel scan), bypassing the compiled kernels: an independent check (Eisner 2016; torch-struct)."""
+        if self.method == "parallel":
+            return self._shaped(parallel_marginals(self.chain))
+        return self._shaped(self.chain._with(fast=False).expected_counts()[3])
+
+    @cached_property
+    def mode(self) -> Tensor:
+        """The Viterbi path argmax_z P(z | y): (..., t) long, -1 past each length (Viterbi 1967)."""
+        if self.method == "parallel":
+            return self._shaped(parallel_viterbi(self.chain))
+        return self._shaped(self.chain.viterbi)
+
+    @cached_property
+    def entropy(self) -> Tensor:
+        """H(z | y) = log P(y) - E[log P(z, y) | y]: the batch shape, in nats."""
+        return self._shaped(self.chain.entropy)
+
+    def sample(
+        self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Exact draws from P(z | y) by forward-filtering backward-sampling (Chib 1996):
+        (*sample_shape, *batch_shape, t), -1 past each length."""
+        sample_shape = torch.Size(sample_shape)
+        return self._shaped(self.chain.sample(sample_shape, generator), tuple(sample_shape))
+
+    def log_prob(self, z) -> Tensor:
+        """log P(z | y) = log P(z, y) - log P(y): (..., *batch_shape) for z (..., *batch_shape, t);
+        entries past each length are ignored."""
+        z = check_integer("z", as_tensor("z", z)).to(self.lengths.device)
+        b, T = self.chain.batch, self.event_shape[0]
+        k = self.model.num_states
+        want = (*self.batch_shape, T)
+        if tuple(z.shape[z.dim() - len(want) :]) != want:
+            raise ValueError(
+                f"z: expected shape (..., {', '.join(map(str, want))}) like the posterior's y, got {tuple(z.shape)}"
+            )
+        lead = z.shape[: z.dim() - len(want)]
+        z = z.reshape(*lead, b, T)
+        check_range("z", z[..., self.valid], 0, k)
+        flat = self.chain.score(z) - self.log_partition.reshape(b)
+        return flat.reshape(*lead, *self.batch_shape)

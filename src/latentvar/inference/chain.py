@@ -1,0 +1,441 @@
+"""The factored linear chain: one semiring recursion for every exact question about an HMM or a CTC lattice.
+
+A chain over k states scores a state sequence z_0 .. z_{L-1} as
+
+    score(z) = init[z_0] + e_0[z_0] + Σ_{t≥1} (A_t[z_{t-1}, z_t] + e_t[z_t]) + final[z_{L-1}]
+
+and the forward recursion α_0 = init ⊗ e_0,  α_t = (α_{t-1} ⊗ A_t) ⊗ e_t  (Rabiner 1989, eq. 20) answers
+(Goodman 1999; torch-struct):
+
+- ``log_partition``: ⊕_z score(z) in `LogSemiring` (log P(y)) or `MaxSemiring` (the best score);
+- ``marginals``: P(z_t = k | ·), *defined* as ∂ log Z / ∂ e_t[k] (Eisner 2016) -- autograd, no hand-written
+  backward pass; compiled forward-backward kernels are registered fast paths checked against it;
+- ``backtrack(alphas, choose)``: one walk back through stored forward variables, z_t = choose(α_t ⊗ A_{t+1}
+  [:, z_{t+1}]): argmax gives Viterbi (from max-semiring alphas), a Gumbel draw gives exact posterior
+  samples (from log-semiring alphas; forward-filtering backward-sampling, Chib 1996);
+- ``entropy``: H = log Z − E[score], with E[score] = Σ θ · ∂ log Z / ∂θ over every potential θ.
+
+Shapes (named axes): b sequences (any batch of models or data, flattened), t steps, k states. Potentials are
+*factored*, never a dense (b, t, k, k) tensor unless the transitions really vary:
+
+- ``init`` (k,) or (b, k); ``final`` None, (k,) or (b, k);
+- ``transitions``: log A (k, k) shared (`Dense`), (b, t|1, k, k) per sequence and step (row t is the step
+  t-1 → t; row 0 is not used), or a `latentvar.inference.lattice.Banded` step (CTC);
+- ``emissions`` (b, t, k), or a callable returning an iterator over its time chunks (b, c, k), so that scoring
+  keeps O(b·k) memory besides one chunk;
+- ``lengths`` (b,): steps at or past a sequence's length are ignored, whatever they hold.
+
+Every alpha is shifted to max 0 and the shifts summed in float64 (the scaled recursion, Rabiner 1989 §V.A),
+so float32 keeps its precision over 100,000 steps. All tensors are made on the inputs' device and dtype.
+The log-depth alternative to the sequential loop is `parallel_log_partition` (Särkkä & García-Fernández 2021).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from latentvar.inference import _registry
+from latentvar.inference.semiring import LogSemiring, MaxSemiring
+
+PAD = -1
+
+
+class Dense:
+    """Transitions log A of a k-state chain: (k, k) shared (rows = from-state), or (b, t|1, k, k) per
+    sequence and step."""
+
+    def __init__(self, log_trans: Tensor):
+        if log_trans.dim() not in (2, 4):
+            raise ValueError(
+                f"transitions: expected log A of shape (k, k) or (b, t, k, k), got {tuple(log_trans.shape)}"
+            )
+        self.log_trans = log_trans
+        self.shared = log_trans.dim() == 2
+
+    def at(self, t: int) -> Tensor:
+        """log A_t: (k, k) or (b, k, k)."""
+        if self.shared:
+            return self.log_trans
+        return self.log_trans[:, t if self.log_trans.shape[1] > 1 else 0]
+
+    def runner(self, semiring, exact: bool) -> _DenseRun:
+        return _DenseRun(self, semiring, exact)
+
+    def predecessors(self, t: int, nxt: Tensor, at_end: Tensor, final: Tensor | None):
+        """Candidates for z_{t-1} given z_t = ``nxt`` (..., b): None (all k states) and their scores
+        log A_t[:, nxt] (..., b, k), or ``final`` where the walk starts (``at_end``)."""
+        k = self.log_trans.shape[-1]
+        end_bias = self.log_trans.new_zeros(()) if final is None else final
+        if not self.shared and 1 < self.log_trans.shape[1] <= t:  # past the last step: only ends
+            return None, end_bias.expand(*nxt.shape, k)
+        a = self.at(t)
+        if a.dim() == 2:
+            bias = a.T[nxt]  # (..., b, k)
+        else:  # (b, k, k): column nxt of each sequence's matrix
+            cols = a.transpose(-1, -2).expand(*nxt.shape, k, k)
+            bias = cols.gather(-2, nxt[..., None, None].expand(*nxt.shape, 1, k)).squeeze(-2)
+        return None, torch.where(at_end[..., None], end_bias, bias)
+
+
+class _DenseRun:
+    """α_{t-1} ⊗ A_t for one pass. A shared (k, k) matrix in the log semiring: a matmul of exp(α) with the
+    column-shifted exp(A), O(b·k²) without a (b, k, k) tensor; a product that underflows to 0 (a path
+    near-impossible on *both* sides) shows up as -inf and the caller redoes the pass exactly by broadcasting.
+    Otherwise (max semiring, batched or time-varying A, ``exact``) the broadcast ⊕ over from-states."""
+
+    def __init__(self, step: Dense, semiring, exact: bool):
+        self.step, self.semiring = step, semiring
+        self.matmul = step.shared and semiring is LogSemiring and not exact
+        self.seen = None
+        if self.matmul:
+            a = step.log_trans
+            self.col_max = a.amax(0).clamp_min(torch.finfo(a.dtype).min)
+            self.trans_exp = (a - self.col_max).exp()
+
+    def __call__(self, alpha: Tensor, t: int) -> Tensor:
+        if self.matmul:
+            out = (alpha.exp() @ self.trans_exp).log()
+            self.seen = out.detach().clone() if self.seen is None else self.seen.add_(out.detach())
+            return out + self.col_max
+        a = self.step.at(t)
+        return self.semiring.sum(alpha.unsqueeze(-1) + a, dim=-2)
+
+    def underflowed(self) -> bool:
+        return self.seen is not None and bool(torch.isneginf(self.seen).any())
+
+
+class Argmax:
+    """``choose`` for the Viterbi backtrace: the best candidate (ties to the lowest index)."""
+
+    def __call__(self, scores: Tensor) -> Tensor:
+        return scores.argmax(-1)
+
+
+class GumbelDraw:
+    """``choose`` for backward sampling: exact categorical draws ∝ exp(scores), batched (Gumbel-max)."""
+
+    def __init__(self, generator: torch.Generator | None = None):
+        self.generator = generator
+
+    def __call__(self, scores: Tensor) -> Tensor:
+        u = torch.rand(scores.shape, dtype=scores.dtype, device=scores.device, generator=self.generator)
+        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(scores.dtype).tiny)))
+        return (scores + gumbel).argmax(-1)
+
+
+def backtrack(
+    alphas: Tensor, lengths: Tensor, step, choose: Callable[[Tensor], Tensor], final=None
+) -> Tensor:
+    """Walk back from each sequence's last step through stored forward variables ``alphas`` (..., b, t, k):
+    z_{L-1} = choose(α_{L-1} ⊗ final), z_t = choose(α_t ⊗ bias_{t+1}(z_{t+1})) over the predecessors that
+    ``step.predecessors`` names (all k for `Dense`, at most three for CTC's `Banded`). Returns states
+    (..., b, t), -1 past each length. The one backtrace of the library: Viterbi with `Argmax`, exact
+    posterior samples with `GumbelDraw`."""
+    *lead, b, T, k = alphas.shape
+    z = torch.full(alphas.shape[:-1], PAD, dtype=torch.long, device=alphas.device)
+    nxt = torch.zeros(alphas.shape[:-2], dtype=torch.long, device=alphas.device)
+    longest = int(lengths.max()) if b else 0
+    for t in range(min(T, longest) - 1, -1, -1):
+        active = t < lengths
+        cand, bias = step.predecessors(t + 1, nxt, (t == lengths - 1).expand(nxt.shape), final)
+        a_t = alphas[..., t, :]
+        scores = (a_t if cand is None else a_t.gather(-1, cand.clamp(0, k - 1))) + bias
+        picked = choose(scores)
+        if cand is not None:
+            picked = cand.gather(-1, picked[..., None]).squeeze(-1)
+        z[..., t] = torch.where(active, picked, PAD)
+        nxt = torch.where(active, picked, nxt)
+    return z
+
+
+class Chain:
+    """A linear chain's factored potentials (see the module docstring) and its exact questions.
+
+    ``fast``: use the registered compiled fast paths where they apply (`latentvar.inference._registry`);
+    False runs the generic recursion only (the reference each fast path is tested against).
+    Results are cached per object: build a new Chain for new potentials."""
+
+    def __init__(self, init, transitions, emissions, lengths: Tensor, final=None, fast: bool = True):
+        self.init = init
+        self.step = Dense(transitions) if torch.is_tensor(transitions) else transitions
+        self.emissions = emissions
+        self.lengths = lengths
+        self.final = final
+        self.fast = fast
+
+    # -- the inputs ------------------------------------------------------------------------------
+    @property
+    def batch(self) -> int:
+        return self.lengths.shape[0]
+
+    def chunks(self):
+        """An iterator over the emissions' time chunks (b, c, k)."""
+        return iter([self.emissions]) if torch.is_tensor(self.emissions) else self.emissions()
+
+    @cached_property
+    def emission_tensor(self) -> Tensor:
+        """The emissions as one (b, t, k) tensor."""
+        if torch.is_tensor(self.emissions):
+            return self.emissions
+        parts = list(self.emissions())
+        return torch.cat(parts, 1) if parts else self.init.new_zeros(self.batch, 0, self.init.shape[-1])
+
+    def _with(self, **changes) -> Chain:
+        fields = dict(
+            init=self.init, transitions=self.step, emissions=self.emissions, lengths=self.lengths,
+            final=self.final, fast=self.fast,
+        )  # fmt: skip
+        fields.update(changes)
+        return Chain(**fields)
+
+    def _differentiable(self) -> bool:
+        if not torch.is_grad_enabled():
+            return False
+        # a chunked emission says whether it needs a gradient through its first chunk
+        first = self.emissions if torch.is_tensor(self.emissions) else next(self.chunks(), None)
+        tensors = [self.init, self.final, getattr(self.step, "log_trans", None), first]
+        return any(torch.is_tensor(x) and x.requires_grad for x in tensors)
+
+    # -- the recursion ---------------------------------------------------------------------------
+    def forward(self, semiring=LogSemiring, keep: bool = False) -> tuple[Tensor, Tensor | None]:
+        """(⊕_z score(z) per sequence (b,) -- ``semiring.one`` for empty sequences --, the forward
+        variables (b, t, k) if ``keep``, each step shifted by a constant, else None)."""
+        if not self._differentiable():
+            fast = _registry.run("forward", self, semiring, keep)
+            if fast is not None:
+                return fast
+        return _forward(self, semiring, keep, exact=False)
+
+    def log_partition(self, semiring=LogSemiring) -> Tensor:
+        """log Z (b,) (or the best score in `MaxSemiring`), differentiable in every potential."""
+        if self._differentiable() and semiring is LogSemiring:
+            fast = _registry.run("log_partition_grad", self)
+            if fast is not None:
+                return fast
+        return self.forward(semiring)[0]
+
+    @cached_property
+    def marginals(self) -> Tensor:
+        """P(z_t = k) (b, t, k) = ∂ log Z / ∂ e_t[k]; zero past each length and where log Z = -inf."""
+        fast = _registry.run("marginals", self)
+        if fast is not None:
+            return fast
+        return self.expected_counts()[3]
+
+    def expected_counts(self) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """(log Z (b,), ∂ log Z/∂ init, ∂ log Z/∂ log A (None for a `Banded` step), ∂ log Z/∂ emissions),
+        the gradients of Σ_b log Z_b: EM's expected initial, transition and state counts (Eisner 2016).
+        By autograd through the generic recursion, or a registered fast path."""
+        fast = _registry.run("expected_counts", self)
+        if fast is not None:
+            return fast
+        with torch.enable_grad():
+            init = self.init.detach().requires_grad_(True)
+            step, trans = self.step, None
+            if isinstance(step, Dense):
+                trans = step.log_trans.detach().requires_grad_(True)
+                step = Dense(trans)
+            e = self.emission_tensor.detach().requires_grad_(True)
+            total, _ = _forward(self._with(init=init, transitions=step, emissions=e, fast=False), LogSemiring)
+            wanted = [x for x in (init, trans, e) if x is not None]
+            grads = list(torch.autograd.grad(total.sum(), wanted, allow_unused=True))
+        grads = [torch.zeros_like(x) if g is None else g for x, g in zip(wanted, grads, strict=True)]
+        g_init, g_e = grads[0], grads[-1]
+        return total.detach(), g_init, (grads[1] if trans is not None else None), g_e
+
+    def score(self, z: Tensor) -> Tensor:
+        """score(z) (..., b) of state sequences z (..., b, t) of a `Dense` chain; steps past each length
+        are ignored (they may hold -1)."""
+        e = self.emission_tensor
+        b, T, k = e.shape
+        lengths = self.lengths
+        valid = torch.arange(T, device=e.device) < lengths.unsqueeze(-1)
+        zc = z.clamp_min(0)
+        emit = e.expand(*z.shape, k).gather(-1, zc.unsqueeze(-1)).squeeze(-1)
+        total = torch.where(valid, emit, torch.zeros_like(emit)).sum(-1)
+        if T == 0:
+            return total
+        first = self.init.expand(*z.shape[:-1], k).gather(-1, zc[..., :1]).squeeze(-1)
+        total = total + torch.where(lengths > 0, first, torch.zeros_like(first))
+        if T > 1:
+            a = self.step.log_trans
+            if self.step.shared:
+                trans = a[zc[..., :-1], zc[..., 1:]]
+            else:
+                a = (a[:, 1:T] if a.shape[1] > 1 else a.expand(b, T - 1, k, k)).reshape(b, T - 1, k * k)
+                pair = (zc[..., :-1] * k + zc[..., 1:]).unsqueeze(-1)
+                trans = a.expand(*z.shape[:-1], T - 1, k * k).gather(-1, pair).squeeze(-1)
+            total = total + torch.where(valid[:, 1:], trans, torch.zeros_like(trans)).sum(-1)
+        if self.final is not None:
+            last = zc.gather(-1, (lengths - 1).clamp_min(0).expand(*z.shape[:-1]).unsqueeze(-1))
+            end = self.final.expand(*z.shape[:-1], k).gather(-1, last).squeeze(-1)
+            total = total + torch.where(lengths > 0, end, torch.zeros_like(end))
+        return total
+
+    def backtrack(self, alphas: Tensor, choose) -> Tensor:
+        return backtrack(alphas, self.lengths, self.step, choose, self.final)
+
+    @cached_property
+    def viterbi(self) -> Tensor:
+        """argmax_z score(z): (b, t) long, -1 past each length (Viterbi 1967)."""
+        fast = _registry.run("viterbi", self)
+        if fast is not None:
+            return fast
+        _, alphas = self.forward(MaxSemiring, keep=True)
+        return self.backtrack(alphas, Argmax())
+
+    def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> Tensor:
+        """Exact draws z ∝ exp(score(z)) by forward-filtering backward-sampling: (*sample_shape, b, t)."""
+        sample_shape = torch.Size(sample_shape)
+        _, alphas = self._log_alphas
+        return self.backtrack(alphas.expand(*sample_shape, *alphas.shape), GumbelDraw(generator))
+
+    @cached_property
+    def _log_alphas(self) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            return self.forward(LogSemiring, keep=True)
+
+    @cached_property
+    def entropy(self) -> Tensor:
+        """H(z) = log Z − E[score(z)] (b,), E[score] = Σ θ ∂ log Z/∂θ over init, transitions, emissions
+        (and final): exact, by one autograd pass; 0 for empty sequences."""
+        with torch.enable_grad():
+            init = self.init.detach().expand(self.batch, -1).clone().requires_grad_(True)
+            e = self.emission_tensor.detach().requires_grad_(True)
+            leaves = [init, e]
+            step = self.step
+            if isinstance(step, Dense):  # one copy per sequence, so that E[score] splits by sequence
+                a = step.log_trans.detach()
+                a = a.expand(self.batch, 1, *a.shape) if step.shared else a
+                a = a.clone().requires_grad_(True)
+                step = Dense(a)
+                leaves.append(a)
+            final = self.final
+            if final is not None:
+                final = final.detach().expand(self.batch, -1).clone().requires_grad_(True)
+                leaves.append(final)
+            chain = self._with(init=init, transitions=step, emissions=e, final=final, fast=False)
+            logz, _ = _forward(chain, LogSemiring)
+            grads = torch.autograd.grad(logz.sum(), leaves, allow_unused=True)
+        expected = torch.zeros_like(logz, dtype=torch.float64)
+        for leaf, g in zip(leaves, grads, strict=True):
+            if g is not None:  # impossible entries (-inf) have zero probability: 0 · -inf counts 0
+                contrib = torch.where(g != 0, g * leaf.detach(), torch.zeros_like(g))
+                expected = expected + contrib.reshape(self.batch, -1).double().sum(-1)
+        h = (logz.detach().double() - expected).to(logz.dtype)
+        return torch.where(torch.isfinite(logz.detach()), h, torch.zeros_like(h))
+
+
+def _forward(chain: Chain, semiring, keep: bool = False, exact: bool = False) -> tuple[Tensor, Tensor | None]:
+    """The generic scaled forward recursion, differentiable by autograd (see the module docstring)."""
+    lengths, b = chain.lengths, chain.batch
+    init, final = chain.init, chain.final
+    floor = torch.finfo(init.dtype).min
+    run = chain.step.runner(semiring, exact)
+    min_len = int(lengths.min()) if b else 0
+    alpha = None
+    scale = torch.zeros(b, dtype=torch.float64, device=lengths.device)
+    kept: list[Tensor] = []
+    t = 0
+    for chunk in chain.chunks():
+        tops = chunk.new_zeros(b, chunk.shape[1])
+        for c in range(chunk.shape[1]):
+            new = (init + chunk[:, c]) if alpha is None else semiring.mul(run(alpha, t), chunk[:, c])
+            top = new.detach().amax(-1, keepdim=True).clamp_min(floor)
+            new = new - top
+            if t >= min_len:  # ragged batches: sequences past their length keep their last alpha
+                active = (t < lengths).unsqueeze(-1)
+                top = torch.where(active, top, torch.zeros_like(top))
+                new = new if alpha is None else torch.where(active, new, alpha)
+            alpha = new
+            tops[:, c : c + 1] = top
+            if keep:
+                kept.append(alpha)
+            t += 1
+        scale += tops.double().sum(1)
+    if run.underflowed():
+        return _forward(chain, semiring, keep, exact=True)
+    k = init.shape[-1] if alpha is None else alpha.shape[-1]
+    alphas = (torch.stack(kept, 1) if kept else init.new_zeros(b, 0, k)) if keep else None
+    one = torch.full((b,), semiring.one, dtype=init.dtype, device=lengths.device)
+    if alpha is None:
+        return one, alphas
+    end = alpha if final is None else alpha + final
+    total = (scale + semiring.sum(end, -1).double()).to(init.dtype)
+    return torch.where(lengths > 0, total, one), alphas
+
+
+# --------------------------------------------------------------------------------------------------
+# The log-depth parallel scan: ⊕ α_0 ⊗ M_1 ⊗ ... ⊗ M_{T-1}, M_t[i, j] = A_t[i, j] + e_t[j]
+
+
+def _semiring_matmul(semiring, a: Tensor, b: Tensor) -> Tensor:
+    """Stacks of (k, k) products: in the log semiring one batched matmul of shifted exponentials
+    (`LogSemiring.matmul`) unless an entry underflowed to -inf, then (as in `MaxSemiring`) the exact
+    broadcast product, so near-zero probabilities never become -inf."""
+    if semiring is LogSemiring:
+        out = LogSemiring.matmul(a, b)
+        if not bool(torch.isneginf(out).any()):
+            return out
+    return semiring.sum(a.unsqueeze(-1) + b.unsqueeze(-3), dim=-2)
+
+
+def _shift_matrices(mats: Tensor) -> tuple[Tensor, Tensor]:
+    """Each (k, k) matrix less its (detached) maximum, and the maxima summed per sequence in float64."""
+    top = mats.detach().amax((-1, -2), keepdim=True).clamp_min(torch.finfo(mats.dtype).min)
+    return mats - top, top.flatten(1).double().sum(1)
+
+
+def parallel_log_partition(chain: Chain, semiring=LogSemiring) -> Tensor:
+    """The same quantity as `Chain.log_partition` for `Dense` transitions (no ``final``), by a log-depth tree
+    of (k, k) semiring matrix products; past each length M_t is the semiring identity. Every product is
+    shifted to max 0 and the shifts summed in float64, so float32 stays precise (and so do its gradients,
+    the marginals) at t = 100,000. Work O(b·t·k³), depth O(log t)."""
+    emission = chain.emission_tensor
+    lengths, step = chain.lengths, chain.step
+    b, T, k = emission.shape
+    if T == 0:
+        return chain.init.new_zeros(b)
+    first = (chain.init + emission[:, 0]).reshape(b, 1, 1, k)
+    alpha0, scale = _shift_matrices(first)
+    if T > 1:
+        a = step.log_trans if step.shared or step.log_trans.shape[1] == 1 else step.log_trans[:, 1:T]
+        mats = a + emission[:, 1:].unsqueeze(-2)  # (b, t-1, k, k)
+        eye = torch.full((k, k), semiring.zero, dtype=mats.dtype, device=mats.device)
+        eye.fill_diagonal_(semiring.one)
+        past = (torch.arange(1, T, device=lengths.device) >= lengths.unsqueeze(-1)).view(b, T - 1, 1, 1)
+        mats, shift = _shift_matrices(torch.where(past, eye, mats))
+        scale = scale + shift
+        while mats.shape[1] > 1:
+            if mats.shape[1] % 2:
+                mats = torch.cat([mats, eye.expand(b, 1, k, k)], 1)
+            mats, shift = _shift_matrices(_semiring_matmul(semiring, mats[:, 0::2], mats[:, 1::2]))
+            scale = scale + shift
+        alpha0 = _semiring_matmul(semiring, alpha0.view(b, 1, k), mats[:, 0])
+    total = (semiring.sum(alpha0.flatten(1), -1).double() + scale).to(emission.dtype)
+    return torch.where(lengths > 0, total, torch.zeros_like(total))
+
+
+def parallel_marginals(chain: Chain) -> Tensor:
+    """∂ log Z / ∂ e (b, t, k) through the parallel scan."""
+    with torch.enable_grad():
+        e = chain.emission_tensor.detach().requires_grad_(True)
+        total = parallel_log_partition(chain._with(emissions=e), LogSemiring)
+        (grad,) = torch.autograd.grad(total.sum(), e)
+    return grad
+
+
+def parallel_viterbi(chain: Chain) -> Tensor:
+    """The best path as the gradient of the max-semiring parallel scan (torch-struct's argmax): max with
+    indices sends the gradient at ties to one entry, so it is one best path, not a blend."""
+    with torch.enable_grad():
+        e = chain.emission_tensor.detach().requires_grad_(True)
+        best = parallel_log_partition(chain._with(emissions=e), MaxSemiring)
+        (grad,) = torch.autograd.grad(best.sum(), e)
+    z = grad.argmax(-1)
+    valid = torch.arange(e.shape[1], device=e.device) < chain.lengths.unsqueeze(-1)
+    return torch.where(valid, z, torch.full_like(z, PAD))
