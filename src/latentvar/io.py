@@ -19,6 +19,17 @@ from safetensors.torch import load_file, save_file
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
+def _file_mode() -> int:
+    """0666 less the process umask (0644 with the usual 022), as `open` would create a file; mkstemp's
+    temporary files are 0600, which would leave outputs unreadable to other users and web servers."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,6 +39,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,6 +77,7 @@ def save_checkpoint(
     os.close(fd)
     try:
         save_file(tensors, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, directory / f"{name}.safetensors")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

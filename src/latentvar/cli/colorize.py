@@ -38,6 +38,7 @@ def train(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     val_every: int = typer.Option(250, help="Photo corpus: steps between val checks (best kept)."),
     patience: int = typer.Option(0, help="Photo corpus: stop after N val checks without gain (0: never)."),
+    lr_decay: str = typer.Option("none", help="Learning-rate schedule: none or cosine."),
 ) -> None:
     """Train a colorization model; checkpoints (safetensors + JSON) go to OUT every N steps."""
     from latentvar.colorize.train import TrainConfig
@@ -61,6 +62,7 @@ def train(
             device=device,
             val_every=val_every,
             patience=patience,
+            lr_decay=lr_decay,
         )
         meta = run_training(config, resume=resume)
     last = meta["history"][-1] if meta.get("history") else float("nan")

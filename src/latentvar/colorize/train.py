@@ -59,6 +59,7 @@ class TrainConfig:
     device: str = "cpu"
     val_every: int = 250  # photo corpus: steps between val checks
     patience: int = 0  # photo corpus: stop after this many val checks without improvement (0: never)
+    lr_decay: str = "none"  # 'none' or 'cosine' (to 5 % of lr at the last step; a pure function of step)
 
     def check(self) -> None:
         if self.model not in MODELS:
@@ -80,11 +81,19 @@ class TrainConfig:
         if corpus_dir(self.data) and self.size < 64:
             raise ValueError(f"size: photo crops must be at least 64 px, got {self.size}")
         resolve_device(self.device)
+        if self.lr_decay not in ("none", "cosine"):
+            raise ValueError(f"lr_decay: expected 'none' or 'cosine', got {self.lr_decay!r}")
         if self.batch_size % self.devices:
             raise ValueError(
                 f"batch_size: expected a multiple of devices={self.devices}, got {self.batch_size}"
             )
         check_positive("lr", self.lr)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of ``step``: constant, or cosine from lr down to 5 % of it at the last step."""
+        if self.lr_decay == "none":
+            return self.lr
+        return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / self.steps)))
 
 
 @dataclass
@@ -324,6 +333,8 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
     for step in bar:
         if stop:
             break
+        for group in opt.param_groups:
+            group["lr"] = config.lr_at(step)
         loss = net(*batches(step, rank))
         value = float(loss.detach())
         if not math.isfinite(value):

