@@ -16,7 +16,8 @@ rules name, and writes ``OUT/images/<id>.jpg`` + ``OUT/manifest.json`` + ``OUT/l
 - Reserved for external evaluation and never used, not even indirectly (`is_reserved`): Debian packages
   named ``mate-backgrounds*``, ``lomiri-wallpapers*``, ``opencv-doc`` and scikit-learn's sample images.
   They are downloaded into a temporary folder only to hash their images; a candidate within
-  `HASH_THRESHOLD` bits of any of them is dropped (counted in the manifest summary); no pixel is kept.
+  `HASH_THRESHOLD` bits of any of them is dropped (counted in the manifest summary, with the closest
+  distance seen); no pixel is kept.
 - Dedupe: a 64-bit DCT perceptual hash (`phash`); candidates within `HASH_THRESHOLD` bits are one photo
   (connected components), of which the largest (w * h) is kept, so a wallpaper shipped at 12 sizes counts once.
 - Output: RGB JPEG (quality 92, sRGB, EXIF orientation applied), longer side <= 512 px (Lanczos, never
@@ -49,7 +50,7 @@ from latentvar.io import atomic_write_bytes, atomic_write_json, atomic_write_tex
 from latentvar.progress import progress
 
 MAX_SIDE, QUALITY, MIN_SIDE, MIN_CHROMA = 512, 92, 64, 8.0
-HASH_THRESHOLD = 8  # bits of 64; re-encodes / rescales of one photo are 0-4 apart, unrelated photos ~32
+HASH_THRESHOLD = 10  # bits of 64 (distances are even): rescales 0-4, one photo at two crops 10, others >= 12
 SPLITS = (("train", 80), ("val", 90), ("test", 100))  # cumulative percent of hash(id) % 100
 RESERVED_DEBS = ("mate-backgrounds", "lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04",
                  "opencv-doc")  # fmt: skip
@@ -351,7 +352,7 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = Path(downloads) if downloads else work / "downloads"
-        reserved = _reserved_hashes(work)
+        reserved, closest = _bits(_reserved_hashes(work)), 64  # (R, 64) bits; closest distance seen
         cands, counts, dropped = [], {}, {"greyscale": [], "small": [], "not_cutout": [], "reserved": []}
         for src in SOURCES:
             pkg = _fetch(src.kind, src.name, src.version, cache)
@@ -382,7 +383,9 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
                     dropped["greyscale"].append(pid)
                     continue
                 h = phash(im)
-                if any(hamming(h, r) <= HASH_THRESHOLD for r in reserved):
+                near = int((reserved != _bits([h])).sum(1).min()) if len(reserved) else 64
+                closest = min(closest, near)
+                if near <= HASH_THRESHOLD:
                     dropped["reserved"].append(pid)
                     continue
                 c["photos"] += 1
@@ -423,11 +426,17 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
         "dropped_ids": dropped,
         "duplicate_groups": duplicates,
         "reserved_hashes": len(reserved),
+        "closest_reserved_distance": closest,
         "hash": f"64-bit DCT pHash, duplicates within {HASH_THRESHOLD} bits",
         "total_bytes": sum((out / "images" / f"{p['id']}.jpg").stat().st_size for p in photos),
     }
     write_manifest(out / "manifest.json", photos, summary)
     return summary
+
+
+def _bits(hashes: list[int]) -> np.ndarray:
+    """64-bit hashes -> (n, 64) uint8 bits, most significant first."""
+    return np.unpackbits(np.array(hashes, ">u8").reshape(-1).view(np.uint8).reshape(-1, 8), axis=1)
 
 
 def _groups(hashes: list[int], ids: list[str] | None = None) -> list[list[int]]:
@@ -437,7 +446,7 @@ def _groups(hashes: list[int], ids: list[str] | None = None) -> list[list[int]]:
 
     if not hashes:
         return []
-    bits = np.unpackbits(np.array(hashes, ">u8").view(np.uint8).reshape(-1, 8), axis=1).astype(np.int32)
+    bits = _bits(hashes).astype(np.int32)
     near = bits @ (1 - bits).T + (1 - bits) @ bits.T <= HASH_THRESHOLD  # (n, n) Hamming distances
     if ids is not None:
         codes = np.unique(np.array(ids), return_inverse=True)[1]
