@@ -249,7 +249,11 @@ def _fetch(source_kind: str, name: str, version: str, cache: Path, reserved_ok: 
     if not list(cache.glob(pattern)):
         cmd = (["apt-get", "-o", "APT::Sandbox::User=root", "download", f"{name}={version}"] if source_kind == "deb" else
                [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(cache), f"{name}=={version}"])  # fmt: skip
-        subprocess.run(cmd, cwd=cache, check=True, stdout=subprocess.DEVNULL)
+        try:
+            subprocess.run(cmd, cwd=cache, check=True, stdout=subprocess.DEVNULL)
+        except subprocess.CalledProcessError:
+            raise ValueError(f"photos: could not download {name} {version} (pinned in photos.SOURCES; run "
+                             "`apt-get update` once, or pin the version the registry now serves)") from None  # fmt: skip
     return sorted(cache.glob(pattern))[-1]
 
 
