@@ -11,6 +11,10 @@ Prints a markdown table:
 - forced alignment of a batch of 32 vs aligning the 32 one by one;
 - peak memory (max RSS growth, each in a fresh process) of a no-gradient forward at a long input.
 Runs of the compared functions are interleaved, and each time is the median over ``repeats`` rounds.
+
+``--old-vs-new [REV]`` instead times this checkout's latentvar.ctc against latentvar.ctc at git revision
+REV (default b17c4b5, main before latentvar.inference), imported side by side (`hmm_bench.import_old`),
+interleaved in this one process, and prints median ratios new / old.
 """
 
 from __future__ import annotations
@@ -166,6 +170,51 @@ def memory_rows() -> list[list]:
     return rows
 
 
+def ctc_tasks(data) -> dict:
+    """task -> fn(module): the calls old and new are timed on."""
+    logits, targets, il, tl = data
+    lp = logits.log_softmax(-1)
+    return {
+        "loss fwd+bwd (auto)": lambda m: fwd_bwd(m.ctc_loss, *data)(),
+        "loss fwd+bwd (own DP)": lambda m: fwd_bwd(m.ctc_loss, *data, backend="latentvar")(),
+        "loss fwd, no grad (own DP)": lambda m: fwd(m.ctc_loss, *data, backend="latentvar")(),
+        "forced alignment (batch)": lambda m: m.CTC(lp, il).forced_align(targets, tl),
+        "posterior marginals": lambda m: m.CTC(lp, il).posterior(targets, tl).marginals,
+        "posterior sample (8)": lambda m: m.CTC(lp, il).posterior(targets, tl).sample((8,)),
+    }
+
+
+def old_vs_new_rows(old_ctc, repeats: int) -> list[list]:
+    """The same calls through the old and the new module, interleaved (alternating which goes first)."""
+    import latentvar.ctc as new_ctc
+    from hmm_bench import interleaved
+
+    rows = []
+    for b, t, c, n in SIZES:
+        tasks = ctc_tasks(case(b, t, c, n))
+        for task, fn in tasks.items():
+            med = interleaved({"old": lambda f=fn: f(old_ctc), "new": lambda f=fn: f(new_ctc)}, repeats)
+            rows.append([f"B={b} T={t} C={c} L={n}", task, med["old"], med["new"]])
+            print(
+                f"| {rows[-1][0]} | {task} | {med['old'] * 1e3:.1f} | {med['new'] * 1e3:.1f} | "
+                f"{med['new'] / med['old']:.2f} |",
+                flush=True,
+            )
+    b, t, c, n = 32, 200, 30, 50
+    logits, targets, il, tl = case(b, t, c, n, seed=1)
+    lp = logits.log_softmax(-1)
+
+    def one_by_one(m):
+        for i in range(b):
+            m.CTC(lp[i : i + 1], il[i : i + 1]).forced_align(targets[i : i + 1], tl[i : i + 1])
+
+    med = interleaved({"old": lambda: one_by_one(old_ctc), "new": lambda: one_by_one(new_ctc)}, repeats)
+    rows.append([f"B={b} T={t} C={c} L={n}", "forced alignment, 32 calls of one", med["old"], med["new"]])
+    print(f"| {rows[-1][0]} | {rows[-1][1]} | {med['old'] * 1e3:.1f} | {med['new'] * 1e3:.1f} | "
+          f"{med['new'] / med['old']:.2f} |", flush=True)  # fmt: skip
+    return rows
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -179,8 +228,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="Also write the rows here.")
+    parser.add_argument(
+        "--old-vs-new", nargs="?", const="b17c4b5", default=None, metavar="REV",
+        help="time this checkout against latentvar.ctc at git revision REV (default b17c4b5), interleaved",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.old_vs_new:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from hmm_bench import import_old
+
+        _, old_ctc = import_old(args.old_vs_new)
+        print(f"latentvar.ctc at {args.old_vs_new} (old) against this checkout (new); load {os.getloadavg()}")
+        print("| case | task | old (ms) | new (ms) | new / old |")
+        print("|---|---|---|---|---|")
+        rows = old_vs_new_rows(old_ctc, args.repeats)
+        print(f"load average after: {os.getloadavg()}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return
     rows = loss_rows(args.repeats) + alignment_rows(args.repeats) + memory_rows()
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, {args.threads} thread(s)"

@@ -4,17 +4,26 @@ times scoring / posteriors / Viterbi (median of several runs, ratios in this pro
 peak memory of scoring in fresh subprocesses.
 
     PYTHONPATH=src python bench/hmm_bench.py [--repeats 3] [--cases 0,1,2] [--threads 1]
+
+``--old-vs-new [REV]`` instead times this checkout's latentvar against the same modules at git revision REV
+(default b17c4b5, main before the inference engine), imported side by side as ``latentvar_old``, with the
+runs of the two interleaved in this one process (alternating which goes first), and prints median ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -146,6 +155,118 @@ def run_case(n, t, k, v, repeats, skip_pomegranate_viterbi=False):
     return row
 
 
+# -- old against new, interleaved in one process ---------------------------------------------------------
+
+OLD_REV = "b17c4b5"  # main before latentvar.inference
+OLD_FILES = (
+    "hmm.py",
+    "_hmm_kernels.py",
+    "ctc.py",
+    "semiring.py",
+    "_checks.py",
+    "core.py",
+    "progress.py",
+    "mixture.py",
+)
+
+
+def import_old(rev: str = OLD_REV):
+    """The HMM and CTC modules as of git revision ``rev``, importable next to this checkout's as
+    ``latentvar_old.hmm`` / ``latentvar_old.ctc`` (their own imports rewritten to latentvar_old)."""
+    repo = Path(__file__).resolve().parent.parent
+    root = Path(tempfile.mkdtemp(prefix="latentvar_old_"))
+    pkg = root / "latentvar_old"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name in OLD_FILES:
+        text = subprocess.run(
+            ["git", "show", f"{rev}:src/latentvar/{name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=repo,
+        ).stdout
+        text = re.sub(r"\blatentvar\.", "latentvar_old.", text).replace(
+            "from latentvar import", "from latentvar_old import"
+        )
+        (pkg / name).write_text(text)
+    sys.path.insert(0, str(root))
+    return importlib.import_module("latentvar_old.hmm"), importlib.import_module("latentvar_old.ctc")
+
+
+def interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, the runs interleaved and the order alternated every round."""
+    for fn in fns.values():  # warm-up: numba loads or compiles its kernels, TorchScript scripts
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def hmm_tasks(n, t, k, v, old_hmm) -> tuple[dict, dict]:
+    """(name -> model factory for old and new, task -> fn(factory)): the calls old and new are timed on."""
+    start, trans, emit = parameters(k, v)
+    yt = torch.tensor(data(n, t, v))
+    li, lt, le = (torch.tensor(np.log(x)) for x in (start, trans, emit))
+
+    def factory(cls):
+        return lambda grad=False: cls(
+            li.clone().requires_grad_(grad), lt.clone().requires_grad_(grad), D.Categorical(logits=le)
+        )
+
+    models = {"old": factory(old_hmm.HMM), "new": factory(HMM)}
+    tasks = {}
+    for method in ["sequential"] + (["parallel"] if k <= 16 else []):
+        tasks[f"score ({method})"] = lambda m, method=method: _nograd(lambda: m().log_prob(yt, method=method))
+        tasks[f"marginals ({method})"] = lambda m, method=method: _nograd(
+            lambda: m().posterior(yt, method=method).marginals
+        )
+        tasks[f"viterbi ({method})"] = lambda m, method=method: _nograd(
+            lambda: m().posterior(yt, method=method).mode
+        )
+    tasks["score + gradient"] = lambda m: m(True).log_prob(yt).sum().backward()
+    tasks["Baum-Welch iteration"] = lambda m: m().fit(yt, max_iter=1)
+    if t < 10_000:  # FFBS is a Python loop over steps in both versions: minutes at T = 100,000
+        tasks["posterior sample (8)"] = lambda m: _nograd(lambda: m().posterior(yt).sample((8,)))
+    return models, tasks
+
+
+def old_vs_new_rows(old_hmm, repeats: int, cases) -> list[list]:
+    rows = []
+    for n, t, k, v in cases:
+        models, tasks = hmm_tasks(n, t, k, v, old_hmm)
+        for task, fn in tasks.items():
+            reps = repeats if t < 10_000 or "parallel" not in task else max(3, repeats // 2)
+            med = interleaved({name: (lambda f=fn, m=m: f(m)) for name, m in models.items()}, reps)
+            rows.append([f"N={n}, T={t}, K={k}", task, med["old"], med["new"]])
+            print(
+                f"| {rows[-1][0]} | {task} | {med['old'] * 1e3:.1f} | {med['new'] * 1e3:.1f} | "
+                f"{med['new'] / med['old']:.2f} |",
+                flush=True,
+            )
+    return rows
+
+
+def _nograd(fn):
+    with torch.no_grad():
+        return fn()
+
+
+def old_vs_new(rev: str, repeats: int, cases) -> list[list]:
+    old_hmm, _ = import_old(rev)
+    print(f"latentvar at {rev} (old) against this checkout (new); load average {os.getloadavg()}")
+    print("| case | task | old (ms) | new (ms) | new / old |")
+    print("|---|---|---|---|---|")
+    rows = old_vs_new_rows(old_hmm, repeats, cases)
+    print(f"load average after: {os.getloadavg()}")
+    return rows
+
+
 PEAK_SNIPPET = """
 import sys, numpy as np, torch
 sys.path.insert(0, "bench"); import hmm_bench as B
@@ -191,7 +312,19 @@ def main() -> None:
         help="leave out pomegranate's Viterbi on the T = 100,000 case (it runs for about 9 minutes)",
     )
     parser.add_argument("--memory", action="store_true", help="also the peak-memory table of scoring")
+    parser.add_argument(
+        "--old-vs-new", nargs="?", const=OLD_REV, default=None, metavar="REV",
+        help=f"time this checkout against latentvar at git revision REV (default {OLD_REV}), interleaved",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.old_vs_new:
+        torch.set_num_threads(args.threads)
+        cases = [CASES[int(c)] for c in args.cases.split(",") if c]
+        rows = old_vs_new(args.old_vs_new, args.repeats, cases)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return
     # importing pomegranate sets torch's thread count to the core count (through its OpenMP runtime): import
     # the references first, then fix the threads for everybody
     import hmmlearn.hmm  # noqa: F401

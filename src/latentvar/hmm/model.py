@@ -266,6 +266,12 @@ class HMM(LatentVariableModel):
         streamable = chunk is not None and (
             not isinstance(em, D.Distribution) or em.batch_shape == (self.num_states,)
         )
+        if streamable and torch.is_grad_enabled():  # a gradient needs the whole (b, t, k) tensor anyway
+            streamable = not (
+                log_init.requires_grad
+                or log_trans.requires_grad
+                or next(self._emission_chunks(y, chunk, shape), y).requires_grad
+            )
         if streamable:
             emissions = lambda: self._emission_chunks(y, chunk, shape)  # noqa: E731 (re-iterable)
         else:

@@ -122,7 +122,11 @@ def forward_backward(log_init, log_trans, emission_lp, lengths, weights=None, co
         return None
     gamma, loglik = torch.from_numpy(gamma), torch.from_numpy(loglik)
     if log_init.dim() == 2:  # one initial distribution per sequence: its own γ_1
-        init_c = gamma[:, 0] * torch.from_numpy(w)[:, None] if gamma.shape[1] else torch.zeros(log_init.shape, dtype=torch.float64)
+        init_c = (
+            gamma[:, 0] * torch.from_numpy(w)[:, None]
+            if gamma.shape[1]
+            else torch.zeros(log_init.shape, dtype=torch.float64)
+        )
     else:
         init_c = torch.from_numpy(sum(part[3] for part in parts))
     trans_c = torch.from_numpy(sum(part[4] for part in parts))

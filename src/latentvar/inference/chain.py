@@ -195,10 +195,14 @@ class Chain:
     def _differentiable(self) -> bool:
         if not torch.is_grad_enabled():
             return False
-        # a chunked emission says whether it needs a gradient through its first chunk
-        first = self.emissions if torch.is_tensor(self.emissions) else next(self.chunks(), None)
-        tensors = [self.init, self.final, getattr(self.step, "log_trans", None), first]
-        return any(torch.is_tensor(x) and x.requires_grad for x in tensors)
+        tensors = [self.init, self.final, getattr(self.step, "log_trans", None)]
+        if any(torch.is_tensor(x) and x.requires_grad for x in tensors):
+            return True
+        em = self.emissions
+        if torch.is_tensor(em) or hasattr(em, "requires_grad"):
+            return bool(em.requires_grad)
+        first = next(self.chunks(), None)  # a chunked emission says so through its first chunk
+        return first is not None and first.requires_grad
 
     # -- the recursion ---------------------------------------------------------------------------
     def forward(self, semiring=LogSemiring, keep: bool = False) -> tuple[Tensor, Tensor | None]:

@@ -65,6 +65,11 @@ class Banded:
         self.skip = skip
         self.bias = skip_bias(skip, dtype)
         self.target_lengths = target_lengths
+        # for the backtrace: the virtual end position, skip padded for it, the three offsets
+        self._end = 2 * target_lengths + 1
+        self._skip_padded = torch.cat([skip, skip.new_zeros(skip.shape[0], 1)], dim=1)
+        self._offsets = torch.arange(3, device=skip.device)
+        self._zero = torch.zeros((), dtype=dtype, device=skip.device)
 
     def runner(self, semiring, exact: bool) -> _BandedRun:
         return _BandedRun(self.bias, semiring)
@@ -73,16 +78,13 @@ class Banded:
         """Candidates for the position at frame t-1 given the one at t (``nxt`` (..., b)): stay, move one,
         skip one (if allowed); at the start of the walk, a virtual position after the last, whose
         predecessors are the two ends. Returns (candidates (..., b, 3), their scores 0 or -inf)."""
-        b, s = self.skip.shape
-        end = 2 * self.target_lengths + 1
-        cur = torch.where(at_end, end, nxt)
-        offsets = torch.arange(3, device=nxt.device)
-        cand = cur[..., None] - offsets
-        skip_padded = torch.cat([self.skip, self.skip.new_zeros(b, 1)], dim=1)
-        can_skip = skip_padded.expand(*cur.shape, s + 1).gather(-1, cur[..., None].clamp(max=s)).squeeze(-1)
+        s = self.skip.shape[1]
+        cur = torch.where(at_end, self._end, nxt)
+        cand = cur[..., None] - self._offsets
+        index = cur[..., None].clamp(max=s)
+        can_skip = self._skip_padded.expand(*cur.shape, s + 1).gather(-1, index).squeeze(-1)
         ok = torch.stack((~at_end, cand[..., 1] >= 0, (cand[..., 2] >= 0) & (can_skip | at_end)), dim=-1)
-        zero = torch.zeros((), dtype=self.bias.dtype, device=nxt.device)
-        return cand, torch.where(ok, zero, NEG_INF)
+        return cand, torch.where(ok, self._zero, NEG_INF)
 
 
 class _BandedRun:
@@ -106,6 +108,10 @@ class Gathered:
 
     def __init__(self, log_probs: Tensor, ext: Tensor):
         self.log_probs, self.ext = log_probs, ext
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.log_probs.requires_grad
 
     def __call__(self):
         b, t_max, _ = self.log_probs.shape

@@ -52,8 +52,9 @@ class LogSemiring:
     def matmul(a: Tensor, b: Tensor) -> Tensor:
         """(..., i, j) x (..., j, k) -> (..., i, k) with logsumexp over j, without a (i, j, k) tensor
         for the common case: max-shift, exponentiate, ordinary matmul, log."""
-        a_max = a.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(a.dtype).min)
-        b_max = b.amax(dim=-2, keepdim=True).clamp_min(torch.finfo(b.dtype).min)
+        # the shifts are constants (detached): the same value and gradient, without a backward through amax
+        a_max = a.detach().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(a.dtype).min)
+        b_max = b.detach().amax(dim=-2, keepdim=True).clamp_min(torch.finfo(b.dtype).min)
         prod = torch.matmul((a - a_max).exp(), (b - b_max).exp())
         return prod.log() + a_max + b_max
 
