@@ -1,0 +1,105 @@
+"""log P(y|x): the lattice chain of `latentvar.inference.lattice`, or torch's native kernels with the exact
+gradient; and `ctc_loss`, with torch.nn.functional.ctc_loss's signature."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from latentvar._checks import as_tensor
+from latentvar.ctc.checks import _check_blank, _check_log_probs, _check_targets
+from latentvar.inference import ctc_chain
+from latentvar.inference.lattice import log_partition_of_ctc
+
+
+class _NativeCTCLogLikelihood(torch.autograd.Function):
+    """log P(y|x) by torch's native CTC kernels (``aten::_ctc_loss`` and its backward), with the exact
+    gradient with respect to ``log_probs``. The native backward returns exp(log_probs) - γ, the gradient
+    that is right only after a log_softmax (whose backward removes the exp term); subtracting
+    exp(log_probs) leaves -γ, the true gradient of the loss, for any ``log_probs``."""
+
+    @staticmethod
+    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
+        time_first = log_probs.transpose(0, 1)
+        nll, log_alpha = torch.ops.aten._ctc_loss.Tensor(
+            time_first, targets, input_lengths, target_lengths, blank, False
+        )
+        ctx.save_for_backward(log_probs, targets, input_lengths, target_lengths, nll, log_alpha)
+        ctx.blank = blank
+        return -nll
+
+    @staticmethod
+    def backward(ctx, grad_logz):
+        log_probs, targets, input_lengths, target_lengths, nll, log_alpha = ctx.saved_tensors
+        time_first = log_probs.transpose(0, 1)
+        grad_nll = -grad_logz
+        # zero_infinity: targets that cannot fit get a zero gradient, as in `occupation`
+        native = torch.ops.aten._ctc_loss_backward.Tensor(
+            grad_nll, time_first, targets, input_lengths, target_lengths, nll, log_alpha, ctx.blank, True
+        ).transpose(0, 1)
+        frames = torch.arange(log_probs.shape[1], device=log_probs.device) < input_lengths[:, None]
+        used = frames & torch.isfinite(nll)[:, None]
+        correction = log_probs.exp() * (grad_nll[:, None] * used)[..., None]
+        return native - correction, None, None, None, None
+
+
+BACKENDS = ("auto", "latentvar", "native")
+
+
+def log_likelihood(
+    log_probs, targets, input_lengths, target_lengths, blank: int, backend: str = "auto"
+) -> Tensor:
+    """log P(y|x) (b,) for checked inputs: log_probs (b, t, c), padded targets (b, l).
+
+    ``backend``: 'latentvar' — this module's recursion (TorchScript forward, hand-written forward-backward
+    gradient); 'native' — torch's CTC kernels with the exact gradient; 'auto' — native when a gradient
+    will be asked for (the own loop pays a fixed cost per frame, so it is slower for small batches with
+    many frames, see BENCHMARKS.md), else this module's forward, which keeps O(b·s) memory. Both are
+    tested equal to each other and to torch.nn.functional.ctc_loss."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    wants_grad = torch.is_grad_enabled() and log_probs.requires_grad
+    if backend == "native" or (backend == "auto" and wants_grad):
+        return _NativeCTCLogLikelihood.apply(log_probs, targets, input_lengths, target_lengths, blank)
+    chain = ctc_chain(log_probs, targets, target_lengths, input_lengths, blank)
+    return log_partition_of_ctc(chain, chain.log_partition())
+
+
+def ctc_loss(
+    log_probs: Tensor,
+    targets: Tensor,
+    input_lengths,
+    target_lengths,
+    blank: int = 0,
+    reduction: str = "mean",
+    zero_infinity: bool = False,
+    backend: str = "auto",
+) -> Tensor:
+    """-log P(y|x) with torch.nn.functional.ctc_loss's signature: ``log_probs`` (t, b, c) time first (or
+    (t, c) unbatched), targets padded (b, l) or concatenated 1-D. ``reduction``: 'none' (b,), 'sum', or
+    'mean' (each loss divided by its target length, then averaged over the batch); ``zero_infinity``
+    replaces the infinite losses of targets that cannot fit (and their gradients) by zero. ``backend``:
+    see `log_likelihood`."""
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
+    log_probs = as_tensor("log_probs", log_probs)
+    unbatched = log_probs.dim() == 2
+    if unbatched:
+        log_probs = log_probs[:, None]
+        targets = as_tensor("targets", targets)[None]
+        input_lengths = as_tensor("input_lengths", input_lengths).reshape(1)
+        target_lengths = as_tensor("target_lengths", target_lengths).reshape(1)
+    lp, input_lengths = _check_log_probs(log_probs, input_lengths, time_first=True)
+    blank = _check_blank(blank, lp.shape[-1])
+    b, t_max, c = lp.shape
+    targets, target_lengths = _check_targets(targets, target_lengths, b, t_max, c, blank, lp.device)
+    loss = -log_likelihood(lp, targets, input_lengths, target_lengths, blank, backend)
+    if zero_infinity:
+        loss = torch.where(torch.isinf(loss), torch.zeros((), dtype=loss.dtype, device=loss.device), loss)
+    if unbatched:
+        loss = loss[0]
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return (loss / target_lengths.clamp_min(1).to(loss.dtype).reshape(loss.shape)).mean()
+    return loss
