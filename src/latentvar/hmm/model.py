@@ -26,20 +26,16 @@ from latentvar._checks import (
     as_tensor,
     check_finite,
     check_integer,
-    check_lengths,
     check_positive,
     check_range,
-    check_support,
 )
 from latentvar.core import FitResult, LatentVariableModel
+from latentvar.hmm.inputs import check_inputs
+from latentvar.hmm.inputs import is_categorical as _is_categorical
 from latentvar.inference import Chain, parallel_log_partition
 
 METHODS = ("sequential", "parallel")
 CHUNK_VALUES = 2**18  # emission log-likelihoods computed at once when scoring: b·chunk·k near this
-
-
-def _is_categorical(dist) -> bool:
-    return isinstance(dist, D.Categorical) and not isinstance(dist, D.OneHotCategorical)
 
 
 def _log_partition(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, lengths: Tensor) -> Tensor:
@@ -141,72 +137,7 @@ class HMM(LatentVariableModel):
 
     # -- inputs ------------------------------------------------------------------------------------
     def _check_inputs(self, y, lengths) -> tuple[Tensor, Tensor, torch.Size]:
-        """y as a flat (b, t, *event) tensor (a single (t, *event) sequence of one model gets b = 1),
-        lengths (b,), and the batch shape b came from (broadcast of y's leading axes and the models')."""
-        y = as_tensor("y", y)
-        ev = len(self.event_shape)
-        event = ", ".join(map(str, self.event_shape))
-        if not self.batch_shape and y.dim() == 1 + ev:
-            y = y.unsqueeze(0)
-        if (
-            y.dim() < 1 + ev
-            or (not self.batch_shape and y.dim() != 2 + ev)
-            or y.shape[y.dim() - ev :] != (self.event_shape)
-        ):
-            raise ValueError(
-                f"y: expected shape (B, T{', ' if ev else ''}{event}) -- B sequences of T steps -- "
-                f"got {tuple(y.shape)}"
-            )
-        T = y.shape[-1 - ev]
-        if self.num_steps is not None and T > self.num_steps:
-            raise ValueError(
-                f"y: expected at most {self.num_steps} steps (the time axis of trans_logits), got {T}"
-            )
-        try:
-            shape = torch.broadcast_shapes(y.shape[: y.dim() - 1 - ev], self.batch_shape)
-        except RuntimeError:
-            raise ValueError(
-                f"y: expected leading axes broadcasting with the models' batch_shape "
-                f"{tuple(self.batch_shape)}, got shape {tuple(y.shape)}"
-            ) from None
-        step_shape = y.shape[y.dim() - 1 - ev :]
-        y = y.expand(*shape, *step_shape).reshape(math.prod(shape), *step_shape)
-        b = y.shape[0]
-        if lengths is None:
-            lengths = torch.full((b,), T, dtype=torch.long, device=y.device)
-        elif len(shape) == 1:
-            lengths = check_lengths("lengths", lengths, b, T).long().to(y.device)
-        else:
-            lengths = check_integer("lengths", as_tensor("lengths", lengths))
-            try:
-                lengths = lengths.expand(shape)
-            except RuntimeError:
-                raise ValueError(
-                    f"lengths: expected a shape broadcasting to {tuple(shape)}, got {tuple(lengths.shape)}"
-                ) from None
-            lengths = check_lengths("lengths", lengths.reshape(-1), b, T).long().to(y.device)
-        full = bool((lengths == T).all())  # no padding: check y as it is, without a mask
-        valid = None if full else torch.arange(T, device=y.device) < lengths.unsqueeze(-1)  # (b, t)
-        observed = y if full else y[valid]
-        if torch.is_floating_point(y):
-            check_finite("y", observed)
-        if isinstance(self.emission, D.Distribution):
-            if _is_categorical(self.emission):
-                check_integer("y", y)
-                check_range("y", observed, 0, self.emission.logits.shape[-1])
-            elif self.emission.batch_shape == (self.num_states,):
-                check_support("y", self.emission, observed.reshape(-1, *y.shape[2:]).unsqueeze(1))
-            y = y if full else self._fill_padding(y, valid)
-        return y, lengths, shape
-
-    @staticmethod
-    def _fill_padding(y: Tensor, valid: Tensor) -> Tensor:
-        """Padding may hold anything (-1, NaN): replace it by a valid observation so emissions stay finite."""
-        if bool(valid.all()) or not bool(valid.any()):
-            return y if bool(valid.any()) else torch.zeros_like(y)
-        filler = y[valid][0]
-        mask = valid.view(*valid.shape, *([1] * (y.dim() - 2)))
-        return torch.where(mask, y, filler)
+        return check_inputs(self, y, lengths)
 
     def emission_log_prob(self, y: Tensor, shape: torch.Size | None = None) -> Tensor:
         """log P(y_t | z_t = k): (b, t, k) for y (b, t, *event) (no checks; padding must be valid values).
@@ -425,39 +356,3 @@ class HMM(LatentVariableModel):
                 self, y, lengths, max_iter, tol, batch_size, lr, parameters, callback, show_progress
             )
         raise ValueError(f"method: expected 'em' or 'gradient', got {method!r}")
-
-
-class ConditionalHMM(nn.Module):
-    """P(y | x) = Σ_z P(z|x) P(y|z,x) with an HMM produced by a network from x, as `ConditionalMixture`.
-
-    ``network(x)`` returns an `HMM` (or its arguments (init_logits, trans_logits, emission)) whose batch
-    covers x's batch -- e.g. init (b, k), per-step transitions (b, t, k, k) and emissions (b, t, k) from
-    a sequence encoder. ``model(x)`` is that HMM; every question goes through it:
-
-        model(x).log_prob(y)       exact log P(y|x) per sequence
-        model(x).posterior(y)      exact P(z|x,y): marginals, mode, sample, entropy
-        model(x).sample(shape, t)  (z, y) ~ P(z|x) P(y|z,x)
-    """
-
-    def __init__(self, network: nn.Module):
-        super().__init__()
-        self.network = network
-
-    def forward(self, x: Tensor) -> HMM:
-        out = self.network(x)
-        if isinstance(out, HMM):
-            return out
-        if isinstance(out, tuple) and len(out) == 3:
-            return HMM(*out)
-        raise ValueError(
-            f"network: expected an HMM or (init_logits, trans_logits, emission), got {type(out).__name__}"
-        )
-
-    def log_prob(self, y: Tensor, x: Tensor, lengths=None) -> Tensor:
-        return self(x).log_prob(y, lengths)
-
-    def posterior(self, y: Tensor, x: Tensor, lengths=None):
-        return self(x).posterior(y, lengths)
-
-    def sample(self, x: Tensor, sample_shape: torch.Size = torch.Size(), length: int = 1):
-        return self(x).sample(sample_shape, length)
