@@ -336,3 +336,15 @@ def test_bad_batched_input_names_the_argument():
         ConditionalHMM(lambda x: x)(torch.zeros(1))
     with pytest.raises(ValueError, match=r"^transitions: expected log A of shape"):
         Chain(torch.zeros(2), torch.zeros(2, 2, 2), torch.zeros(1, 1, 2), torch.ones(1, dtype=torch.long))
+
+
+def test_hmm_docs_examples_run():
+    """The python blocks of docs/hmm.md's usage section run as written, in order."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "hmm.md").read_text()
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:3]]
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/hmm.md", "exec"), namespace)
+    assert namespace["batch"].batch_shape == (2,)
