@@ -4,6 +4,7 @@ ragged lengths, float32 stability at T = 100,000, Baum-Welch against hmmlearn, b
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -484,3 +485,81 @@ def test_bad_input_raises_value_error_naming_argument():
         model.fit(y, method="em") if False else HMM(
             torch.zeros(2), torch.zeros(2, 2), D.Gamma(torch.ones(2), 1.0)
         ).fit(torch.ones(1, 3))
+
+
+# -- the EM layer shared with the mixture ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        D.Normal(torch.zeros(3, dtype=F64), torch.ones(3, dtype=F64)),
+        D.Independent(D.Normal(torch.zeros(3, 2, dtype=F64), torch.ones(3, 2, dtype=F64)), 1),
+        D.MultivariateNormal(torch.zeros(3, 2, dtype=F64), torch.eye(2, dtype=F64).expand(3, 2, 2)),
+        D.Categorical(logits=torch.zeros(3, 4, dtype=F64)),
+        D.Independent(D.Categorical(logits=torch.zeros(3, 2, 4, dtype=F64)), 1),
+    ],
+)
+def test_sufficient_statistics_streamed_equal_one_batch_and_weighted_moments(dist):
+    """Summaries accumulated over batches give the M-step of one batch, which is the responsibility-weighted
+    mean and (co)variance (or the normalised weighted counts) computed directly."""
+    from latentvar.mixture import SufficientStatistics
+
+    g = torch.Generator().manual_seed(0)
+    n = 50
+    event = dist.event_shape
+    if isinstance((dist.base_dist if isinstance(dist, D.Independent) else dist), D.Categorical):
+        y = torch.randint(4, (n, *event), generator=g)
+    else:
+        y = torch.randn(n, *event, generator=g, dtype=F64) * 3 + 100  # a large mean: shifted statistics
+    resp = torch.rand(n, 3, generator=g, dtype=F64).softmax(-1)
+    whole, parts = SufficientStatistics(dist), SufficientStatistics(dist)
+    whole.summarize(y, resp)
+    for idx in torch.arange(n).split(13):
+        parts.summarize(y[idx], resp[idx])
+    (a, nk_a), (b, nk_b) = whole.from_summaries(reg_covar=0.0), parts.from_summaries(reg_covar=0.0)
+    torch.testing.assert_close(nk_a, nk_b)
+    base = lambda d: d.base_dist if isinstance(d, D.Independent) else d  # noqa: E731
+    for x, y_ in ((base(a), base(b)),):
+        for name in ("probs",) if isinstance(x, D.Categorical) else ("mean", "variance"):
+            torch.testing.assert_close(getattr(x, name), getattr(y_, name))
+    w = resp / resp.sum(0)
+    if isinstance(a, D.Categorical) or isinstance(getattr(a, "base_dist", None), D.Categorical):
+        onehot = torch.nn.functional.one_hot(y, 4).to(F64)
+        want = torch.einsum("nk,n...v->k...v", w, onehot)
+        got = a.probs if isinstance(a, D.Categorical) else a.base_dist.probs
+        torch.testing.assert_close(got, want)
+        return
+    yy = y if event else y[:, None]
+    mean = w.T @ yy
+    torch.testing.assert_close(a.mean.reshape(mean.shape), mean)
+    diff = yy[None] - mean[:, None]  # (k, n, d)
+    cov = torch.einsum("nk,knd,kne->kde", w, diff, diff)
+    if isinstance(a, D.MultivariateNormal):
+        torch.testing.assert_close(a.covariance_matrix, cov)
+    else:
+        torch.testing.assert_close(a.variance.reshape(3, -1), cov.diagonal(dim1=-2, dim2=-1))
+
+
+def test_fit_iteration_hook_runs_every_iteration_and_can_stop():
+    from latentvar import Mixture
+
+    model = random_categorical_hmm(k=2, v=3, seed=11)
+    y = model.sample((20,), 8)[1]
+    seen = []
+    result = model.fit(
+        y, max_iter=10, tol=-math.inf, callback=lambda m, it, ll: seen.append((it, ll)) or it == 3
+    )
+    assert [it for it, _ in seen] == [1, 2, 3] and result.n_iter == 3 and not result.converged
+    assert [ll for _, ll in seen] == result.history
+    mix = Mixture(
+        torch.zeros(2, dtype=F64), D.Normal(torch.tensor([-1.0, 1.0], dtype=F64), torch.ones(2, dtype=F64))
+    )
+    calls = []
+    fit = mix.fit(
+        torch.randn(100, dtype=F64),
+        max_iter=50,
+        tol=-1.0,
+        callback=lambda m, it, ll: calls.append(it) or it == 2,
+    )
+    assert calls == [1, 2] and fit.n_iter == 2

@@ -178,6 +178,7 @@ class Mixture(LatentVariableModel):
         lr: float = 0.05,
         batch_size: int | None = None,
         show_progress: bool = False,
+        callback=None,
     ) -> FitResult:
         """Fit to data y (n, *event_shape) starting from this mixture's parameters.
 
@@ -188,6 +189,9 @@ class Mixture(LatentVariableModel):
 
         ``method="gradient"``: Adam on the exact -mean log P(y) over unconstrained parameters, for any
         Normal/MultivariateNormal/Categorical/Bernoulli components (optionally wrapped in Independent).
+
+        ``callback(model, iteration, mean_ll)`` runs after every EM iteration that did not converge (the
+        iteration hook: checkpoint, log, evaluate); returning True stops the fit there.
 
         Returns a `FitResult` with the fitted mixture and the mean log-likelihood after each iteration.
         """
@@ -202,61 +206,93 @@ class Mixture(LatentVariableModel):
             )
         check_positive("max_iter", max_iter, integer=True)
         if method == "em":
-            return _fit_em(self, y, max_iter, tol, reg_covar, pseudocount, show_progress)
+            return _fit_em(self, y, max_iter, tol, reg_covar, pseudocount, callback, show_progress)
         if method == "gradient":
             return _fit_gradient(self, y, max_iter, tol, lr, batch_size, show_progress)
         raise ValueError(f"method: expected 'em' or 'gradient', got {method!r}")
 
 
 # --------------------------------------------------------------------------------------------------
-# EM: the M-step is closed form for each supported family. Each `_m_step_*` maps responsibilities
-# (n, k) to new components.
+# EM over sufficient statistics, one layer for every model that fits a family by EM (Mixture.fit, HMM.fit;
+# pomegranate's summarize / from_summaries): accumulate Σ_n r_nk T(y_n) for the family's statistics T in
+# any number of batches, then the closed-form M-step.
 
 
-def _family(components: D.Distribution) -> str:
-    base = components.base_dist if isinstance(components, D.Independent) else components
-    name = type(base).__name__
-    if isinstance(components, D.MultivariateNormal):
+def em_family(dist: D.Distribution, name: str = "components") -> str:
+    """'full' (MultivariateNormal), 'diag' (Normal, Independent(Normal)) or 'categorical' (Categorical,
+    Independent(Categorical)); a ValueError naming ``name`` for any other family."""
+    base = dist.base_dist if isinstance(dist, D.Independent) else dist
+    if isinstance(dist, D.MultivariateNormal):
         return "full"
     if isinstance(base, D.Normal):
         return "diag"
-    if isinstance(base, D.Categorical):
+    if isinstance(base, D.Categorical) and not isinstance(base, D.OneHotCategorical):
         return "categorical"
     raise ValueError(
-        f"components: EM supports MultivariateNormal, Normal / Independent(Normal) and Categorical / "
-        f"Independent(Categorical) components, got {name}; use method='gradient' for others"
+        f"{name}: EM supports MultivariateNormal, Normal / Independent(Normal) and Categorical / "
+        f"Independent(Categorical) families, got {type(base).__name__}; use method='gradient' for others"
     )
 
 
-def _m_step(components: D.Distribution, y: Tensor, resp: Tensor, reg_covar: float, pseudocount: float):
-    family = _family(components)
-    nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps  # (k,), as sklearn guards empty components
-    if family == "full":
-        means = resp.T @ y / nk[:, None]  # (k, d)
-        diff = y[None] - means[:, None]  # (k, n, d)
-        cov = torch.einsum("kn,knd,kne->kde", resp.T, diff, diff) / nk[:, None, None]
-        cov = cov + reg_covar * torch.eye(y.shape[-1], dtype=y.dtype)
-        return D.MultivariateNormal(means, covariance_matrix=cov), nk
-    if family == "diag":
-        independent = isinstance(components, D.Independent)
-        y2 = y if independent else y[:, None]
-        means = resp.T @ y2 / nk[:, None]
-        var = resp.T @ (y2 * y2) / nk[:, None] - means**2 + reg_covar
-        var = var.clamp_min(reg_covar)
-        base = D.Normal(means, var.sqrt()) if independent else D.Normal(means[:, 0], var[:, 0].sqrt())
-        return (D.Independent(base, 1) if independent else base), nk
-    # categorical
-    independent = isinstance(components, D.Independent)
-    v = (components.base_dist if independent else components).logits.shape[-1]
-    onehot = nn.functional.one_hot(y.long(), v).to(resp.dtype)  # (n, [d,] v)
-    counts = torch.einsum("nk,n...v->k...v", resp, onehot) + pseudocount
-    probs = counts / counts.sum(-1, keepdim=True)
-    base = D.Categorical(probs=probs)
-    return (D.Independent(base, 1) if independent else base), nk
+class SufficientStatistics:
+    """The EM statistics of k components of one family: ``summarize(y, resp)`` adds a batch of
+    observations y (n, *event) with responsibilities resp (n, k); ``from_summaries`` is the M-step.
+
+    Gaussian statistics are accumulated about the first batch's mean (the shifted-data algorithm), so
+    E[y yᵀ] − μ μᵀ keeps its precision where the spread is small against the mean."""
+
+    def __init__(self, dist: D.Distribution, name: str = "components"):
+        self.family = em_family(dist, name)
+        self.independent = isinstance(dist, D.Independent)
+        base = dist.base_dist if self.independent else dist
+        self.num_values = base.logits.shape[-1] if self.family == "categorical" else 0
+        self.n = self.sy = self.syy = self.counts = self.shift = None
+
+    def summarize(self, y: Tensor, resp: Tensor) -> None:
+        r = resp
+        self.n = r.sum(0) if self.n is None else self.n + r.sum(0)
+        if self.family == "categorical":
+            if self.independent:  # y (n, d): counts (k, d, v)
+                onehot = nn.functional.one_hot(y.long(), self.num_values).to(r.dtype)
+                counts = torch.einsum("nk,ndv->kdv", r, onehot)
+            else:  # y (n,): index the counts instead of a one-hot (n, v)
+                counts = r.new_zeros(r.shape[1], self.num_values).index_add_(1, y.long(), r.T)
+            self.counts = counts if self.counts is None else self.counts + counts
+            return
+        y = y.to(r.dtype)
+        y = y if self.family == "full" or self.independent else y[:, None]  # Normal: one dimension
+        if self.shift is None:
+            self.shift = y.mean(0) if y.shape[0] else y.new_zeros(y.shape[1:])
+        yc = y - self.shift
+        sy = r.T @ yc
+        syy = torch.einsum("nk,nd,ne->kde", r, yc, yc) if self.family == "full" else r.T @ (yc * yc)
+        self.sy = sy if self.sy is None else self.sy + sy
+        self.syy = syy if self.syy is None else self.syy + syy
+
+    def from_summaries(
+        self, reg_covar: float = 1e-6, pseudocount: float = 0.0
+    ) -> tuple[D.Distribution, Tensor]:
+        """(the re-estimated components, their total responsibilities n_k (k,)). ``reg_covar`` is added to
+        the variances (as sklearn does), ``pseudocount`` to the categorical counts."""
+        nk = self.n + 10 * torch.finfo(self.n.dtype).eps  # as sklearn guards empty components
+        if self.family == "categorical":
+            counts = self.counts + pseudocount
+            base = D.Categorical(probs=counts / counts.sum(-1, keepdim=True))
+            return (D.Independent(base, 1) if self.independent else base), nk
+        centred = self.sy / nk[:, None]
+        mean = self.shift + centred
+        if self.family == "full":
+            cov = self.syy / nk[:, None, None] - centred.unsqueeze(-1) * centred.unsqueeze(-2)
+            cov = cov + reg_covar * torch.eye(mean.shape[-1], dtype=mean.dtype, device=mean.device)
+            return D.MultivariateNormal(mean, covariance_matrix=cov), nk
+        var = (self.syy / nk[:, None] - centred**2).clamp_min(0) + reg_covar
+        if self.independent:
+            return D.Independent(D.Normal(mean, var.sqrt()), 1), nk
+        return D.Normal(mean[:, 0], var[:, 0].sqrt()), nk
 
 
-def _fit_em(model: Mixture, y, max_iter, tol, reg_covar, pseudocount, show_progress) -> FitResult:
-    _family(model.components)  # refuse unsupported families before any work
+def _fit_em(model: Mixture, y, max_iter, tol, reg_covar, pseudocount, callback, show_progress) -> FitResult:
+    em_family(model.components)  # refuse unsupported families before any work
     history: list[float] = []
     converged = False
     with torch.no_grad():
@@ -265,15 +301,19 @@ def _fit_em(model: Mixture, y, max_iter, tol, reg_covar, pseudocount, show_progr
             joint = model.log_weights + model.component_log_prob(y)  # (n, k)
             ll = torch.logsumexp(joint, -1, keepdim=True)
             resp = (joint - ll).exp()
-            components, nk = _m_step(model.components, y, resp, reg_covar, pseudocount)
+            stats = SufficientStatistics(model.components)
+            stats.summarize(y, resp)
+            components, nk = stats.from_summaries(reg_covar, pseudocount)
             model = Mixture((nk / nk.sum()).log(), components)
             mean_ll = float(model.log_prob(y).mean())
             bar.set_postfix(loglik=f"{mean_ll:.5f}")
-            if history and abs(mean_ll - history[-1]) < tol:
-                history.append(mean_ll)
+            done = bool(history) and abs(mean_ll - history[-1]) < tol
+            history.append(mean_ll)
+            if done:
                 converged = True
                 break
-            history.append(mean_ll)
+            if callback is not None and callback(model, len(history), mean_ll):
+                break
     return FitResult(model, history, converged)
 
 
@@ -281,11 +321,12 @@ def _fit_em(model: Mixture, y, max_iter, tol, reg_covar, pseudocount, show_progr
 # Gradient descent: an unconstrained parametrisation per family, rebuilt into a Distribution each step.
 
 
-def _unconstrained(
+def unconstrained(
     components: D.Distribution,
 ) -> tuple[list[Tensor], Callable[[list[Tensor]], D.Distribution]]:
+    """(unconstrained leaf tensors, rebuild(leaves) -> Distribution) for gradient fitting of a family."""
     if isinstance(components, D.Independent):
-        leaves, rebuild = _unconstrained(components.base_dist)
+        leaves, rebuild = unconstrained(components.base_dist)
         n = components.reinterpreted_batch_ndims
         return leaves, lambda p: D.Independent(rebuild(p), n)
     if isinstance(components, D.MultivariateNormal):
@@ -313,7 +354,7 @@ def _unconstrained(
 
 
 def _fit_gradient(model: Mixture, y, max_iter, tol, lr, batch_size, show_progress) -> FitResult:
-    leaves, rebuild = _unconstrained(model.components)
+    leaves, rebuild = unconstrained(model.components)
     logits = model.logits.detach().clone()
     params = [logits, *leaves]
     for p in params:
@@ -404,5 +445,10 @@ def gaussian_mixture_init(
             1,
         )
     )
-    components, nk = _m_step(template, y, resp, reg_covar, 0.0)
+    stats = SufficientStatistics(template)
+    stats.summarize(y, resp)
+    components, nk = stats.from_summaries(reg_covar)
     return Mixture((nk / nk.sum()).log(), components)
+
+
+_unconstrained = unconstrained  # the old private name
