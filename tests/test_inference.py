@@ -237,6 +237,8 @@ def test_batched_and_time_varying_hmm_match_enumeration(time_varying):
     torch.testing.assert_close(both[:2].diagonal(), lp)
     z, yy = model.sample((5,), 4)
     assert z.shape == (5, 2, 4) and yy.shape == (5, 2, 4)
+    seeded = [model.sample((5,), 4, generator=torch.Generator().manual_seed(2)) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*seeded, strict=True))
 
 
 def test_batched_gaussian_emissions_and_lengths():

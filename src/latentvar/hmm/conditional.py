@@ -40,5 +40,5 @@ class ConditionalHMM(nn.Module):
     def posterior(self, y: Tensor, x: Tensor, lengths=None):
         return self(x).posterior(y, lengths)
 
-    def sample(self, x: Tensor, sample_shape: torch.Size = torch.Size(), length: int = 1):
-        return self(x).sample(sample_shape, length)
+    def sample(self, x: Tensor, sample_shape: torch.Size = torch.Size(), length: int = 1, generator=None):
+        return self(x).sample(sample_shape, length, generator)

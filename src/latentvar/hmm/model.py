@@ -15,6 +15,7 @@ broadcasting against it. Every question is one `latentvar.inference.Chain` over 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 
@@ -257,17 +258,24 @@ class HMM(LatentVariableModel):
             chain, shape = self.chain(y, lengths)
         return HMMPosterior(self, chain, shape, method)
 
-    def sample(self, sample_shape: torch.Size = torch.Size(), length: int = 1) -> tuple[Tensor, Tensor]:
+    def sample(
+        self,
+        sample_shape: torch.Size = torch.Size(),
+        length: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """(z, y): z (*sample_shape, *batch_shape, length) states, y (..., length, *event) observations.
 
-        A module emission can be sampled if it has a ``sample_given_states(z) -> y`` method."""
+        ``generator`` makes the draws reproducible (torch's global generator is forked and seeded from it,
+        so any emission family can be sampled). A module emission can be sampled if it has a
+        ``sample_given_states(z) -> y`` method."""
         if not isinstance(length, int) or isinstance(length, bool) or length < 0:
             raise ValueError(f"length: expected a non-negative integer, got {length!r}")
         if self.num_steps is not None and length > self.num_steps:
             raise ValueError(f"length: expected at most {self.num_steps} steps (trans_logits), got {length}")
         shape = torch.Size(sample_shape) + self.batch_shape
         k = self.num_states
-        with torch.no_grad():
+        with torch.no_grad(), _seeded(generator):
             init, trans = self.log_init, self.log_trans
             z = torch.empty(*shape, length, dtype=torch.long, device=init.device)
             if length:
@@ -356,3 +364,17 @@ class HMM(LatentVariableModel):
                 self, y, lengths, max_iter, tol, batch_size, lr, parameters, callback, show_progress
             )
         raise ValueError(f"method: expected 'em' or 'gradient', got {method!r}")
+
+
+@contextlib.contextmanager
+def _seeded(generator: torch.Generator | None):
+    """Draws from torch's global generator, made a function of ``generator``: the global state is forked
+    (and restored after) and seeded by a number drawn from it."""
+    if generator is None:
+        yield
+        return
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    devices = [generator.device.index or 0] if generator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
