@@ -195,7 +195,8 @@ def import_old(rev: str = OLD_REV):
 
 
 def interleaved(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each function, the runs interleaved and the order alternated every round."""
+    """Median seconds of each function, the runs interleaved and the order alternated every round; with
+    functions named "old" and "new" also "ratio", the median over rounds of new / old."""
     for fn in fns.values():  # warm-up: numba loads or compiles its kernels, TorchScript scripts
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
@@ -205,7 +206,10 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
             t0 = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    out = {name: statistics.median(ts) for name, ts in times.items()}
+    if {"old", "new"} <= set(times):  # paired: each round's ratio, robust to load that drifts between rounds
+        out["ratio"] = statistics.median(n / o for n, o in zip(times["new"], times["old"], strict=True))
+    return out
 
 
 def hmm_tasks(n, t, k, v, old_hmm) -> tuple[dict, dict]:
@@ -243,10 +247,10 @@ def old_vs_new_rows(old_hmm, repeats: int, cases) -> list[list]:
         for task, fn in tasks.items():
             reps = repeats if t < 10_000 or "parallel" not in task else max(3, repeats // 2)
             med = interleaved({name: (lambda f=fn, m=m: f(m)) for name, m in models.items()}, reps)
-            rows.append([f"N={n}, T={t}, K={k}", task, med["old"], med["new"]])
+            rows.append([f"N={n}, T={t}, K={k}", task, med["old"], med["new"], med["ratio"]])
             print(
                 f"| {rows[-1][0]} | {task} | {med['old'] * 1e3:.1f} | {med['new'] * 1e3:.1f} | "
-                f"{med['new'] / med['old']:.2f} |",
+                f"{med['ratio']:.2f} |",
                 flush=True,
             )
     return rows
@@ -260,7 +264,7 @@ def _nograd(fn):
 def old_vs_new(rev: str, repeats: int, cases) -> list[list]:
     old_hmm, _ = import_old(rev)
     print(f"latentvar at {rev} (old) against this checkout (new); load average {os.getloadavg()}")
-    print("| case | task | old (ms) | new (ms) | new / old |")
+    print("| case | task | old (ms) | new (ms) | new / old (median of paired rounds) |")
     print("|---|---|---|---|---|")
     rows = old_vs_new_rows(old_hmm, repeats, cases)
     print(f"load average after: {os.getloadavg()}")
