@@ -18,10 +18,12 @@ STEPS=${STEPS:-4000}
 
 # 2. the photo model and its two baselines: the same crops (seed 0), batch and budget; val NLL every
 #    250 steps picks the kept weights (best.safetensors)
-for model in latent per-pixel regression; do
+#    (per-pixel, the slowest, ran as 2 DDP processes: the same global batches, gradients averaged)
+for model in latent regression per-pixel; do
+  devices=1; [ "$model" = per-pixel ] && devices=2
   $LV colorize train --data "$CORPUS" --model "$model" --segments 8 --size 64 --width 32 \
     --steps "$STEPS" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 \
-    --device "$DEVICE" --out "$RUNS/photo-$model" --resume
+    --devices "$devices" --device "$DEVICE" --out "$RUNS/photo-$model" --resume
 done
 
 # 3. the Twemoji model

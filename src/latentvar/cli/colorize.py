@@ -86,6 +86,8 @@ def apply(
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """Write <stem>_color.png, <stem>_segments.png, <stem>_overlay.png and <stem>_sample<i>.png per image."""
+    import numpy as np
+
     from latentvar.colorize.colorizer import Colorizer, as_image
     from latentvar.colorize.visual import overlay, segment_colours
     from latentvar.io import atomic_write_bytes
@@ -104,7 +106,7 @@ def apply(
             rgb = as_image(path)
             atomic_write_bytes(out / f"{stem}_color.png", png_bytes(colorizer.colorize(rgb, temperature)))
             if colorizer.kind == "latent":
-                seg = colorizer.segment(rgb)
+                seg = colorizer.segment(rgb, dtype=np.uint8)
                 atomic_write_bytes(out / f"{stem}_segments.png", png_bytes(segment_colours(seg)))
                 atomic_write_bytes(out / f"{stem}_overlay.png", png_bytes(overlay(rgb, seg)))
                 del seg

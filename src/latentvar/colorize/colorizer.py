@@ -4,19 +4,20 @@ sample and score.
 Images in: a path, a PIL image, or an array (h, w) grey / (h, w, 3) RGB / (h, w, 4) RGBA, uint8 or float
 in [0, 1]; alpha is composited on white. Every output keeps the input's size.
 
-Three grids (shapes h × w, the input's own size):
-- the **work grid**, where the network runs: the emoji model's training square S × S (the image squashed
-  to it, as it was trained); a photo model's image resized so its short side is ``work_side`` (176 px:
-  the middle of its training scales), both sides multiples of 16;
-- the **colour grid**, where P(z|x) and the colour law meet: for a photo model the input itself, or the
-  input shrunk to at most ``COLOUR_PIXELS`` (1 Mpx) when larger; for the emoji model the work grid. There
-  the segment logits are the network's (1/4-resolution) logits upsampled *bilinearly* plus the per-pixel
-  lightness term of the colour grid's own L, so segment boundaries follow the image's lightness edges
-  rather than the network's 4-px blocks, and each pixel's colour law uses its own L-bin;
-- the **full grid**: ab from the colour grid is upsampled bilinearly and joined with the input's own L
-  (Zhang et al. 2016 predict ab at reduced resolution too); segment maps are computed at full
-  resolution the same way as on the colour grid. Both are done in strips of rows, so a 12000 × 9000 photo
-  needs memory for its pixels, not for per-pixel distributions (BENCHMARKS.md has the peak).
+Two grids (shapes h × w, the input's own size):
+- the **work grid**, where the model runs exactly as it was trained -- network, P(z|x) (its 1/4-resolution
+  logits upsampled bilinearly plus the per-pixel lightness term), each segment's colour law, the decoding
+  and the samples: the emoji model's training square S × S (the image squashed to it, as it was trained);
+  for a photo model the image resized so its short side is ``work_side`` (176 px, the middle of its
+  training scales; both sides multiples of 16);
+- the **full grid**: the input itself. ab and P(z|x) are brought up from the work grid by a joint
+  bilateral upsampling steered by the input's own full-resolution L (`grids.joint_bilateral_rows`): a
+  pixel takes the values of its low-resolution neighbours that share its lightness, so colours and
+  segment boundaries stop at the image's edges instead of bleeding over them in 4-px blocks. The
+  colour output is that ab joined with the input's own L (Zhang et al. 2016 and Iizuka et al. 2016 also
+  predict ab at reduced resolution); the posterior P(z|x,y) at full resolution multiplies the upsampled
+  prior by each pixel's own likelihood P(y_p | z_p = k, x) at its own L-bin. Both are computed in strips
+  of rows, so a 12000 × 9000 photo needs memory for its pixels only (BENCHMARKS.md has the peak).
 
 Sampling (``sample``), the generative story: for each draw, one Gumbel vector g^z (k) and one Gumbel
 matrix g^y (k, q) are drawn *per image*; every pixel takes z_p = argmax_k log P(z_p=k|x) + g^z_k and
@@ -35,14 +36,13 @@ import torch
 from torch import Tensor, nn
 
 from latentvar.colorize import grids
-from latentvar.colorize.images import read_image, to_rgba
+from latentvar.colorize.images import read_image_rgb_uint8, to_rgba
 from latentvar.colorize.lab import lab_to_rgb, rgb_to_lab, to_float_rgb
-from latentvar.colorize.model import lightness_bin, lightness_input, nats_per_pixel
+from latentvar.colorize.model import lightness_bin, nats_per_pixel
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint
 
 WORK_SIDE = 176
-COLOUR_PIXELS = 1 << 20
 
 
 def as_image(img) -> np.ndarray:
@@ -50,7 +50,7 @@ def as_image(img) -> np.ndarray:
     from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
-        return read_image(img)
+        return read_image_rgb_uint8(img)  # (h, w, 3), or (h, w, 4) only when the file has alpha
     if isinstance(img, Image.Image):
         return to_rgba(img)
     arr = img.numpy() if isinstance(img, Tensor) else np.asarray(img)
@@ -124,11 +124,6 @@ class Colorizer:
             return self.size, self.size
         return grids.short_side_shape(h, w, self.work_side, multiple=16)
 
-    def colour_shape(self, h: int, w: int) -> tuple[int, int]:
-        if self.arch == "emoji" or self.kind not in ("latent",):
-            return self.work_shape(h, w)
-        return grids.capped_shape(h, w, COLOUR_PIXELS)
-
     def _L(self, rgb: np.ndarray, shape: tuple[int, int]) -> Tensor:
         """The lightness of ``rgb`` resized to ``shape``: (h', w') float32 on the device."""
         return _lab(grids.resize(rgb, shape))[..., 0].to(self.device)
@@ -138,25 +133,29 @@ class Colorizer:
             raise ValueError(f"{what}: needs a latent-segmentation run, this one is {self.kind!r}")
 
     def _latent(self, rgb: np.ndarray):
-        """(log P(z|x) on the colour grid (hc, wc, k), log table (k, l, q), colour-grid L, semantic logits)."""
-        net = self.model.net
-        h, w = rgb.shape[:2]
-        L_work = self._L(rgb, self.work_shape(h, w))[None]
-        features, semantic = net.semantic(L_work)
-        table = net.components(features, semantic, L_work).log_table[0]  # (k, l, q)
-        cshape = self.colour_shape(h, w)
-        L_col = L_work[0] if cshape == tuple(L_work.shape[1:]) else self._L(rgb, cshape)
-        logits = grids.upsample(semantic[0], cshape) + net.lightness_prior(lightness_input(L_col[None]))[0]
-        return torch.log_softmax(logits, 0).permute(1, 2, 0), table, L_col, semantic[0]
+        """On the work grid: (log P(z|x) (hw, ww, k), log table (k, l, q), L (hw, ww)). The last result is
+        kept, keyed by the work-grid lightness itself, so colorize + segment + sample of one image (what
+        `apply` does) run the network once."""
+        L = self._L(rgb, self.work_shape(*rgb.shape[:2]))
+        key = (tuple(L.shape), hash(L.cpu().numpy().tobytes()))
+        if getattr(self, "_last", (None,))[0] != key:
+            mix = self.model.mixture(L[None])
+            self._last = (key, (mix.log_weights[0], mix.components.log_table[0], L))
+        return self._last[1]
 
-    def _finish(self, rgb: np.ndarray, ab: Tensor) -> np.ndarray:
-        """ab on a small grid (h', w', 2) + the input's full-resolution L -> RGB uint8 (h, w, 3)."""
-        ab = ab.float().cpu()
-        out = np.empty((*rgb.shape[:2], 3), np.uint8)
+    def _strips(self, rgb: np.ndarray, low: Tensor, L_low: Tensor):
+        """(rows, Lab of the strip (r, W, 3), ``low`` (c, hw, ww) upsampled to those rows), top to bottom."""
         for rows, strip in grids.strips(rgb):
-            lab = _lab(strip)
-            lab[..., 1:] = grids.upsample_rows(ab.permute(2, 0, 1), rgb.shape[:2], rows).permute(1, 2, 0)
-            out[rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).numpy()
+            lab = _lab(strip).to(self.device)
+            up = grids.joint_bilateral_rows(low, L_low, lab[..., 0], rgb.shape[:2], rows)
+            yield rows, lab, up
+
+    def _finish(self, rgb: np.ndarray, ab: Tensor, L_low: Tensor) -> np.ndarray:
+        """ab on the work grid (hw, ww, 2) + the input's full-resolution L -> RGB uint8 (h, w, 3)."""
+        out = np.empty((*rgb.shape[:2], 3), np.uint8)
+        for rows, lab, up in self._strips(rgb, ab.permute(2, 0, 1).float(), L_low):
+            lab[..., 1:] = up.permute(1, 2, 0)
+            out[rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         return out
 
     # -- the API -----------------------------------------------------------------------------------
@@ -170,47 +169,31 @@ class Colorizer:
         temperature = self.temperature if temperature is None else temperature
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
-        h, w = rgb.shape[:2]
-        if self.kind in ("regression", "grey"):
-            return self._finish(rgb, self.model.predict_ab(self._L(rgb, self.work_shape(h, w))[None])[0])
-        if self.kind == "per-pixel":
-            logp = self.model.log_probs(self._L(rgb, self.work_shape(h, w))[None])[0]
+        if self.kind != "latent":
+            L = self._L(rgb, self.work_shape(*rgb.shape[:2]))
+            if self.kind in ("regression", "grey"):
+                return self._finish(rgb, self.model.predict_ab(L[None])[0], L)
+            logp = self.model.log_probs(L[None])[0]
             ab = self.bins.annealed_mean(logp, temperature) if decode == "annealed" else self.bins.mode(logp)
-            return self._finish(rgb, ab)
-        log_w, table, L_col, _ = self._latent(rgb)
+            return self._finish(rgb, ab, L)
+        log_w, table, L = self._latent(rgb)
         centres = self.bins.centres.to(self.device)
-        ab = grids.mixture_decode(log_w, table, lightness_bin(L_col), centres, temperature, decode)
-        return self._finish(rgb, ab)
+        return self._finish(
+            rgb, grids.mixture_decode(log_w, table, lightness_bin(L), centres, temperature, decode), L
+        )
 
     @torch.no_grad()
     def segment_probs(self, img) -> Tensor:
-        """P(z|x) on the colour grid: (hc, wc, k)."""
+        """P(z|x) on the work grid: (hw, ww, k)."""
         self._require_latent("segment")
         return self._latent(as_image(img))[0].exp()
 
     @torch.no_grad()
-    def segment(self, img) -> np.ndarray:
-        """The prior segmentation argmax_k P(z_p=k|x) at the input's full resolution: int64 (h, w)."""
+    def segment(self, img, dtype=np.int64) -> np.ndarray:
+        """The prior segmentation argmax_k P(z_p=k|x) at the input's full resolution: (h, w) of ``dtype``
+        (int64; np.uint8 takes an eighth of the memory for a huge photo)."""
         self._require_latent("segment")
-        rgb = as_image(img)
-        _, _, _, semantic = self._latent(rgb)
-        return self._full_res_argmax(rgb, semantic)
-
-    def _full_res_argmax(self, rgb: np.ndarray, semantic: Tensor, colour_rgb=None, table=None) -> np.ndarray:
-        """argmax_k of the prior logits (bilinear semantic + per-pixel lightness) at full resolution, plus
-        log P(y_p | z_p = k, x) of ``colour_rgb``'s quantised ab when given (the posterior)."""
-        net = self.model.net
-        out = np.empty(rgb.shape[:2], np.int64)
-        for rows, strip in grids.strips(rgb):
-            lab = _lab(strip).to(self.device)
-            logits = grids.upsample_rows(semantic, rgb.shape[:2], rows)
-            logits = logits + net.lightness_prior(lightness_input(lab[None, ..., 0]))[0]
-            if colour_rgb is not None:
-                y = self.bins.encode(_lab(colour_rgb[rows])[..., 1:].to(self.device))
-                lbin = lightness_bin(lab[..., 0])
-                logits = torch.log_softmax(logits, 0) + table[:, lbin, y]
-            out[rows] = logits.argmax(0).cpu().numpy()
-        return out
+        return self._full_res_argmax(as_image(img), dtype=dtype)
 
     @torch.no_grad()
     def posterior_segment(self, img, color_img) -> np.ndarray:
@@ -220,8 +203,20 @@ class Colorizer:
         rgb, colour = as_image(img), as_image(color_img)
         if colour.shape[:2] != rgb.shape[:2]:
             colour = grids.resize(colour, rgb.shape[:2])
-        _, table, _, semantic = self._latent(rgb)
-        return self._full_res_argmax(rgb, semantic, colour, table)
+        return self._full_res_argmax(rgb, colour)
+
+    def _full_res_argmax(self, rgb: np.ndarray, colour_rgb=None, dtype=np.int64) -> np.ndarray:
+        """argmax_k of the upsampled P(z_p=k|x) at full resolution, times P(y_p | z_p = k, x) of
+        ``colour_rgb``'s quantised ab at the pixel's own L-bin when given (the posterior)."""
+        log_w, table, L = self._latent(rgb)
+        out = np.empty(rgb.shape[:2], dtype)
+        for rows, lab, prior in self._strips(rgb, log_w.exp().permute(2, 0, 1), L):
+            score = prior.clamp_min(1e-30).log()
+            if colour_rgb is not None:
+                y = self.bins.encode(_lab(colour_rgb[rows])[..., 1:].to(self.device))
+                score = score + table[:, lightness_bin(lab[..., 0]), y]
+            out[rows] = score.argmax(0).cpu().numpy()
+        return out
 
     @torch.no_grad()
     def sample(self, img, n: int = 3, generator: torch.Generator | None = None) -> np.ndarray:
@@ -235,35 +230,29 @@ class Colorizer:
             return -torch.log(-torch.log(torch.rand(*shape, generator=generator).clamp(1e-12, 1)))
 
         if self.kind != "latent":  # no segments: per-pixel Gumbel noise shared by all pixels of a draw
-            logp = self.model.log_probs(self._L(rgb, self.work_shape(*rgb.shape[:2]))[None])[0].cpu()
+            L = self._L(rgb, self.work_shape(*rgb.shape[:2]))
+            logp = self.model.log_probs(L[None])[0].cpu()
             return np.stack(
-                [self._finish(rgb, self.bins.decode((logp + gumbel(q)).argmax(-1))) for _ in range(n)]
+                [self._finish(rgb, self.bins.decode((logp + gumbel(q)).argmax(-1)), L) for _ in range(n)]
             )
-        log_w, table, L_col, _ = self._latent(rgb)
-        log_w, table, lbin = log_w.cpu(), table.cpu(), lightness_bin(L_col).cpu()
+        log_w, table, L = self._latent(rgb)
+        log_w, table, lbin = log_w.cpu(), table.cpu(), lightness_bin(L).cpu()
         k = table.shape[0]
         out = []
         for _ in range(n):
-            z = (log_w + gumbel(k)).argmax(-1)  # (hc, wc)
+            z = (log_w + gumbel(k)).argmax(-1)  # (hw, ww)
             choice = (table + gumbel(k, 1, q)).argmax(-1)  # (k, l): the bin each segment takes at each L-bin
-            out.append(self._finish(rgb, self.bins.decode(choice[z, lbin])))
+            out.append(self._finish(rgb, self.bins.decode(choice[z, lbin]).to(self.device), L))
         return np.stack(out)
 
     @torch.no_grad()
     def log_prob(self, color_img) -> Tensor:
-        """log P(y|x) in nats, summed over the pixels of the colour grid (the work grid for the emoji model
-        and the baselines); y the quantised ab of ``color_img``, x its L."""
+        """log P(y|x) in nats, summed over the pixels of the work grid; y the quantised ab of ``color_img``
+        resized to it, x its L."""
         rgb = as_image(color_img)
-        h, w = rgb.shape[:2]
-        if self.kind != "latent":
-            lab = _lab(grids.resize(rgb, self.work_shape(h, w))).to(self.device)
-            y = self.bins.encode(lab[..., 1:])[None]
-            return -nats_per_pixel(self.model.log_probs(lab[None, ..., 0]), y).cpu() * y.numel()
-        log_w, table, L_col, _ = self._latent(rgb)
-        lab = _lab(grids.resize(rgb, tuple(L_col.shape))).to(self.device)
-        y = self.bins.encode(lab[..., 1:])
-        per_pixel = torch.logsumexp(log_w + table[:, lightness_bin(L_col), y].permute(1, 2, 0), -1)
-        return per_pixel.sum().cpu()
+        lab = _lab(grids.resize(rgb, self.work_shape(*rgb.shape[:2]))).to(self.device)
+        y = self.bins.encode(lab[..., 1:])[None]
+        return -nats_per_pixel(self.model.log_probs(lab[None, ..., 0]), y).cpu() * y.numel()
 
     def __repr__(self) -> str:
         return (

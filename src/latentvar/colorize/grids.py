@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-STRIP_PIXELS = 1 << 21  # pixels per strip of rows (2 Mpx: ~25 MB of float32 Lab)
-DECODE_PIXELS = 1 << 16  # pixels per chunk of the (pixels, q) mixture (~70 MB of float32)
+STRIP_PIXELS = 1 << 19  # pixels per strip of rows (0.5 Mpx: ~2 MB per channel of float32)
+SIGMA_L = 8.0  # L units: the range kernel of the joint bilateral upsampling
 
 
 def short_side_shape(
@@ -93,27 +93,56 @@ def strips(img: np.ndarray, max_pixels: int = STRIP_PIXELS) -> Iterator[tuple[sl
         yield rows, img[rows]
 
 
+def joint_bilateral_rows(
+    x: Tensor, guide: Tensor, guide_rows: Tensor, shape: tuple[int, int], rows: slice, sigma: float = SIGMA_L
+) -> Tensor:
+    """Rows ``rows`` of ``x`` (c, h, w) upsampled to ``shape`` (H, W), steered by the lightness: each output
+    pixel mixes the 2×2 low-resolution neighbours that bilinear upsampling would use, each weighted by its
+    bilinear weight times exp(-(L_p - L_q)² / 2σ²), the L_q of ``guide`` (h, w) against the pixel's own
+    L_p in ``guide_rows`` (len(rows), W) -- joint bilateral upsampling (Kopf et al. 2007) with a 2×2
+    support. Across a lightness edge the values of the pixel's own side win, so upsampled segments and
+    colours stop at the edge instead of bleeding 4-px blocks over it. Returns (c, len(rows), W)."""
+    (_, h, w), (H, W) = x.shape, shape
+    r0, r1, wr = _taps(h, H, torch.arange(rows.start, rows.stop, device=x.device))
+    c0, c1, wc = _taps(w, W, torch.arange(W, device=x.device))
+    total = torch.zeros(x.shape[0], len(r0), W, device=x.device, dtype=x.dtype)
+    norm = torch.zeros(len(r0), W, device=x.device, dtype=x.dtype)
+    for ri, rw in ((r0, 1 - wr), (r1, wr)):
+        for ci, cw in ((c0, 1 - wc), (c1, wc)):
+            near = guide[ri][:, ci]  # (rows, W): the neighbour's lightness
+            weight = (
+                rw[:, None] * cw[None, :] * (torch.exp(-((guide_rows - near) ** 2) / (2 * sigma**2)) + 1e-4)
+            )
+            total += x[:, ri][:, :, ci] * weight
+            norm += weight
+    return total / norm
+
+
 def mixture_decode(
     log_w: Tensor, table: Tensor, lbin: Tensor, centres: Tensor, temperature: float, decode: str = "annealed"
 ) -> Tensor:
     """ab (h, w, 2) of the per-pixel marginal Σ_k P(z_p=k|x) P(·|z_p=k, x): its annealed mean (Zhang et
     al. eq. 5) or mode. log_w (h, w, k), table (k, l, q) log-probabilities, lbin (h, w) each pixel's L-bin.
 
-    Pixels are taken in chunks, and within a chunk by L-bin: the marginal of the pixels at L-bin l is one
-    matrix product weights (n, k) @ P(·|k, l) (k, q), so no (pixels, k, q) tensor is built."""
+    Pixels are sorted by L-bin, so the marginal of the pixels at L-bin l is one matrix product of
+    contiguous rows, weights (n_l, k) @ P(·|k, l) (k, q); no (pixels, k, q) tensor is built."""
     h, w, _ = log_w.shape
     weights, levels = log_w.exp().reshape(h * w, -1), lbin.reshape(-1)
     probs = table.exp()  # (k, l, q)
-    out = torch.empty(h * w, 2, device=log_w.device)
-    for start in range(0, h * w, DECODE_PIXELS):
-        part = slice(start, min(h * w, start + DECODE_PIXELS))
-        wts, lv = weights[part], levels[part]
-        mixed = torch.empty(wts.shape[0], probs.shape[-1], device=log_w.device)
-        for level in torch.unique(lv).tolist():
-            at = lv == level
-            mixed[at] = wts[at] @ probs[:, level]
-        if decode == "mode":
-            out[part] = centres[mixed.argmax(-1)]
-        else:
-            out[part] = torch.softmax(mixed.clamp_min(1e-30).log() / temperature, -1) @ centres
+    order = torch.argsort(levels, stable=True)
+    counts = torch.bincount(levels, minlength=probs.shape[1]).tolist()
+    blocks, start = [], 0
+    for level, count in enumerate(counts):
+        if count:
+            blocks.append(weights[order[start : start + count]] @ probs[:, level])
+            start += count
+    mixed = torch.cat(blocks)  # (h·w, q) in sorted order
+    if decode == "mode":
+        ab_sorted = centres[mixed.argmax(-1)]
+    else:
+        # p^(1/T) renormalised, as (p / max p)^(1/T) so the largest term is 1 for any T (no underflow)
+        tilted = (mixed / mixed.amax(-1, keepdim=True)).pow_(1.0 / temperature)
+        ab_sorted = (tilted @ centres) / tilted.sum(-1, keepdim=True)
+    out = torch.empty_like(ab_sorted)
+    out[order] = ab_sorted
     return out.reshape(h, w, 2)
