@@ -1,9 +1,10 @@
 """The one exact-inference engine of latentvar: a semiring-generic linear chain over factored potentials.
 
 - `semiring`: `LogSemiring` (log Z, marginals by its gradient, samples), `MaxSemiring` (Viterbi).
-- `chain`: `Chain(init, transitions, emissions, lengths, final)`, its scaled forward recursion, the log-depth
-  parallel scan, marginals as ∂ log Z/∂ potentials, entropy, and the one backtrace `backtrack(alphas,
-  choose)` serving Viterbi (`Argmax`) and posterior sampling (`GumbelDraw`).
+- `chain`: `Chain(init, transitions, emissions, lengths, final)`, its scaled forward recursion, marginals as
+  ∂ log Z/∂ potentials, entropy, and the one backtrace `backtrack(alphas, choose)` serving Viterbi
+  (`Argmax`) and posterior sampling (`GumbelDraw`).
+- `scan`: the log-depth parallel scan of the same chain (log Z, marginals, best path).
 - `lattice`: the CTC lattice as a banded step of the same chain.
 - `_compiled` (numba) and `_scripted` (TorchScript): registered fast paths (`_registry`), each tested
   against the generic recursion.
@@ -13,17 +14,9 @@ The HMM (`latentvar.hmm`) and CTC (`latentvar.ctc`) are thin models over this pa
 
 from latentvar.inference import _compiled, _scripted  # noqa: F401  (registers the fast paths)
 from latentvar.inference._registry import registered
-from latentvar.inference.chain import (
-    Argmax,
-    Chain,
-    Dense,
-    GumbelDraw,
-    backtrack,
-    parallel_log_partition,
-    parallel_marginals,
-    parallel_viterbi,
-)
+from latentvar.inference.chain import Argmax, Chain, Dense, GumbelDraw, backtrack
 from latentvar.inference.lattice import Banded, Gathered, ctc_chain, extended_labels, final_mask
+from latentvar.inference.scan import parallel_log_partition, parallel_marginals, parallel_viterbi
 from latentvar.inference.semiring import LogSemiring, MaxSemiring
 
 __all__ = [
