@@ -350,3 +350,42 @@ def test_hmm_docs_examples_run():
     for block in blocks:
         exec(compile(block, "docs/hmm.md", "exec"), namespace)
     assert namespace["batch"].batch_shape == (2,)
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_results_stay_on_the_inputs_device_and_match_the_cpu(device):
+    """Every question of a batched, time-varying HMM and of CTC on ``device`` (the generic recursion off the
+    CPU) gives the CPU's answer on that device; runs on a GPU where one is present."""
+    model = batched_hmm(seed=5)
+    y = torch.tensor([[0, 2, 1, 1], [1, 1, 0, 2]])
+    on = HMM(
+        model.init_logits.to(device),
+        model.trans_logits.to(device),
+        D.Categorical(logits=model.emission.logits.to(device)),
+    )
+    post, ref = on.posterior(y.to(device), torch.tensor([4, 3])), model.posterior(y, torch.tensor([4, 3]))
+    for name in ("log_partition", "marginals", "mode", "entropy"):
+        got = getattr(post, name)
+        assert got.device.type == device, name
+        torch.testing.assert_close(got.cpu(), getattr(ref, name))
+    assert post.sample((3,)).device.type == device and on.sample((2,), 4)[0].device.type == device
+    lp = torch.randn(2, 6, 4, dtype=F64).log_softmax(-1)
+    il, targets, tl = torch.tensor([6, 4]), torch.tensor([[1, 2], [3, 0]]), torch.tensor([2, 1])
+    ctc = CTC(lp.to(device), il.to(device)).posterior(targets.to(device), tl.to(device))
+    ref = CTC(lp, il).posterior(targets, tl)
+    for name in ("log_partition", "marginals", "mode", "entropy"):
+        torch.testing.assert_close(getattr(ctc, name).cpu(), getattr(ref, name))
+    shared = HMM(
+        torch.zeros(3, device=device),
+        torch.zeros(3, 3, device=device),
+        D.Normal(torch.zeros(3, device=device), 1.0),
+    )
+    ys = torch.randn(4, 7, device=device)
+    fit = shared.fit(ys, max_iter=2)
+    assert fit.model.log_trans.device.type == device
