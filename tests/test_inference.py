@@ -389,3 +389,30 @@ def test_results_stay_on_the_inputs_device_and_match_the_cpu(device):
     ys = torch.randn(4, 7, device=device)
     fit = shared.fit(ys, max_iter=2)
     assert fit.model.log_trans.device.type == device
+
+
+def test_time_varying_emissions_of_a_batch():
+    """An emission batch (m, t, k): a different Normal per model, step and state, against enumeration."""
+    g = torch.Generator().manual_seed(8)
+    m, t, k = 2, 3, 2
+    means = torch.randn(m, t, k, generator=g, dtype=F64)
+    model = HMM(torch.zeros(m, k, dtype=F64), torch.randn(k, k, generator=g, dtype=F64), D.Normal(means, 1.0))
+    y = torch.randn(m, t, generator=g, dtype=F64)
+    lp, post = model.log_prob(y), model.posterior(y)
+    for i in range(m):
+        zs = list(itertools.product(range(k), repeat=t))
+        scores = []
+        for z in zs:
+            s = model.log_init[i, z[0]] + D.Normal(means[i, 0, z[0]], 1.0).log_prob(y[i, 0])
+            for s_t in range(1, t):
+                s = (
+                    s
+                    + model.log_trans[z[s_t - 1], z[s_t]]
+                    + D.Normal(means[i, s_t, z[s_t]], 1.0).log_prob(y[i, s_t])
+                )
+            scores.append(s)
+        scores = torch.stack(scores)
+        torch.testing.assert_close(lp[i], scores.logsumexp(0))
+        assert post.mode[i].tolist() == list(zs[int(scores.argmax())])
+    z, yy = model.sample((4,), t)
+    assert z.shape == (4, m, t) and yy.shape == (4, m, t)

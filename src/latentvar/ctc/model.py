@@ -225,7 +225,7 @@ class CTCPosterior(Posterior):
     @cached_property
     def log_partition(self) -> Tensor:
         """log P(y|x): (b,)."""
-        return log_partition_of_ctc(self.chain, self.chain._log_alphas[0])
+        return log_partition_of_ctc(self.chain, self.chain.log_alphas[0])
 
     @cached_property
     def marginals(self) -> Tensor:
@@ -264,7 +264,7 @@ class CTCPosterior(Posterior):
                 f"targets: sequences {torch.nonzero(~feasible).flatten().tolist()} cannot fit in their input "
                 "lengths, so P(z|x,y) has no samples"
             )
-        alphas = self.chain._log_alphas[1]
+        alphas = self.chain.log_alphas[1]
         positions = self.chain.backtrack(alphas.expand(*shape, *alphas.shape), GumbelDraw(generator))
         return positions_to_labels(positions, self.ext)
 

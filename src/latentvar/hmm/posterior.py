@@ -73,7 +73,7 @@ class HMMPosterior(Posterior):
         parallel scan), bypassing the compiled kernels: an independent check (Eisner 2016; torch-struct)."""
         if self.method == "parallel":
             return self._shaped(parallel_marginals(self.chain))
-        return self._shaped(self.chain._with(fast=False).expected_counts()[3])
+        return self._shaped(self.chain.replace(fast=False).expected_counts()[3])
 
     @cached_property
     def mode(self) -> Tensor:

@@ -185,7 +185,8 @@ class Chain:
         parts = list(self.emissions())
         return torch.cat(parts, 1) if parts else self.init.new_zeros(self.batch, 0, self.init.shape[-1])
 
-    def _with(self, **changes) -> Chain:
+    def replace(self, **changes) -> Chain:
+        """A new Chain with some of the fields changed (e.g. ``fast=False``, or leaf emissions)."""
         fields = dict(
             init=self.init, transitions=self.step, emissions=self.emissions, lengths=self.lengths,
             final=self.final, fast=self.fast,
@@ -245,7 +246,9 @@ class Chain:
                 trans = step.log_trans.detach().requires_grad_(True)
                 step = Dense(trans)
             e = self.emission_tensor.detach().requires_grad_(True)
-            total, _ = _forward(self._with(init=init, transitions=step, emissions=e, fast=False), LogSemiring)
+            total, _ = _forward(
+                self.replace(init=init, transitions=step, emissions=e, fast=False), LogSemiring
+            )
             wanted = [x for x in (init, trans, e) if x is not None]
             grads = list(torch.autograd.grad(total.sum(), wanted, allow_unused=True))
         grads = [torch.zeros_like(x) if g is None else g for x, g in zip(wanted, grads, strict=True)]
@@ -296,11 +299,12 @@ class Chain:
     def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> Tensor:
         """Exact draws z ∝ exp(score(z)) by forward-filtering backward-sampling: (*sample_shape, b, t)."""
         sample_shape = torch.Size(sample_shape)
-        _, alphas = self._log_alphas
+        _, alphas = self.log_alphas
         return self.backtrack(alphas.expand(*sample_shape, *alphas.shape), GumbelDraw(generator))
 
     @cached_property
-    def _log_alphas(self) -> tuple[Tensor, Tensor]:
+    def log_alphas(self) -> tuple[Tensor, Tensor]:
+        """The log-semiring forward pass kept for backward sampling: (log Z (b,), alphas (b, t, k))."""
         with torch.no_grad():
             return self.forward(LogSemiring, keep=True)
 
@@ -323,7 +327,7 @@ class Chain:
             if final is not None:
                 final = final.detach().expand(self.batch, -1).clone().requires_grad_(True)
                 leaves.append(final)
-            chain = self._with(init=init, transitions=step, emissions=e, final=final, fast=False)
+            chain = self.replace(init=init, transitions=step, emissions=e, final=final, fast=False)
             logz, _ = _forward(chain, LogSemiring)
             grads = torch.autograd.grad(logz.sum(), leaves, allow_unused=True)
         expected = torch.zeros_like(logz, dtype=torch.float64)

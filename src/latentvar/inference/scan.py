@@ -63,7 +63,7 @@ def parallel_marginals(chain: Chain) -> Tensor:
     """∂ log Z / ∂ e (b, t, k) through the parallel scan."""
     with torch.enable_grad():
         e = chain.emission_tensor.detach().requires_grad_(True)
-        total = parallel_log_partition(chain._with(emissions=e), LogSemiring)
+        total = parallel_log_partition(chain.replace(emissions=e), LogSemiring)
         (grad,) = torch.autograd.grad(total.sum(), e)
     return grad
 
@@ -73,7 +73,7 @@ def parallel_viterbi(chain: Chain) -> Tensor:
     indices sends the gradient at ties to one entry, so it is one best path, not a blend."""
     with torch.enable_grad():
         e = chain.emission_tensor.detach().requires_grad_(True)
-        best = parallel_log_partition(chain._with(emissions=e), MaxSemiring)
+        best = parallel_log_partition(chain.replace(emissions=e), MaxSemiring)
         (grad,) = torch.autograd.grad(best.sum(), e)
     z = grad.argmax(-1)
     valid = torch.arange(e.shape[1], device=e.device) < chain.lengths.unsqueeze(-1)
