@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from latentvar.inference import _registry
-from latentvar.inference.semiring import LogSemiring, MaxSemiring
+from latentvar.inference.semiring import LogSemiring, MaxSemiring, logsumexp_safe
 
 PAD = -1
 
@@ -310,24 +310,21 @@ class Chain:
 
     @cached_property
     def entropy(self) -> Tensor:
-        """H(z) = log Z − E[score(z)] (b,), E[score] = Σ θ ∂ log Z/∂θ over init, transitions, emissions
-        (and final): exact, by one autograd pass; 0 for empty sequences."""
+        """H(z) = log Z − E[score(z)] (b,), in nats; 0 for empty sequences and where log Z = -inf. `Dense`
+        chains: the expectation recursion (`_dense_entropy`), memory O(b·k²) per step; other steps (CTC):
+        E[score] = Σ θ ∂ log Z/∂θ over init, emissions and final by one autograd pass (the banded step's
+        allowed moves score 0)."""
+        if isinstance(self.step, Dense):
+            return _dense_entropy(self)
         with torch.enable_grad():
             init = self.init.detach().expand(self.batch, -1).clone().requires_grad_(True)
             e = self.emission_tensor.detach().requires_grad_(True)
             leaves = [init, e]
-            step = self.step
-            if isinstance(step, Dense):  # one copy per sequence, so that E[score] splits by sequence
-                a = step.log_trans.detach()
-                a = a.expand(self.batch, 1, *a.shape) if step.shared else a
-                a = a.clone().requires_grad_(True)
-                step = Dense(a)
-                leaves.append(a)
             final = self.final
             if final is not None:
                 final = final.detach().expand(self.batch, -1).clone().requires_grad_(True)
                 leaves.append(final)
-            chain = self.replace(init=init, transitions=step, emissions=e, final=final, fast=False)
+            chain = self.replace(init=init, emissions=e, final=final, fast=False)
             logz, _ = _forward(chain, LogSemiring)
             grads = torch.autograd.grad(logz.sum(), leaves, allow_unused=True)
         expected = torch.zeros_like(logz, dtype=torch.float64)
@@ -337,6 +334,53 @@ class Chain:
                 expected = expected + contrib.reshape(self.batch, -1).double().sum(-1)
         h = (logz.detach().double() - expected).to(logz.dtype)
         return torch.where(torch.isfinite(logz.detach()), h, torch.zeros_like(h))
+
+
+def _dense_entropy(chain: Chain) -> Tensor:
+    """H(z) of a `Dense` chain by the expectation recursion (the expectation semiring in normalised form,
+    Li & Eisner 2009): beside log α_t(j), carry μ_t(j) = E[score(z_0..z_t) | z_t = j, e_0..e_t], with
+    μ_t(j) = Σ_i w_t(i, j) (μ_{t-1}(i) + A_t[i, j]) + e_t[j], w_t(i, j) = P(z_{t-1} = i | z_t = j, e_0..e_t)
+    ∝ α_{t-1}(i) A_t[i, j]; then E[score] = Σ_j P(z_L = j) (μ_L(j) + final_j). No autograd: one pass holding
+    a (b, k, k) step at a time; μ and the shifts of log α are summed in float64, so H = log Z − E[score]
+    keeps its precision over long sequences."""
+    lengths, b, step = chain.lengths, chain.batch, chain.step
+    floor = torch.finfo(chain.init.dtype).min
+    zero = torch.zeros((), dtype=torch.float64, device=lengths.device)
+    log_alpha = mu = None
+    scale = torch.zeros(b, dtype=torch.float64, device=lengths.device)
+    t = 0
+    with torch.no_grad():
+        for chunk in chain.chunks():
+            for c in range(chunk.shape[1]):
+                e = chunk[:, c]
+                if log_alpha is None:
+                    new_alpha = (chain.init + e).expand(b, -1)
+                    new_mu = new_alpha.double()
+                else:
+                    a_t = step.at(t)
+                    m = log_alpha.unsqueeze(-1) + a_t  # (b, from i, to j)
+                    top = logsumexp_safe(m, -2)
+                    w = torch.exp(m - torch.where(torch.isfinite(top), top, 0.0).unsqueeze(-2))
+                    w = torch.where(torch.isfinite(m), w, 0.0).double()
+                    inner = torch.where(w > 0, w * (mu.unsqueeze(-1) + a_t.double()), zero).sum(-2)
+                    new_alpha, new_mu = top + e, inner + e.double()
+                shift = new_alpha.amax(-1, keepdim=True).clamp_min(floor)
+                new_alpha = new_alpha - shift
+                active = (t < lengths).unsqueeze(-1)
+                scale = scale + torch.where(active, shift, 0.0).squeeze(-1).double()
+                log_alpha = new_alpha if log_alpha is None else torch.where(active, new_alpha, log_alpha)
+                mu = new_mu if mu is None else torch.where(active, new_mu, mu)
+                t += 1
+    if log_alpha is None:
+        return chain.init.new_zeros(b)
+    end = log_alpha if chain.final is None else log_alpha + chain.final
+    end_mu = mu if chain.final is None else mu + chain.final.double()
+    total = logsumexp_safe(end, -1)
+    p = torch.exp(end - torch.where(torch.isfinite(total), total, 0.0).unsqueeze(-1)).double()
+    expected = torch.where(p > 0, p * end_mu, zero).sum(-1)
+    h = scale + total.double() - expected
+    ok = (lengths > 0) & torch.isfinite(total)
+    return torch.where(ok, h, zero).to(chain.init.dtype)
 
 
 def _forward(chain: Chain, semiring, keep: bool = False, exact: bool = False) -> tuple[Tensor, Tensor | None]:
