@@ -13,7 +13,7 @@ and the forward recursion α_0 = init ⊗ e_0,  α_t = (α_{t-1} ⊗ A_t) ⊗ e_
 - ``backtrack(alphas, choose)``: one walk back through stored forward variables, z_t = choose(α_t ⊗ A_{t+1}
   [:, z_{t+1}]): argmax gives Viterbi (from max-semiring alphas), a Gumbel draw gives exact posterior
   samples (from log-semiring alphas; forward-filtering backward-sampling, Chib 1996);
-- ``entropy``: H = log Z − E[score], with E[score] = Σ θ · ∂ log Z / ∂θ over every potential θ.
+- ``entropy``: H = log Z − E[score], E[score] by the expectation recursion (or Σ θ · ∂ log Z / ∂θ).
 
 Shapes (named axes): b sequences (any batch of models or data, flattened), t steps, k states. Potentials are
 *factored*, never a dense (b, t, k, k) tensor unless the transitions really vary:
@@ -33,16 +33,14 @@ The log-depth alternative to the sequential loop is `latentvar.inference.scan` (
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cached_property
 
 import torch
 from torch import Tensor
 
 from latentvar.inference import _registry
+from latentvar.inference.backtrack import Argmax, GumbelDraw, backtrack
 from latentvar.inference.semiring import LogSemiring, MaxSemiring, logsumexp_safe
-
-PAD = -1
 
 
 class Dense:
@@ -107,50 +105,6 @@ class _DenseRun:
 
     def underflowed(self) -> bool:
         return self.seen is not None and bool(torch.isneginf(self.seen).any())
-
-
-class Argmax:
-    """``choose`` for the Viterbi backtrace: the best candidate (ties to the lowest index)."""
-
-    def __call__(self, scores: Tensor) -> Tensor:
-        return scores.argmax(-1)
-
-
-class GumbelDraw:
-    """``choose`` for backward sampling: exact categorical draws ∝ exp(scores), batched (Gumbel-max)."""
-
-    def __init__(self, generator: torch.Generator | None = None):
-        self.generator = generator
-
-    def __call__(self, scores: Tensor) -> Tensor:
-        u = torch.rand(scores.shape, dtype=scores.dtype, device=scores.device, generator=self.generator)
-        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(scores.dtype).tiny)))
-        return (scores + gumbel).argmax(-1)
-
-
-def backtrack(
-    alphas: Tensor, lengths: Tensor, step, choose: Callable[[Tensor], Tensor], final=None
-) -> Tensor:
-    """Walk back from each sequence's last step through stored forward variables ``alphas`` (..., b, t, k):
-    z_{L-1} = choose(α_{L-1} ⊗ final), z_t = choose(α_t ⊗ bias_{t+1}(z_{t+1})) over the predecessors that
-    ``step.predecessors`` names (all k for `Dense`, at most three for CTC's `Banded`). Returns states
-    (..., b, t), -1 past each length. The one backtrace of the library: Viterbi with `Argmax`, exact
-    posterior samples with `GumbelDraw`."""
-    *lead, b, T, k = alphas.shape
-    z = torch.full(alphas.shape[:-1], PAD, dtype=torch.long, device=alphas.device)
-    nxt = torch.zeros(alphas.shape[:-2], dtype=torch.long, device=alphas.device)
-    longest = int(lengths.max()) if b else 0
-    for t in range(min(T, longest) - 1, -1, -1):
-        active = t < lengths
-        cand, bias = step.predecessors(t + 1, nxt, (t == lengths - 1).expand(nxt.shape), final)
-        a_t = alphas[..., t, :]
-        scores = (a_t if cand is None else a_t.gather(-1, cand.clamp(0, k - 1))) + bias
-        picked = choose(scores)
-        if cand is not None:
-            picked = cand.gather(-1, picked[..., None]).squeeze(-1)
-        z[..., t] = torch.where(active, picked, PAD)
-        nxt = torch.where(active, picked, nxt)
-    return z
 
 
 class Chain:

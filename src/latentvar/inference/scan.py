@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from latentvar.inference.chain import PAD, Chain
+from latentvar.inference.backtrack import PAD
+from latentvar.inference.chain import Chain
 from latentvar.inference.semiring import LogSemiring, MaxSemiring
 
 

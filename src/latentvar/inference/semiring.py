@@ -8,8 +8,8 @@ One recursion, several questions (Goodman 1999; torch-struct): run the same sum-
 
 Both have ⊗ = +, so a recursion may shift every cell by a constant per step (the scaled recursion) and add
 the shifts back at the end; `latentvar.inference.chain` relies on that. Posterior samples come from the
-log-semiring forward variables walked back (`chain.backtrack`), and the entropy from the expectation
-identity H = log Z − E[score], E[score] = Σ θ ∂ log Z / ∂θ (`Chain.entropy`).
+log-semiring forward variables walked back (`latentvar.inference.backtrack`), and the entropy
+H = log Z − E[score] from an expectation recursion beside the log-semiring one (`Chain.entropy`).
 
 Every operation reduces over one named dimension and is safe with -inf entries (impossible events):
 a sum over all -inf gives -inf, never NaN, and the gradient through it is zero.
