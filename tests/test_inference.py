@@ -36,8 +36,14 @@ def potentials(kind: str, b=4, t=5, k=3, seed=0):
     """(init, transitions, emissions, lengths, final) of a random chain; ``kind`` picks the factoring."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=F64)  # noqa: E731
-    init = r(b, k) if kind in ("batched", "time", "final") else r(k)
-    trans = {"shared": r(k, k), "batched": r(b, 1, k, k), "time": r(b, t, k, k), "final": r(k, k)}[kind]
+    init = r(b, k) if kind in ("init", "batched", "time", "final") else r(k)
+    trans = {
+        "shared": r(k, k),
+        "init": r(k, k),
+        "batched": r(b, 1, k, k),
+        "time": r(b, t, k, k),
+        "final": r(k, k),
+    }[kind]
     emissions = r(b, t, k) * 1.5
     lengths = torch.tensor([t, t - 2, 1, 0][:b])
     final = r(b, k) if kind == "final" else None
@@ -68,7 +74,7 @@ def enumerate_chain(init, trans, emissions, lengths, final):
     return out
 
 
-KINDS = ["shared", "batched", "time", "final"]
+KINDS = ["shared", "init", "batched", "time", "final"]  # "init": one initial distribution per sequence
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -132,15 +138,13 @@ def test_every_registered_fast_path_equals_the_generic_recursion():
     numba for a shared (k, k) matrix, TorchScript for the CTC lattice."""
     paths = registered()
     assert {"forward", "log_partition_grad", "marginals", "viterbi", "expected_counts"} <= set(paths)
-    init, trans, e, lengths, _ = potentials("shared", b=4, t=7, k=4, seed=5)
     g = torch.Generator().manual_seed(6)
     lp = torch.randn(3, 8, 4, generator=g, dtype=F64).log_softmax(-1)
     targets = torch.tensor([[1, 2, 2], [3, 0, 0], [1, 3, 1]])
     il, tl = torch.tensor([8, 5, 0]), torch.tensor([3, 1, 0])
-    chains = [
-        lambda fast: Chain(init, trans, e, lengths, fast=fast),
-        lambda fast: ctc_chain(lp, targets, tl, il, blank=0, fast=fast),
-    ]
+    dense = [potentials(kind, b=4, t=7, k=4, seed=5)[:4] for kind in ("shared", "init")]
+    chains = [lambda fast, p=p: Chain(*p, fast=fast) for p in dense]
+    chains.append(lambda fast: ctc_chain(lp, targets, tl, il, blank=0, fast=fast))
     for make in chains:
         fast, slow = make(True), make(False)
         for semiring in (LogSemiring, MaxSemiring):
@@ -158,6 +162,7 @@ def test_every_registered_fast_path_equals_the_generic_recursion():
             if x is not None:
                 torch.testing.assert_close(x, y)
     # the differentiable log partitions: gradients in every potential
+    init, trans, e, lengths = dense[1]
     for fast in (True, False):
         leaves = [x.clone().requires_grad_(True) for x in (init, trans, e)]
         total = Chain(*leaves, lengths, fast=fast).log_partition()
