@@ -22,7 +22,7 @@ STEPS=${STEPS:-4000}
 for model in latent regression per-pixel; do
   devices=1; [ "$model" = per-pixel ] && devices=2
   $LV colorize train --data "$CORPUS" --model "$model" --segments 8 --size 64 --width 32 \
-    --steps "$STEPS" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 \
+    --steps "$STEPS" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select auc \
     --devices "$devices" --device "$DEVICE" --out "$RUNS/photo-$model" --resume
 done
 

@@ -39,6 +39,7 @@ def train(
     val_every: int = typer.Option(250, help="Photo corpus: steps between val checks (best kept)."),
     patience: int = typer.Option(0, help="Photo corpus: stop after N val checks without gain (0: never)."),
     lr_decay: str = typer.Option("none", help="Learning-rate schedule: none or cosine."),
+    select: str = typer.Option("nll", help="Photo corpus: keep the best val 'nll' or val 'auc'."),
 ) -> None:
     """Train a colorization model; checkpoints (safetensors + JSON) go to OUT every N steps."""
     from latentvar.colorize.train import TrainConfig
@@ -63,6 +64,7 @@ def train(
             val_every=val_every,
             patience=patience,
             lr_decay=lr_decay,
+            select=select,
         )
         meta = run_training(config, resume=resume)
     last = meta["history"][-1] if meta.get("history") else float("nan")

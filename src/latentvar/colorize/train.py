@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from latentvar._checks import check_positive
 from latentvar.colorize.crops import EVAL_SIDE, PhotoCrops, corpus_dir, fixed_views, split_paths
 from latentvar.colorize.images import load_image_folder, rgba_to_lab
+from latentvar.colorize.metrics import auc
 from latentvar.colorize.model import ARCHS, MODELS, build_model, nats_per_pixel, parameter_count
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
@@ -60,6 +61,7 @@ class TrainConfig:
     val_every: int = 250  # photo corpus: steps between val checks
     patience: int = 0  # photo corpus: stop after this many val checks without improvement (0: never)
     lr_decay: str = "none"  # 'none' or 'cosine' (to 5 % of lr at the last step; a pure function of step)
+    select: str = "nll"  # photo corpus: the val score that picks best.*: 'nll' (lowest) or 'auc' (highest)
 
     def check(self) -> None:
         if self.model not in MODELS:
@@ -81,6 +83,8 @@ class TrainConfig:
         if corpus_dir(self.data) and self.size < 64:
             raise ValueError(f"size: photo crops must be at least 64 px, got {self.size}")
         resolve_device(self.device)
+        if self.select not in ("nll", "auc"):
+            raise ValueError(f"select: expected 'nll' or 'auc', got {self.select!r}")
         if self.lr_decay not in ("none", "cosine"):
             raise ValueError(f"lr_decay: expected 'none' or 'cosine', got {self.lr_decay!r}")
         if self.batch_size % self.devices:
@@ -265,7 +269,8 @@ class _Batches:
 
 
 class _Validation:
-    """Exact NLL (nats/pixel) on the corpus's fixed val views and on as many train views (the gap)."""
+    """Exact NLL (nats/pixel) on the corpus's fixed val views and on as many train views (the gap), and
+    the val AuC of the decoded colours (annealed mean at T = 0.38, or the point prediction)."""
 
     def __init__(self, config: TrainConfig, bins: ABBins, device: torch.device):
         root = corpus_dir(config.data)
@@ -277,20 +282,35 @@ class _Validation:
         pick = np.linspace(0, len(train_paths) - 1, min(len(val), len(train_paths))).round().astype(int)
         for name, paths in (("val", val), ("train", [train_paths[i] for i in pick])):
             L, ab = rgba_to_lab(fixed_views(paths, EVAL_SIDE))
-            self.sets[name] = (L.to(device), bins.encode(ab).to(device))
+            self.sets[name] = (L.to(device), bins.encode(ab).to(device), ab)
+        self.bins = ABBins(bins.centres.to(device))
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> dict[str, float]:
         model.eval()
         out = {}
-        for name, (L, y) in self.sets.items():
-            total = sum(
-                float(nats_per_pixel(model.log_probs(L[i : i + 16]), y[i : i + 16])) * y[i : i + 16].numel()
-                for i in range(0, len(L), 16)
-            )
+        for name, (L, y, ab) in self.sets.items():
+            total, decoded = 0.0, []
+            for i in range(0, len(L), 16):
+                logp = model.log_probs(L[i : i + 16])
+                total += float(nats_per_pixel(logp, y[i : i + 16])) * y[i : i + 16].numel()
+                if name == "val":
+                    point = model.kind == "regression"
+                    decoded.append(
+                        model.predict_ab(L[i : i + 16]) if point else self.bins.annealed_mean(logp)
+                    )
             out[name] = total / y.numel()
+            if decoded:
+                out["val_auc"] = auc(torch.cat(decoded).cpu(), ab)
         model.train()
         return out
+
+
+def _score(check: dict, select: str) -> float:
+    """The number best.* minimises: val NLL, or minus val AuC (checks from before AuC was kept: +inf)."""
+    if select == "nll":
+        return check["val"]
+    return -check["val_auc"] if "val_auc" in check else math.inf
 
 
 def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: bool) -> dict:
@@ -329,7 +349,7 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
         total=config.steps,
     )
     t0 = time.perf_counter()
-    stop = _patience_exhausted(checks, config.patience)
+    stop = _patience_exhausted(checks, config.patience, config.select)
     for step in bar:
         if stop:
             break
@@ -347,13 +367,13 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
         done = step + 1
         if validate is not None and validate.sets and done % config.val_every == 0:
             checks.append({"step": done, **validate(model)})
-            best = min(checks, key=lambda c: c["val"])
+            best = min(checks, key=lambda c: _score(c, config.select))
             if best is checks[-1]:
                 _finish(model, batches)
                 seconds = elapsed + time.perf_counter() - t0
                 meta = _meta(config, model, batches, done, history, seconds, bins, checks)
                 save_checkpoint(out, model_tensors(model), meta, name="best")
-            stop = _patience_exhausted(checks, config.patience)
+            stop = _patience_exhausted(checks, config.patience, config.select)
         last = done == config.steps or stop
         if rank == 0 and (done % config.checkpoint_every == 0 or last):
             if last:
@@ -369,11 +389,11 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
     return meta
 
 
-def _patience_exhausted(checks: list[dict], patience: int) -> bool:
+def _patience_exhausted(checks: list[dict], patience: int, select: str = "nll") -> bool:
     """True when the last ``patience`` val checks were all worse than the best before them."""
     if not patience or len(checks) <= patience:
         return False
-    best_at = min(range(len(checks)), key=lambda i: checks[i]["val"])
+    best_at = min(range(len(checks)), key=lambda i: _score(checks[i], select))
     return len(checks) - 1 - best_at >= patience
 
 
@@ -414,9 +434,11 @@ def _meta(config, model, batches, step, history, seconds, bins, checks) -> dict:
         "parameters": parameter_count(model),
     }
     if checks:
-        best = min(checks, key=lambda c: c["val"])
+        best = min(checks, key=lambda c: _score(c, config.select))
         meta["validation"] = checks
         meta["best"] = {
+            "select": config.select,
+            "val_auc": best.get("val_auc"),
             "step": best["step"],
             "val_nll": best["val"],
             "train_nll": best["train"],
