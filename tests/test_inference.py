@@ -239,6 +239,8 @@ def test_batched_and_time_varying_hmm_match_enumeration(time_varying):
         torch.testing.assert_close(post.entropy[i], -(p * p.log()).sum())
         assert post.mode[i].tolist() == list(zs[int(scores.argmax())])
         torch.testing.assert_close(model.log_joint(post.mode, y)[i], scores.max())
+    both_z = post.mode.expand(3, 2, 4)  # (samples, models, steps)
+    assert model.log_joint(both_z, y).shape == (3, 2)
     torch.testing.assert_close(post.marginals.sum(-1), torch.ones(2, 4, dtype=F64))
     torch.testing.assert_close(model.log_prob(y, method="parallel"), lp)
     # y broadcasts against the models: the same 3 sequences under each of the 2 models

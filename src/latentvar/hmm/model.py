@@ -230,10 +230,11 @@ class HMM(LatentVariableModel):
         return chain.log_partition().reshape(shape)
 
     def log_joint(self, z, y, lengths=None) -> Tensor:
-        """log P(z, y) = log π_{z_1} + Σ_t log A_{z_{t-1} z_t} + Σ_t log P(y_t | z_t): (..., b)."""
+        """log P(z, y) = log π_{z_1} + Σ_t log A_{z_{t-1} z_t} + Σ_t log P(y_t | z_t): (..., *batch shape)
+        for z (..., *batch shape, t) ((..., b) for b sequences of one model)."""
         chain, shape = self.chain(y, lengths)
         z = self._check_z(z, chain, shape)
-        return chain.score(z)
+        return chain.score(z).reshape(*z.shape[:-2], *shape)
 
     def _check_z(self, z, chain: Chain, shape) -> Tensor:
         z = check_integer("z", as_tensor("z", z)).to(chain.lengths.device)
