@@ -190,7 +190,7 @@ def test_cli_hmm_and_lm_end_to_end(tmp_path):
 
 
 def test_word_features_and_feature_emission():
-    from latentvar.demos.hmm import FeatureEmission, word_features
+    from latentvar.hmm.emissions import FeatureEmission, word_features
 
     assert word_features("Running") == ["w=Running", "l=running", "p2=ru", "s1=g", "s2=ng", "s3=ing", "cap"]
     assert {"allcaps", "digit", "hyphen"} <= set(word_features("B-52"))

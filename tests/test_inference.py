@@ -327,7 +327,7 @@ def test_conditional_hmm_mirrors_conditional_mixture():
 
 def test_old_names_stay_importable():
     from latentvar.ctc import extended_labels, final_mask  # noqa: F401
-    from latentvar.hmm import _em_family, _log_partition  # noqa: F401  (used by demos/hmm.py)
+    from latentvar.hmm import _em_family, _log_partition  # noqa: F401  (old names, kept importable)
     from latentvar.semiring import LogSemiring as Old
 
     assert Old is LogSemiring

@@ -13,7 +13,7 @@ from sklearn.metrics import v_measure_score
 from typer.testing import CliRunner
 
 from latentvar import HMM
-from latentvar.demos.word_clusters import context_clusters, context_vectors, state_counts, warm_start
+from latentvar.hmm.word_clusters import context_clusters, context_vectors, state_counts, warm_start
 
 # start-only adverbs, determiners, adjectives, nouns, verbs, end marks; a sentence is
 # [S] D [A] N V D [A] N E -- every class has its own left/right neighbour classes
@@ -110,7 +110,7 @@ def test_warm_start_categorical_counts_and_decoding():
 
 
 def test_warm_start_fits_a_neural_emission_to_the_clusters():
-    from latentvar.demos.hmm import FeatureEmission
+    from latentvar.hmm.emissions import FeatureEmission
 
     _, words, ids, lengths, label = toy_corpus(400)
     k = len(CLASSES)

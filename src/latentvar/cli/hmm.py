@@ -60,7 +60,7 @@ def fit(
         )
     if init not in ("random", "clusters"):
         raise typer.BadParameter(f"expected random or clusters, got {init!r}", param_hint="--init")
-    from latentvar.demos.hmm import fit as run_fit
+    from latentvar.apps.pos.train import fit as run_fit
 
     meta = run_fit(
         out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads, features, init
@@ -78,7 +78,7 @@ def evaluate(
     max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
 ) -> None:
     """Viterbi states vs gold tags (many_to_one, v_measure) and held-out nll_per_token / perplexity."""
-    from latentvar.demos.hmm import evaluate as run_eval
+    from latentvar.apps.pos.evaluate import evaluate as run_eval
     from latentvar.io import atomic_write_json
 
     metrics = run_eval(run, split, max_sentences)
@@ -95,7 +95,7 @@ def supervised(
 ) -> None:
     """The sanity check: a bigram HMM tagger from training counts; Viterbi tag accuracy on the test split."""
     _check_data(data)
-    from latentvar.demos.hmm import supervised as run_supervised
+    from latentvar.apps.pos.evaluate import supervised as run_supervised
 
     typer.echo(json.dumps(run_supervised(vocab, out), indent=2))
 
@@ -112,7 +112,7 @@ def report(
     out: Path = typer.Option(None, help="HTML file (default RUN/report.html)."),
 ) -> None:
     """HTML report: top words per state, state/tag confusion, sampled sentences from the HMM and the LM."""
-    from latentvar.demos.hmm_report import write_report
+    from latentvar.apps.pos.report import write_report
 
     path = write_report(run, lm, extra, out or run / "report.html")
     typer.echo(f"report: {path}")

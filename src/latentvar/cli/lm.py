@@ -29,7 +29,7 @@ def fit(
     """Train a word-level LSTM language model on the Brown training split."""
     if data != "brown":
         raise typer.BadParameter(f"expected 'brown', got {data!r}", param_hint="--data")
-    from latentvar.demos.lm import fit as run_fit
+    from latentvar.apps.pos.lm import fit as run_fit
 
     meta = run_fit(out, vocab, max_sentences, steps, batch_size, dim, hidden, lr, seed, threads)
     typer.echo(f"{meta['step']} steps, train nll/token {meta['history'][-1]:.4f}; run: {out}")
@@ -43,7 +43,7 @@ def evaluate(
     max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
 ) -> None:
     """Held-out nll_per_token (words, as the HMM's) and perplexity; also nll_per_token_with_eos."""
-    from latentvar.demos.lm import evaluate as run_eval
+    from latentvar.apps.pos.lm import evaluate as run_eval
     from latentvar.io import atomic_write_json
 
     metrics = run_eval(run, split, max_sentences)
@@ -60,7 +60,7 @@ def sample(
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
     """Print N sentences sampled from the model (each ends at the end-of-sentence token)."""
-    from latentvar.demos.lm import sample_sentences
+    from latentvar.apps.pos.lm import sample_sentences
 
     for line in sample_sentences(run, n, max_length, seed):
         typer.echo(line)

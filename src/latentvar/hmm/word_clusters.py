@@ -1,4 +1,5 @@
-"""Type-level word clusters from distributional context, used to start HMMs in a syntactic basin.
+"""Type-level word clusters from distributional context, an HMM initialiser: start an HMM over words in a
+syntactic basin.
 
 Every word type gets a vector from the words seen next to it (Schütze 1995; Lamar et al. 2010, "SVD and
 clustering for unsupervised POS tagging"): counts of its left and of its right neighbours among the most

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from latentvar import report
+from latentvar.apps.pos.evaluate import decode, evaluate
+from latentvar.apps.pos.train import build_model
 from latentvar.data import brown
-from latentvar.demos.hmm import build_model, decode, evaluate
 from latentvar.io import load_checkpoint
 
 
@@ -75,7 +76,7 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
             ]
         )
     if lm is not None:
-        from latentvar.demos.lm import evaluate as lm_evaluate
+        from latentvar.apps.pos.lm import evaluate as lm_evaluate
 
         m = lm_evaluate(lm)
         rows.append(
@@ -140,7 +141,7 @@ def write_report(run: Path, lm: Path | None, extra: list[Path], out: Path) -> Pa
         + "</ul>"
     )
     if lm is not None:
-        from latentvar.demos.lm import sample_sentences
+        from latentvar.apps.pos.lm import sample_sentences
 
         lm_lines = sample_sentences(lm, 6)
         sections.append(
