@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from latentvar import report
+from latentvar.apps.digits.evaluate import edit_distance
 from latentvar.ctc import CTC, ctc_loss
-from latentvar.demos.ctc_digits import edit_distance
 from latentvar.io import atomic_write_bytes, atomic_write_json, load_checkpoint, save_checkpoint
 from latentvar.progress import progress
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from latentvar.apps.digits import train as ctc_digits
+from latentvar.apps.digits.data import digit_scans, make_lines, split_indices
+from latentvar.apps.digits.model import Config, LineReader
 from latentvar.cli import app
-from latentvar.demos import ctc_digits
-from latentvar.demos.ctc_digits import Config, LineReader, digit_scans, make_lines, split_indices
 
 
 def test_no_scan_in_both_train_and_test():

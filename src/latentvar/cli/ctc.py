@@ -20,8 +20,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint (after a kill)."),
 ) -> None:
     """Train a CNN + BiGRU with CTC on lines of 3-10 handwritten digits (sklearn's 8x8 scans)."""
-    from latentvar.demos.ctc_digits import Config
-    from latentvar.demos.ctc_digits import train as run_training
+    from latentvar.apps.digits.model import Config
+    from latentvar.apps.digits.train import train as run_training
 
     summary = run_training(out, Config(steps=steps, seed=seed), resume=resume)
     typer.echo(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; checkpoint in {out}")
@@ -36,7 +36,7 @@ def evaluate(
     beam_width: int = typer.Option(1, help="1: greedy decoding; >1: CTC prefix beam search."),
 ) -> None:
     """Character error rate and sequence accuracy on the held-out test lines (scans never trained on)."""
-    from latentvar.demos.ctc_digits import evaluate as run_eval
+    from latentvar.apps.digits.evaluate import evaluate as run_eval
     from latentvar.io import atomic_write_json
 
     metrics = run_eval(run, beam_width=beam_width)
@@ -52,7 +52,7 @@ def align(
     lines: int = typer.Option(8, help="How many test lines to draw."),
 ) -> None:
     """Draw alignment posteriors P(z_t|x,y) and forced-alignment spans over test line images."""
-    from latentvar.demos.ctc_digits import align as run_align
+    from latentvar.apps.digits.report import align as run_align
 
     paths = run_align(run, out, n_lines=lines)
     typer.echo(f"wrote {len(paths)} pictures and {out / 'report.html'}")
