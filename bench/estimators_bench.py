@@ -23,8 +23,8 @@ import time
 import torch
 
 from latentvar import estimate
-from latentvar.dcgan import ConvEncoder, make_generator
-from latentvar.demos.generator_report import benchmark_linear_gaussian, mean_field_encoder
+from latentvar.apps.images.dcgan import ConvEncoder, make_generator
+from latentvar.apps.images.linear_gaussian import benchmark_linear_gaussian, mean_field_encoder
 
 
 def timed(fn):

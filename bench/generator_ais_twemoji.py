@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 
 from latentvar import estimate
-from latentvar.demos.generator import _load_data, bits_per_dim, load_eval, resolve_ais_init
+from latentvar.apps.images.data import load_images
+from latentvar.apps.images.evaluate import bits_per_dim, resolve_ais_init
+from latentvar.apps.images.train import load_eval
 
 
 def _uptime() -> str:
@@ -50,7 +52,7 @@ def main() -> None:
     out["uptime_before"] = _uptime()
     run = load_eval(args.run)
     args.init = out["args"]["init"] = resolve_ais_init(args.init, run)
-    y = _load_data("twemoji", "test")[: args.num_images]
+    y = load_images("twemoji", "test")[: args.num_images]
     options = {
         "leapfrog_steps": args.leapfrog,
         "step_size": args.step_size,

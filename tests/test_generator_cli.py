@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from latentvar.apps.images.data import twemoji_tensor
+from latentvar.apps.images.evaluate import bits_per_dim
+from latentvar.apps.images.train import Run
 from latentvar.cli import app
-from latentvar.dcgan import twemoji_tensor
-from latentvar.demos.generator import Run, bits_per_dim
 
 runner = CliRunner()
 TINY = ["--latent-channels", "4", "--features", "8"]
@@ -140,7 +141,7 @@ def test_sigkill_then_resume(tmp_path):
 
 
 def test_report_interpretation_is_written_from_the_numbers():
-    from latentvar.demos.generator_report import interpretation
+    from latentvar.apps.images.report import interpretation
 
     lg = {
         "exact": -100.0,

@@ -34,7 +34,7 @@ def train(
     the training images, and σ is chosen on the validation images by the IWAE bound (k=16)."""
     import torch
 
-    from latentvar.demos.generator import train as run_train
+    from latentvar.apps.images.train import train as run_train
 
     torch.set_num_threads(threads)
 
@@ -66,7 +66,8 @@ def sample(
     """Draw z ~ N(0, I) and write a grid of the decoded images (the noiseless means E[y|z])."""
     import math
 
-    from latentvar.demos.generator import image_grid, load_eval, sample_images, save_png
+    from latentvar.apps.images.samples import image_grid, sample_images, save_png
+    from latentvar.apps.images.train import load_eval
 
     if n < 1:
         raise typer.BadParameter(f"expected a positive number of samples, got {n}", param_hint="-n")
@@ -105,7 +106,7 @@ def loglik(
     standard error of that mean; bits_per_dim treats the 8-bit values with the continuous density."""
     import torch
 
-    from latentvar.demos.generator import loglik as run_loglik
+    from latentvar.apps.images.evaluate import loglik as run_loglik
 
     torch.set_num_threads(threads)
     from latentvar.io import atomic_write_json
@@ -145,7 +146,7 @@ def report(
     ),
 ) -> None:
     """Estimators on the LinearGaussian against exact log P(y), and on Twemoji runs: OUT/report.html."""
-    from latentvar.demos.generator_report import write_report
+    from latentvar.apps.images.report import write_report
 
     path = write_report(out, vae, gan, num_images, quick, reuse)
     typer.echo(f"report: {path}")
