@@ -10,7 +10,7 @@ from scipy import stats
 from sklearn.mixture import GaussianMixture
 
 from latentvar import ConditionalMixture, Mixture, gaussian_mixture_init
-from latentvar.datasets import load_tabular
+from latentvar.data.tabular import load_tabular
 
 
 @pytest.fixture(autouse=True)

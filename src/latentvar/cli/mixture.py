@@ -24,7 +24,7 @@ def fit(
     ),
 ) -> None:
     """Fit a K-component Gaussian mixture and write its checkpoint, metrics and an HTML report."""
-    from latentvar.demos.mixture import run
+    from latentvar.apps.mixtures.fit import run
 
     metrics = run(data, components, covariance, method, max_iter, seed, out)
     typer.echo(f"mean log-likelihood {metrics['mean_loglik']:.5f} nats; report: {out / 'report.html'}")
