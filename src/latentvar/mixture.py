@@ -11,8 +11,6 @@ mixtures with batch shape (b, h, w).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.distributions as D
 from torch import Tensor, nn
@@ -27,6 +25,17 @@ from latentvar._checks import (
 )
 from latentvar.core import FitResult, LatentVariableModel, Posterior, track_convergence
 from latentvar.progress import progress
+from latentvar.stats import SufficientStatistics, em_family, unconstrained
+
+__all__ = [
+    "ConditionalMixture",
+    "Mixture",
+    "MixturePosterior",
+    "SufficientStatistics",
+    "em_family",
+    "gaussian_mixture_init",
+    "unconstrained",
+]
 
 
 class MixturePosterior(D.Categorical, Posterior):
@@ -212,85 +221,6 @@ class Mixture(LatentVariableModel):
         raise ValueError(f"method: expected 'em' or 'gradient', got {method!r}")
 
 
-# --------------------------------------------------------------------------------------------------
-# EM over sufficient statistics, one layer for every model that fits a family by EM (Mixture.fit, HMM.fit;
-# pomegranate's summarize / from_summaries): accumulate Σ_n r_nk T(y_n) for the family's statistics T in
-# any number of batches, then the closed-form M-step.
-
-
-def em_family(dist: D.Distribution, name: str = "components") -> str:
-    """'full' (MultivariateNormal), 'diag' (Normal, Independent(Normal)) or 'categorical' (Categorical,
-    Independent(Categorical)); a ValueError naming ``name`` for any other family."""
-    base = dist.base_dist if isinstance(dist, D.Independent) else dist
-    if isinstance(dist, D.MultivariateNormal):
-        return "full"
-    if isinstance(base, D.Normal):
-        return "diag"
-    if isinstance(base, D.Categorical) and not isinstance(base, D.OneHotCategorical):
-        return "categorical"
-    raise ValueError(
-        f"{name}: EM supports MultivariateNormal, Normal / Independent(Normal) and Categorical / "
-        f"Independent(Categorical) families, got {type(base).__name__}; use method='gradient' for others"
-    )
-
-
-class SufficientStatistics:
-    """The EM statistics of k components of one family: ``summarize(y, resp)`` adds a batch of
-    observations y (n, *event) with responsibilities resp (n, k); ``from_summaries`` is the M-step.
-
-    Gaussian statistics are accumulated about the first batch's mean (the shifted-data algorithm), so
-    E[y yᵀ] − μ μᵀ keeps its precision where the spread is small against the mean."""
-
-    def __init__(self, dist: D.Distribution, name: str = "components"):
-        self.family = em_family(dist, name)
-        self.independent = isinstance(dist, D.Independent)
-        base = dist.base_dist if self.independent else dist
-        self.num_values = base.logits.shape[-1] if self.family == "categorical" else 0
-        self.n = self.sy = self.syy = self.counts = self.shift = None
-
-    def summarize(self, y: Tensor, resp: Tensor) -> None:
-        r = resp
-        self.n = r.sum(0) if self.n is None else self.n + r.sum(0)
-        if self.family == "categorical":
-            if self.independent:  # y (n, d): counts (k, d, v)
-                onehot = nn.functional.one_hot(y.long(), self.num_values).to(r.dtype)
-                counts = torch.einsum("nk,ndv->kdv", r, onehot)
-            else:  # y (n,): index the counts instead of a one-hot (n, v)
-                counts = r.new_zeros(r.shape[1], self.num_values).index_add_(1, y.long(), r.T)
-            self.counts = counts if self.counts is None else self.counts + counts
-            return
-        y = y.to(r.dtype)
-        y = y if self.family == "full" or self.independent else y[:, None]  # Normal: one dimension
-        if self.shift is None:
-            self.shift = y.mean(0) if y.shape[0] else y.new_zeros(y.shape[1:])
-        yc = y - self.shift
-        sy = r.T @ yc
-        syy = torch.einsum("nk,nd,ne->kde", r, yc, yc) if self.family == "full" else r.T @ (yc * yc)
-        self.sy = sy if self.sy is None else self.sy + sy
-        self.syy = syy if self.syy is None else self.syy + syy
-
-    def from_summaries(
-        self, reg_covar: float = 1e-6, pseudocount: float = 0.0
-    ) -> tuple[D.Distribution, Tensor]:
-        """(the re-estimated components, their total responsibilities n_k (k,)). ``reg_covar`` is added to
-        the variances (as sklearn does), ``pseudocount`` to the categorical counts."""
-        nk = self.n + 10 * torch.finfo(self.n.dtype).eps  # as sklearn guards empty components
-        if self.family == "categorical":
-            counts = self.counts + pseudocount
-            base = D.Categorical(probs=counts / counts.sum(-1, keepdim=True))
-            return (D.Independent(base, 1) if self.independent else base), nk
-        centred = self.sy / nk[:, None]
-        mean = self.shift + centred
-        if self.family == "full":
-            cov = self.syy / nk[:, None, None] - centred.unsqueeze(-1) * centred.unsqueeze(-2)
-            cov = cov + reg_covar * torch.eye(mean.shape[-1], dtype=mean.dtype, device=mean.device)
-            return D.MultivariateNormal(mean, covariance_matrix=cov), nk
-        var = (self.syy / nk[:, None] - centred**2).clamp_min(0) + reg_covar
-        if self.independent:
-            return D.Independent(D.Normal(mean, var.sqrt()), 1), nk
-        return D.Normal(mean[:, 0], var[:, 0].sqrt()), nk
-
-
 def _fit_em(model: Mixture, y, max_iter, tol, reg_covar, pseudocount, callback, show_progress) -> FitResult:
     em_family(model.components)  # refuse unsupported families before any work
     history: list[float] = []
@@ -315,42 +245,6 @@ def _fit_em(model: Mixture, y, max_iter, tol, reg_covar, pseudocount, callback, 
             if callback is not None and callback(model, len(history), mean_ll):
                 break
     return FitResult(model, history, converged)
-
-
-# --------------------------------------------------------------------------------------------------
-# Gradient descent: an unconstrained parametrisation per family, rebuilt into a Distribution each step.
-
-
-def unconstrained(
-    components: D.Distribution,
-) -> tuple[list[Tensor], Callable[[list[Tensor]], D.Distribution]]:
-    """(unconstrained leaf tensors, rebuild(leaves) -> Distribution) for gradient fitting of a family."""
-    if isinstance(components, D.Independent):
-        leaves, rebuild = unconstrained(components.base_dist)
-        n = components.reinterpreted_batch_ndims
-        return leaves, lambda p: D.Independent(rebuild(p), n)
-    if isinstance(components, D.MultivariateNormal):
-        tril = components.scale_tril
-        raw = tril.tril(-1) + torch.diag_embed(tril.diagonal(dim1=-2, dim2=-1).log())
-        leaves = [components.loc.detach().clone(), raw.detach().clone()]
-
-        def mvn(p):
-            off, diag = p[1].tril(-1), p[1].diagonal(dim1=-2, dim2=-1).exp()
-            return D.MultivariateNormal(p[0], scale_tril=off + torch.diag_embed(diag))
-
-        return leaves, mvn
-    if isinstance(components, D.Normal):
-        return [components.loc.detach().clone(), components.scale.log().detach().clone()], lambda p: D.Normal(
-            p[0], p[1].exp()
-        )
-    if isinstance(components, D.Categorical):
-        return [components.logits.detach().clone()], lambda p: D.Categorical(logits=p[0])
-    if isinstance(components, D.Bernoulli):
-        return [components.logits.detach().clone()], lambda p: D.Bernoulli(logits=p[0])
-    raise ValueError(
-        f"components: gradient fitting supports Normal, MultivariateNormal, Categorical and Bernoulli "
-        f"(optionally inside Independent), got {type(components).__name__}"
-    )
 
 
 def _fit_gradient(model: Mixture, y, max_iter, tol, lr, batch_size, show_progress) -> FitResult:

@@ -10,7 +10,7 @@ on use (`from latentvar.hmm.emissions import FeatureEmission`), so `import laten
 """
 
 from latentvar.hmm.conditional import ConditionalHMM
-from latentvar.hmm.fit import _em_family  # old name: latentvar.mixture.em_family(emission, "emission")
+from latentvar.hmm.fit import _em_family  # old name: latentvar.stats.em_family(emission, "emission")
 from latentvar.hmm.model import HMM, METHODS, _log_partition  # old name: Chain(...).log_partition()
 from latentvar.hmm.posterior import HMMPosterior
 

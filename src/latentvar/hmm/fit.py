@@ -1,5 +1,5 @@
 """Fitting an HMM: Baum-Welch over expected counts (the gradients of log P(y), `Chain.expected_counts`),
-the emission's M-step by the EM layer shared with the mixture (`latentvar.mixture.SufficientStatistics`),
+the emission's M-step by the EM layer shared with the mixture (`latentvar.stats.SufficientStatistics`),
 or Adam on the exact -log P(y). One iteration is one pass over the sequences in minibatches;
 ``callback(model, iteration, mean_ll)`` is the iteration hook."""
 
@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from latentvar.core import FitResult, track_convergence
 from latentvar.hmm.model import HMM
 from latentvar.inference import Chain
-from latentvar.mixture import SufficientStatistics, em_family, unconstrained
 from latentvar.progress import progress
+from latentvar.stats import SufficientStatistics, em_family, unconstrained
 
 
 def _batches(n: int, batch_size: int, shuffle: bool = False) -> list[Tensor]:
@@ -29,7 +29,7 @@ def _trim(y: Tensor, lengths: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _em_family(emission) -> str:
-    """The emission's EM family (`latentvar.mixture.em_family`), or a ValueError naming ``emission``."""
+    """The emission's EM family (`latentvar.stats.em_family`), or a ValueError naming ``emission``."""
     return em_family(emission, "emission")
 
 

@@ -22,8 +22,8 @@ from latentvar.hmm.emissions import CharEmission, FeatureEmission
 from latentvar.hmm.word_clusters import context_clusters, warm_start
 from latentvar.inference import Chain
 from latentvar.io import load_checkpoint, save_checkpoint
-from latentvar.mixture import em_family
 from latentvar.progress import progress
+from latentvar.stats import em_family
 
 
 def build_model(tensors: dict, meta: dict) -> HMM:
