@@ -238,7 +238,7 @@ def test_estimators_run_batched_on_an_image_generator():
 
 def test_weights_evaluated_a_few_images_at_a_time_stay_with_their_images(monkeypatch):
     # 3 (sample, image) pairs per pass: 7 images are scored in blocks of 3, 3 and 1, one sample at a time
-    monkeypatch.setattr(estimate, "MAX_EVALS", 3)
+    monkeypatch.setattr(estimate.sampling, "MAX_EVALS", 3)
     model = _model(d_y=12, d_z=3)
     _, y = model.sample((7,))
     est = estimate.iwae(model, y, model.posterior, num_samples=5)
