@@ -11,7 +11,7 @@ from latentvar._checks import as_tensor, check_finite, check_integer, check_leng
 from latentvar.ctc.decode import Labels
 
 
-def _check_log_probs(log_probs, input_lengths, time_first: bool = False) -> tuple[Tensor, Tensor]:
+def check_log_probs(log_probs, input_lengths, time_first: bool = False) -> tuple[Tensor, Tensor]:
     log_probs = as_tensor("log_probs", log_probs)
     axes = "t, b, c" if time_first else "b, t, c"
     check_ndim("log_probs", log_probs, 3, axes)
@@ -43,13 +43,13 @@ def _warn_unless_normalised(log_probs: Tensor, input_lengths: Tensor) -> None:
         )
 
 
-def _check_blank(blank, num_classes: int) -> int:
+def check_blank(blank, num_classes: int) -> int:
     if isinstance(blank, bool) or not isinstance(blank, int) or not 0 <= blank < num_classes:
         raise ValueError(f"blank: expected an integer class index in [0, {num_classes - 1}], got {blank!r}")
     return blank
 
 
-def _check_targets(targets, target_lengths, batch: int, t_max: int, num_classes: int, blank: int, device):
+def check_targets(targets, target_lengths, batch: int, t_max: int, num_classes: int, blank: int, device):
     """Padded (b, l) targets and lengths (b,), from padded (b, l) or concatenated 1-D targets (as torch).
     ``target_lengths`` may be None for padded targets (lengths = entries >= 0) or `Labels`."""
     if isinstance(targets, Labels) and target_lengths is None:

@@ -39,7 +39,7 @@ def collapse(z: Tensor, blank: int = 0) -> Labels:
     return Labels(out[..., :width], lengths)
 
 
-def _collapses_to(z: Tensor, targets: Tensor, target_lengths: Tensor, blank: int) -> Tensor:
+def collapses_to(z: Tensor, targets: Tensor, target_lengths: Tensor, blank: int) -> Tensor:
     """True where collapse(z) == y, for z (..., b, t) and targets (..., b, l) broadcastable: (..., b)."""
     got = collapse(z, blank)
     width = max(got.targets.shape[-1], targets.shape[-1])

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from latentvar._checks import as_tensor
-from latentvar.ctc.checks import _check_blank, _check_log_probs, _check_targets
+from latentvar.ctc.checks import check_blank, check_log_probs, check_targets
 from latentvar.inference import ctc_chain
 from latentvar.inference.lattice import log_partition_of_ctc
 
@@ -89,10 +89,10 @@ def ctc_loss(
         targets = as_tensor("targets", targets)[None]
         input_lengths = as_tensor("input_lengths", input_lengths).reshape(1)
         target_lengths = as_tensor("target_lengths", target_lengths).reshape(1)
-    lp, input_lengths = _check_log_probs(log_probs, input_lengths, time_first=True)
-    blank = _check_blank(blank, lp.shape[-1])
+    lp, input_lengths = check_log_probs(log_probs, input_lengths, time_first=True)
+    blank = check_blank(blank, lp.shape[-1])
     b, t_max, c = lp.shape
-    targets, target_lengths = _check_targets(targets, target_lengths, b, t_max, c, blank, lp.device)
+    targets, target_lengths = check_targets(targets, target_lengths, b, t_max, c, blank, lp.device)
     loss = -log_likelihood(lp, targets, input_lengths, target_lengths, blank, backend)
     if zero_infinity:
         loss = torch.where(torch.isinf(loss), torch.zeros((), dtype=loss.dtype, device=loss.device), loss)

@@ -12,8 +12,8 @@ from torch import Tensor
 
 from latentvar._checks import as_tensor, check_integer
 from latentvar.core import LatentVariableModel, Posterior
-from latentvar.ctc.checks import _check_blank, _check_log_probs, _check_targets
-from latentvar.ctc.decode import PAD, Decoded, Labels, _collapses_to, collapse, prefix_beam_search
+from latentvar.ctc.checks import check_blank, check_log_probs, check_targets
+from latentvar.ctc.decode import PAD, Decoded, Labels, collapse, collapses_to, prefix_beam_search
 from latentvar.ctc.loss import log_likelihood
 from latentvar.inference import Argmax, GumbelDraw, MaxSemiring, ctc_chain
 from latentvar.inference.lattice import log_partition_of_ctc, positions_to_labels
@@ -46,8 +46,8 @@ class CTC(LatentVariableModel):
     """
 
     def __init__(self, log_probs: Tensor, input_lengths, blank: int = 0):
-        self.log_probs, self.input_lengths = _check_log_probs(log_probs, input_lengths)
-        self.blank = _check_blank(blank, self.log_probs.shape[-1])
+        self.log_probs, self.input_lengths = check_log_probs(log_probs, input_lengths)
+        self.blank = check_blank(blank, self.log_probs.shape[-1])
 
     @property
     def batch_size(self) -> int:
@@ -59,7 +59,7 @@ class CTC(LatentVariableModel):
 
     def _targets(self, targets, target_lengths) -> tuple[Tensor, Tensor]:
         b, t_max, c = self.log_probs.shape
-        return _check_targets(targets, target_lengths, b, t_max, c, self.blank, self.log_probs.device)
+        return check_targets(targets, target_lengths, b, t_max, c, self.blank, self.log_probs.device)
 
     def _valid_frames(self) -> Tensor:
         return (
@@ -112,7 +112,7 @@ class CTC(LatentVariableModel):
             lengths = (targets >= 0).sum(-1)
         score = _path_score(self.log_probs, z)
         return torch.where(
-            _collapses_to(z, targets.to(z.device), lengths.to(z.device), self.blank), score, NEG_INF
+            collapses_to(z, targets.to(z.device), lengths.to(z.device), self.blank), score, NEG_INF
         )
 
     def _check_alignment(self, z) -> Tensor:
@@ -272,7 +272,7 @@ class CTCPosterior(Posterior):
         """log P(z|x,y) = Σ_t log P(z_t|x) - log P(y|x) if collapse(z) = y, else -inf: (..., b)."""
         z = _check_alignment(z, self.log_probs, self.input_lengths)
         score = _path_score(self.log_probs, z) - self.log_partition
-        return torch.where(_collapses_to(z, self.targets, self.target_lengths, self.blank), score, NEG_INF)
+        return torch.where(collapses_to(z, self.targets, self.target_lengths, self.blank), score, NEG_INF)
 
 
 def _token_spans(positions: Tensor, target_lengths: Tensor) -> Tensor:
