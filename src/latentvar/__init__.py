@@ -4,6 +4,11 @@ Exact inference (log P(y), the posterior P(z|y): marginals, mode, samples) where
 be done, and honest estimators where it cannot.
 
 Model families are imported on first use, so `import latentvar` stays light.
+
+Rooms (README, "Layout"): core.py (the API), inference/ (the one exact-inference engine), stats.py
+(per-family EM statistics and gradient parametrisations), the model families (mixture.py, hmm/, ctc/,
+autoregressive.py, generator.py), estimate/ (estimators where log P(y) is intractable), the applications
+(colorize/, the flagship, and apps/), data/ (shipped data and loaders), cli/ (the `latentvar` command).
 """
 
 from importlib import import_module

@@ -1,4 +1,6 @@
-"""The `latentvar` command: one verb group per model family (`--help` on each)."""
+"""The `latentvar` command: one verb group per application (`--help` on each). A verb parses its flags and
+calls its application (`latentvar.colorize`, `latentvar.apps.*`) or the public API, imported on first use
+so that `latentvar --help` stays fast; bad input ends with its message and exit status 2 (`_errors.py`)."""
 
 from __future__ import annotations
 
