@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the real speech data of bench/ctc_speech.py from Debian's registry (nothing is committed):
+# Fetch the real speech data of latentvar.apps.speech (bench/ctc_speech.py) from Debian's registry (nothing is committed):
 #   asterisk-core-sounds-en-wav  568 English prompts, 8 kHz 16-bit WAV, one speaker (Allison Smith)
 #   asterisk-core-sounds-en      core-sounds-en.txt.gz, the transcripts
 # Licence: CC-BY-SA 3.0 (see usr/share/doc/*/copyright inside the packages).

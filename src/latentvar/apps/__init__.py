@@ -7,6 +7,8 @@ model families and the public API, and driven by one verb group of the `latentva
 - `images/`: DCGAN image generators on Twemoji trained as a GAN or a VAE, their log P(y) estimates and
   the estimators report (`latentvar generator ...`).
 - `mixtures/`: a Gaussian mixture fitted by exact EM to a tabular data set (`latentvar mixture fit`).
+- `speech/`: real speech read and force-aligned with CTC (`python -m latentvar.apps.speech`; its data is
+  fetched by scripts/ctc_speech_prepare.sh).
 
 The flagship application, colorization, keeps its public path `latentvar.colorize`.
 """

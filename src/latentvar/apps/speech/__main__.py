@@ -1,0 +1,3 @@
+from latentvar.apps.speech.train import main
+
+main()
