@@ -58,4 +58,4 @@ def test_the_cli_imports_applications_and_the_public_api_only():
 
 
 def test_demos_is_gone():
-    assert not (SRC / "demos").exists()
+    assert not list((SRC / "demos").glob("*.py"))  # a stale __pycache__ may stay behind
