@@ -1,0 +1,250 @@
+"""The photo colorizer: grids against torch's own interpolation, decoding against brute force, a receptive
+field that covers the crop, full-resolution segments that follow the image, crops, photo-corpus training
+with val selection, torchrun, the shipped models and `apply` on photos as people have them."""
+
+import json
+import math
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from typer.testing import CliRunner
+
+from latentvar.cli import app
+from latentvar.colorize import grids
+from latentvar.colorize.colorizer import Colorizer
+from latentvar.colorize.crops import PhotoCrops
+from latentvar.colorize.model import PhotoTrunk, build_model
+from latentvar.colorize.photos import write_manifest
+from latentvar.colorize.quantize import ABBins
+from latentvar.colorize.train import TrainConfig, train
+from latentvar.io import FILE_MODE, load_checkpoint
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+runner = CliRunner()
+
+
+def _photo(rng, h=96, w=128) -> np.ndarray:
+    """A fake 'landscape': blue sky over green ground with noise, the horizon at a random height."""
+    img = np.empty((h, w, 3), np.float64)
+    horizon = rng.integers(h // 3, 2 * h // 3)
+    img[:horizon] = [0.45, 0.65, 0.95]
+    img[horizon:] = [0.25, 0.55, 0.2]
+    img += rng.normal(0, 0.05, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    photos = []
+    for i, split in enumerate(["train"] * 6 + ["val"] * 2 + ["test"] * 2):
+        Image.fromarray(_photo(rng)).save(root / "images" / f"p{i}.jpg", quality=92)
+        photos.append({"id": f"p{i}", "split": split, "package": "synthetic", "licence": "CC0-1.0"})
+    write_manifest(root / "manifest.json", photos, {"num_photos": len(photos)})
+    return root
+
+
+def _untrained(kind="latent", k=3) -> Colorizer:
+    bins = ABBins()
+    model = build_model(kind, bins.centres, segments=k, width=8, hidden=8, arch="photo")
+    return Colorizer(model, size=64, meta={"config": {"segments": k}})
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 23, 41), (3, 4, 100, 7), (16, 16, 16, 16), (8, 9, 5, 4)])
+def test_upsample_rows_equals_torch_interpolate(shape):
+    h, w, H, W = shape
+    x = torch.randn(3, h, w)
+    want = F.interpolate(x[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+    for rows in (slice(0, H), slice(1, min(H, 4)), slice(H - 1, H)):
+        torch.testing.assert_close(grids.upsample_rows(x, (H, W), rows), want[:, rows], atol=1e-5, rtol=0)
+
+
+def test_mixture_decode_equals_the_brute_force_marginal():
+    k, nl, q = 3, 10, 261
+    log_w = torch.log_softmax(torch.randn(6, 5, k), -1)
+    table = torch.log_softmax(torch.randn(k, nl, q), -1)
+    lbin = torch.randint(0, nl, (6, 5))
+    centres = ABBins().centres
+    marginal = torch.logsumexp(log_w[..., None] + table[:, lbin].permute(1, 2, 0, 3), dim=2)  # (6, 5, q)
+    for t in (0.38, 1.0):
+        want = torch.softmax(marginal / t, -1) @ centres
+        torch.testing.assert_close(
+            grids.mixture_decode(log_w, table, lbin, centres, t), want, atol=1e-3, rtol=0
+        )
+    got = grids.mixture_decode(log_w, table, lbin, centres, 1.0, decode="mode")
+    torch.testing.assert_close(got, centres[marginal.argmax(-1)])
+
+
+def test_photo_trunk_sees_the_whole_crop():
+    """The output at one corner depends on the input at the opposite corner (global feature + depth)."""
+    trunk = PhotoTrunk(8)
+    x = torch.zeros(1, 1, 64, 64, requires_grad=True)
+    trunk(x)[0, :, 0, 0].sum().backward()
+    assert x.grad[0, 0, -4:, -4:].abs().sum() > 0
+    assert trunk(torch.zeros(2, 1, 48, 80)).shape == (2, 8, 12, 20)
+
+
+def test_full_resolution_segments_follow_a_lightness_edge():
+    """A dark | bright image with the edge at column 37 (not on the network's 4-px grid): the segment map
+    changes exactly there, and the colour output keeps the input's size and its L."""
+    c = _untrained()
+    img = np.full((50, 70, 3), 220, np.uint8)
+    img[:, :37] = 30
+    seg = c.segment(img)
+    assert seg.shape == (50, 70)
+    assert (seg[:, :37] == seg[0, 0]).all() and (seg[:, 37:] == seg[0, -1]).all() and seg[0, 0] != seg[0, -1]
+    out = c.colorize(img)
+    assert out.shape == (50, 70, 3)
+    from latentvar.colorize.lab import rgb_to_lab, to_float_rgb
+
+    L_in, L_out = rgb_to_lab(to_float_rgb(img))[..., 0], rgb_to_lab(to_float_rgb(out))[..., 0]
+    assert (L_in - L_out).abs().max() < 2.0  # the input's own lightness, pixel for pixel
+    assert c.posterior_segment(img, img).shape == (50, 70)
+    assert c.sample(img, 2).shape == (2, 50, 70, 3)
+    assert math.isfinite(float(c.log_prob(img)))
+
+
+def test_baselines_colorize_photos_at_their_size():
+    for kind in ("per-pixel", "regression"):
+        c = _untrained(kind)
+        assert c.colorize(np.zeros((33, 65, 3), np.uint8)).shape == (33, 65, 3)
+
+
+def test_crops_are_a_pure_function_of_seed_and_step(corpus):
+    from latentvar.colorize.photos import load_photo_split
+
+    crops = PhotoCrops(load_photo_split(corpus, "train"), crop=64)
+    a, b = crops.batch(0, 5, 8), crops.batch(0, 5, 8)
+    assert a.shape == (8, 64, 64, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, crops.batch(0, 6, 8)) and not np.array_equal(a, crops.batch(1, 5, 8))
+    with pytest.raises(ValueError, match="^crop: "):
+        PhotoCrops(load_photo_split(corpus, "train"), crop=128)
+
+
+def test_photo_training_validates_keeps_the_best_and_stops_early(tmp_path, corpus):
+    cfg = dict(data=str(corpus), segments=3, size=64, batch_size=4, width=8, hidden=8, lr=3e-3)
+    meta = train(TrainConfig(**cfg, steps=6, val_every=2, out=str(tmp_path / "r")), show_progress=False)
+    assert meta["config"]["arch"] == "photo" and [c["step"] for c in meta["validation"]] == [2, 4, 6]
+    best = min(meta["validation"], key=lambda c: c["val"])
+    _, best_meta = load_checkpoint(tmp_path / "r", name="best")
+    assert best_meta["step"] == best["step"] == meta["best"]["step"]
+    assert meta["best"]["gap"] == pytest.approx(best["val"] - best["train"])
+    c = Colorizer.load(tmp_path / "r")  # the best-on-val weights
+    assert c.meta["step"] == best["step"] and c.arch == "photo"
+    # patience 1 with a learning rate that cannot improve: stops after the second check
+    stopped = train(
+        TrainConfig(**{**cfg, "lr": 1e-12}, steps=20, val_every=2, patience=1, out=str(tmp_path / "s")),
+        show_progress=False,
+    )
+    assert stopped["step"] < 20 and len(stopped["validation"]) >= 2
+    with pytest.raises(ValueError, match="^size: photo crops"):
+        TrainConfig(data=str(corpus), size=48).check()
+    with pytest.raises(ValueError, match="^device: "):
+        TrainConfig(device="tpu").check()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path, corpus):
+    """`colorize train` under torchrun (env:// rendezvous, 2 processes on gloo) = one process."""
+    common = ["colorize", "train", "--data", str(corpus), "--segments", "3", "--size", "64", "--width", "8"]
+    common += ["--batch-size", "4", "--steps", "3", "--val-every", "0"]
+    one = tmp_path / "one"
+    train(
+        TrainConfig(
+            data=str(corpus), segments=3, size=64, width=8, batch_size=4, steps=3, val_every=0, out=str(one)
+        ),
+        show_progress=False,
+    )
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    env = {**os.environ, "PYTHONPATH": SRC, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "latentvar", *common]
+    proc = subprocess.run([*cmd, "--out", str(tmp_path / "two")], env=env, capture_output=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    t1, _ = load_checkpoint(one)
+    t2, meta = load_checkpoint(tmp_path / "two")
+    assert meta["config"]["devices"] == 2
+    for name in t1:
+        if name.startswith("model."):
+            torch.testing.assert_close(t1[name], t2[name], atol=1e-4, rtol=1e-4)
+
+
+def test_shipped_models_load_by_name():
+    photo, emoji = Colorizer.load(), Colorizer.load("twemoji")
+    assert photo.arch == "photo" and photo.kind == "latent"
+    assert emoji.arch == "emoji" and emoji.size == 32
+    assert photo.colorize(np.zeros((40, 30, 3), np.uint8)).shape == (40, 30, 3)
+    with pytest.raises(FileNotFoundError, match="^run: no checkpoint"):
+        Colorizer.load("no-such-model")
+
+
+def test_apply_photos_as_people_have_them(tmp_path):
+    """Default model (no --run); a rotated phone photo comes out upright at its size; a corrupt file is
+    `error: ...` with exit status 2."""
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(_photo(rng, 60, 90))  # stored 60 x 90 (h x w), EXIF says rotate 90° -> 90 x 60
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    Image.fromarray(_photo(rng, 40, 52)).save(tmp_path / "plain.tif")
+    out = tmp_path / "out"
+    args = ["colorize", "apply", str(tmp_path / "phone.jpg"), str(tmp_path / "plain.tif")]
+    result = runner.invoke(app, [*args, "--out", str(out), "--samples", "1"])
+    assert result.exit_code == 0, result.output
+    for stem, size in (("phone", (60, 90)), ("plain", (52, 40))):
+        for suffix in ("color", "segments", "overlay", "sample0"):
+            with Image.open(out / f"{stem}_{suffix}.png") as im:
+                assert im.size == size, (stem, suffix, im.size)
+    # readable by others (0644 under the usual umask), not mkstemp's 0600
+    assert stat.S_IMODE((out / "phone_color.png").stat().st_mode) == FILE_MODE and FILE_MODE & 0o044
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    result = runner.invoke(app, ["colorize", "apply", str(tmp_path / "bad.jpg"), "--out", str(out)])
+    assert result.exit_code == 2 and "bad.jpg" in result.output and "Traceback" not in result.output
+
+
+def test_overlay_draws_boundaries_and_keeps_size():
+    from latentvar.colorize.visual import boundaries, overlay
+
+    seg = np.zeros((10, 12), np.int64)
+    seg[:, 7:] = 1
+    edge = boundaries(seg)
+    assert edge[:, 6].all() and edge.sum() == 10
+    out = overlay(np.zeros((10, 12, 3), np.uint8), seg)
+    assert out.shape == (10, 12, 3) and (out[:, 6] == 255).all() and (out[:, 0] != 255).all()
+    with pytest.raises(ValueError, match="^segments: "):
+        overlay(np.zeros((10, 11, 3), np.uint8), seg)
+
+
+def test_eval_on_a_photo_corpus(tmp_path, corpus):
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        data=str(corpus),
+        segments=3,
+        size=64,
+        batch_size=4,
+        width=8,
+        hidden=8,
+        steps=2,
+        val_every=0,
+        out=str(run),
+    )
+    train(cfg, show_progress=False)
+    report = tmp_path / "m.json"
+    for extra in (["--run", str(run)], ["--baseline", "grey"]):
+        result = runner.invoke(
+            app, ["colorize", "eval", "--data", str(corpus), *extra, "--json", str(report)]
+        )
+        assert result.exit_code == 0, result.output
+        metrics = json.loads(report.read_text())
+        assert metrics["num_images"] == 2 and metrics["split"] == "test" and 0 < metrics["auc"] <= 1
