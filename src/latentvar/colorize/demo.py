@@ -95,11 +95,12 @@ def photo_section(generator_seed: int = 0) -> list[str]:
     heads += ["sample 1", "sample 2", "sample 3", "ground truth"]
 
     def cell(image):
-        return f"<td>{report.img(report.jpeg_bytes(image), width=200)}</td>"
+        return f"<td>{report.img(report.jpeg_bytes(image), width=132)}</td>"
 
     rows = []
     for name, rgb, source in examples:
-        cells = [f"<td>{html.escape(name)}<br><small>{html.escape(source)}</small></td>", cell(_grey(rgb))]
+        title = html.escape(name.split("__")[-1].replace("_", " "))
+        cells = [f"<td>{title}<br><small>{html.escape(source)}</small></td>", cell(_grey(rgb))]
         cells.append(cell(overlay(rgb, model.segment(rgb))))
         cells.append(cell(overlay(rgb, model.posterior_segment(rgb, rgb))))
         cells.append(cell(model.colorize(rgb)))
@@ -120,7 +121,7 @@ def photo_section(generator_seed: int = 0) -> list[str]:
     measured = model.meta.get("test_metrics")
     if measured:
         keys = ["nll_nats_per_pixel", "auc", "psnr", "colorfulness"]
-        rows = [[kind, *[float(m[k]) for k in keys]] for kind, m in measured.items()]
+        rows = [[kind, *[round(float(m[k]), 4) for k in keys]] for kind, m in measured.items()]
         truth = next(iter(measured.values()))["colorfulness_ground_truth"]
         rows.append(["ground truth", "", "", "", float(truth)])
         sections += [
