@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from colorize_speed import median_ms  # bench/ is on the path when this script runs
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.model import build_model, parameter_count
 from latentvar.colorize.quantize import ABBins
@@ -65,16 +66,6 @@ def train_rate(kind: str, threads: int, steps: int, repeats: int) -> tuple[float
         if r:
             rates.append(steps * 64 / (time.perf_counter() - start))
     return statistics.median(rates), parameter_count(model)
-
-
-def timed_ms(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def big_apply(tmp: Path) -> tuple[float, float]:
@@ -135,7 +126,7 @@ def main() -> None:
                 ("segment", lambda: c.segment(tmp / "p512.jpg")),
                 ("sample(n=3)", lambda: c.sample(tmp / "p512.jpg", 3)),
             ):
-                print(f"{what:<14}{timed_ms(call, args.repeats):8.0f} ms")
+                print(f"{what:<14}{median_ms(call, args.repeats):8.0f} ms")
         if args.big:
             peak, wall = big_apply(tmp)
             print(f"\napply on a 12000x9000 JPEG (--samples 1): peak RSS {peak:.2f} GiB, {wall:.1f} s wall")

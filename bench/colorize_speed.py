@@ -55,12 +55,8 @@ def ddp_rate(batch: int, steps: int) -> float:
     return steps * batch / meta["train_seconds"]
 
 
-def colorize_ms(colorizer: Colorizer, image: np.ndarray, what: str, repeats: int = 20) -> float:
-    call = {
-        "colorize": lambda: colorizer.colorize(image),
-        "segment": lambda: colorizer.segment(image),
-        "sample(n=3)": lambda: colorizer.sample(image, 3),
-    }[what]
+def median_ms(call, repeats: int = 20) -> float:
+    """Median wall time of ``call()`` in ms over ``repeats`` runs, after one warm-up run."""
     call()
     times = []
     for _ in range(repeats):
@@ -108,7 +104,12 @@ def main() -> None:
     )
     print("\n256x256 RGBA image, latent model (network at 32x32, ab upsampled), 1 thread, median of 20")
     for what in ("colorize", "segment", "sample(n=3)"):
-        print(f"{what:<14}{colorize_ms(colorizer, image, what):8.1f} ms")
+        call = {
+            "colorize": lambda: colorizer.colorize(image),
+            "segment": lambda: colorizer.segment(image),
+            "sample(n=3)": lambda: colorizer.sample(image, 3),
+        }[what]
+        print(f"{what:<14}{median_ms(call):8.1f} ms")
 
 
 if __name__ == "__main__":
