@@ -5,8 +5,9 @@
 - Training: optimiser steps on batches of 64 random 64×64 crops (the shipped photo model's settings:
   latent, K = 8, photo trunk width 32), median of ``repeats`` runs of ``steps`` steps, with 1 and 2
   intra-op threads; the regression model (same trunk, no latent) is the in-process reference.
-- Colorizing: `Colorizer.load().colorize(path)` on a 512×512 JPEG from disk (reading, network, colour
-  law at full resolution, Lab -> RGB), median of ``repeats``; also `segment` and `sample(n=3)`.
+- Colorizing: `Colorizer.load().colorize(path)` on a 512×512 JPEG from disk (loading the model, reading,
+  network, decoding, joint bilateral upsampling, Lab -> RGB), a fresh Colorizer per call, median of
+  ``repeats``; also `segment`, `sample(n=3)` and all of `apply`'s outputs for one image.
 - ``--big``: `latentvar colorize apply` on a generated 12000×9000 JPEG (--samples 1) in a subprocess, its
   peak resident memory (`resource.getrusage` of the child) and wall time.
 """
@@ -68,6 +69,17 @@ def train_rate(kind: str, threads: int, steps: int, repeats: int) -> tuple[float
     return statistics.median(rates), parameter_count(model)
 
 
+def apply_all(c: Colorizer, path: Path) -> None:
+    """What `colorize apply` computes per image: colour, segments, overlay, 3 samples (no PNG writing)."""
+    from latentvar.colorize.colorizer import as_image
+    from latentvar.colorize.visual import overlay
+
+    rgb = as_image(path)
+    c.colorize(rgb)
+    overlay(rgb, c.segment(rgb, dtype=np.uint8))
+    c.sample(rgb, 3)
+
+
 def big_apply(tmp: Path) -> tuple[float, float]:
     path = tmp / "big.jpg"
     img = np.concatenate([_photo(1000, 12000, s) for s in range(9)], axis=0)  # 9000 x 12000
@@ -101,7 +113,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--big", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
+    if not args.skip_training:
+        train_table(args)
+    photo_table(args)
+
+
+def train_table(args) -> None:
     print("training, 64x64 crops, batch 64, photo trunk width 32")
     print(f"{'model':<12}{'threads':>8}{'parameters':>12}{'crops/s':>10}{'vs regression':>15}")
     for threads in (1, 2):
@@ -112,19 +131,22 @@ def main() -> None:
                 rate, params = train_rate(kind, threads, args.steps, args.repeats)
             print(f"{kind:<12}{threads:>8}{params:>12,}{rate:>10.0f}{rate / ref:>15.2f}")
 
+
+def photo_table(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         Image.fromarray(_photo(512, 512)).save(tmp / "p512.jpg", quality=90)
-        c = Colorizer.load()
+        fresh = Colorizer.load  # a new Colorizer per call: no network pass reused from the last call
         for threads in (1, 2):
             torch.set_num_threads(threads)
             print(
                 f"\n512x512 JPEG from disk, shipped photo model, {threads} thread(s), median of {args.repeats}"
             )
             for what, call in (
-                ("colorize", lambda: c.colorize(tmp / "p512.jpg")),
-                ("segment", lambda: c.segment(tmp / "p512.jpg")),
-                ("sample(n=3)", lambda: c.sample(tmp / "p512.jpg", 3)),
+                ("colorize", lambda: fresh().colorize(tmp / "p512.jpg")),
+                ("segment", lambda: fresh().segment(tmp / "p512.jpg")),
+                ("sample(n=3)", lambda: fresh().sample(tmp / "p512.jpg", 3)),
+                ("apply's 4 outputs", lambda: apply_all(fresh(), tmp / "p512.jpg")),
             ):
                 print(f"{what:<14}{median_ms(call, args.repeats):8.0f} ms")
         if args.big:
