@@ -95,7 +95,7 @@ def photo_section(generator_seed: int = 0) -> list[str]:
     heads += ["sample 1", "sample 2", "sample 3", "ground truth"]
 
     def cell(image):
-        return f"<td>{report.img(report.jpeg_bytes(image), width=132)}</td>"
+        return f"<td>{report.img(report.jpeg_bytes(image), width=120)}</td>"
 
     rows = []
     for name, rgb, source in examples:
