@@ -46,20 +46,43 @@ def test_checkpoint_round_trip_and_atomicity(tmp_path):
     assert (tmp_path / "m.json").read_text().strip() == '{\n  "x": 1.5\n}'
 
 
+def test_checkpoint_metadata_travels_in_the_tensor_file(tmp_path):
+    """A kill between the tensor file and its JSON copy cannot pair new weights with an old step: the
+    metadata in the safetensors header wins over a stale JSON; a checkpoint from before the header (JSON
+    only) still loads."""
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    save_checkpoint(run, {"w": torch.zeros(2)}, {"step": 1})
+    json_before = (run / "checkpoint.json").read_text()
+    save_checkpoint(run, {"w": torch.ones(2)}, {"step": 2})
+    (run / "checkpoint.json").write_text(json_before)  # as if killed before the JSON copy was replaced
+    tensors, meta = load_checkpoint(run)
+    assert meta == {"step": 2} and torch.equal(tensors["w"], torch.ones(2))
+    old = tmp_path / "old"
+    old.mkdir()
+    save_file({"w": torch.full((2,), 3.0)}, str(old / "checkpoint.safetensors"))
+    (old / "checkpoint.json").write_text('{"step": 9}')
+    assert load_checkpoint(old)[1] == {"step": 9}
+    (old / "checkpoint.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"^run: .*no metadata in its header"):
+        load_checkpoint(old)
+
+
 def test_loading_refuses_pickles(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.safetensors").write_bytes(pickle.dumps({"w": 1}))
     (run / "checkpoint.json").write_text("{}")
-    with pytest.raises(ValueError, match="pickle"):
+    with pytest.raises(ValueError, match=r"^run: .* is a pickle or torch.save archive"):
         load_checkpoint(run)
     (tmp_path / "model.pt").write_bytes(b"x")
-    with pytest.raises(ValueError, match="pickle"):
+    with pytest.raises(ValueError, match=r"^run: .* looks like a pickle"):
         load_checkpoint(tmp_path / "model.pt")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "weights.pkl").write_bytes(b"x")
-    with pytest.raises(FileNotFoundError, match="refuses"):
+    with pytest.raises(FileNotFoundError, match=r"^run: no checkpoint .*which latentvar refuses to load"):
         load_checkpoint(empty)
 
 

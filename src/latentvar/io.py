@@ -1,8 +1,11 @@
 """Files: atomic writes, and checkpoints as safetensors + JSON (never pickle).
 
-A checkpoint is a directory holding ``<name>.safetensors`` (tensors) and ``<name>.json`` (config,
-step, metrics). Both are written to a temporary file in the same directory and moved into place with
-``os.replace``, so a run killed at any moment leaves the previous checkpoint intact.
+A checkpoint is one file, ``<name>.safetensors``: the tensors, with the metadata (config, step, metrics)
+as JSON in its header, written to a temporary file in the same directory and moved into place with
+``os.replace`` -- a single atomic write, so a run killed at any moment leaves either the previous
+checkpoint or the new one, never new weights paired with an old step. ``<name>.json`` beside it is a
+readable copy of the metadata, written after; loading trusts the header (older checkpoints, without one,
+are read from the JSON).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+META_KEY = "latentvar.meta"  # the checkpoint's metadata (JSON) in the safetensors header
 
 
 def _file_mode() -> int:
@@ -68,15 +73,16 @@ def _json_default(o):
 def save_checkpoint(
     directory: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict, name: str = "checkpoint"
 ) -> Path:
-    """Write ``name.safetensors`` then ``name.json`` atomically; the JSON is written last, so a JSON that
-    exists always describes a complete tensor file."""
+    """Write ``name.safetensors`` (tensors + the metadata in its header) in one atomic replace, then the
+    readable copy ``name.json``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".safetensors.tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp)
+        header = {META_KEY: json.dumps(meta, sort_keys=True, default=_json_default)}
+        save_file(tensors, tmp, metadata=header)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, directory / f"{name}.safetensors")
     except BaseException:
@@ -97,7 +103,7 @@ def load_checkpoint(
         directory = directory.parent
     tensors_path = directory / f"{name}.safetensors"
     meta_path = directory / f"{name}.json"
-    if not meta_path.exists() or not tensors_path.exists():
+    if not tensors_path.exists():
         pickles = (
             [p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES] if directory.is_dir() else []
         )
@@ -109,6 +115,12 @@ def load_checkpoint(
         raise ValueError(
             f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load"
         )
+    with safe_open(str(tensors_path), framework="pt") as f:
+        header = f.metadata() or {}
+    if META_KEY in header:
+        return load_file(str(tensors_path)), json.loads(header[META_KEY])
+    if not meta_path.exists():
+        raise FileNotFoundError(f"run: {tensors_path} has no metadata in its header and no {meta_path.name}")
     return load_file(str(tensors_path)), json.loads(meta_path.read_text())
 
 
