@@ -49,7 +49,7 @@ class ABBins:
 
     def _sq_dist(self, ab: Tensor) -> Tensor:
         """(..., 2) -> (..., q) squared distances to every centre."""
-        c = self.centres.to(ab.dtype)
+        c = self.centres.to(ab)
         return (ab.unsqueeze(-2) - c).pow(2).sum(-1)
 
     def _cell_lookup(self) -> tuple[Tensor, int]:
@@ -66,13 +66,13 @@ class ABBins:
         The nearest grid point is the rounded one; when that cell is in gamut it is the answer, otherwise
         (rare: ab beyond the sampled gamut) the nearest of all Q centres is searched."""
         table, offset = self._cell_lookup()
-        flat = ab.reshape(-1, 2)
+        device, flat = ab.device, ab.reshape(-1, 2).cpu()  # the lookup table lives on the CPU
         cell = (torch.round(flat / GRID).to(torch.int64) + offset).clamp(0, 2 * offset)
         out = table[cell[:, 0], cell[:, 1]]
         missing = (out < 0).nonzero()[:, 0]
         if missing.numel():
             out[missing] = self._sq_dist(flat[missing]).argmin(-1)
-        return out.reshape(ab.shape[:-1])
+        return out.reshape(ab.shape[:-1]).to(device)
 
     def soft_encode(self, ab: Tensor, neighbours: int = 5, sigma: float = 5.0) -> Tensor:
         """Zhang et al.'s soft encoding: (..., 2) -> (..., q), Gaussian weights on the 5 nearest centres."""
@@ -83,7 +83,7 @@ class ABBins:
 
     def decode(self, index: Tensor) -> Tensor:
         """Bin indices (...) -> their centres (..., 2)."""
-        return self.centres[index]
+        return self.centres.to(index.device)[index]
 
     def annealed_mean(self, log_probs: Tensor, temperature: float = 0.38) -> Tensor:
         """(..., q) log-probabilities -> (..., 2): the mean of p^(1/T) renormalised (Zhang et al. eq. 5).
@@ -92,7 +92,7 @@ class ABBins:
         if not temperature > 0:
             raise ValueError(f"temperature: expected a positive value, got {temperature!r}")
         w = torch.softmax(log_probs / temperature, dim=-1)
-        return w @ self.centres.to(w.dtype)
+        return w @ self.centres.to(w)
 
     def mode(self, log_probs: Tensor) -> Tensor:
         """(..., q) -> (..., 2): the centre of the most probable bin."""
