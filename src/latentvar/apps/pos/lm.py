@@ -75,11 +75,10 @@ def fit(
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         load_optimizer_tensors(opt, tensors, "opt")
         meta.update({k: saved[k] for k in ("step", "history", "seconds")})
-    g = torch.Generator().manual_seed(seed + meta["step"])
     bar = progress(range(meta["step"], steps), desc="lm", total=steps, initial=meta["step"])
     running, t0 = [], time.time()
     for step in bar:
-        idx = torch.randint(words.shape[0], (batch_size,), generator=g)
+        idx = torch.randint(words.shape[0], (batch_size,), generator=batch_generator(seed, step))
         lb = lengths[idx]
         lp = model.log_prob(words[idx, : int(lb.max())], lb)
         loss = -lp.sum() / (lb.sum() + batch_size)
@@ -96,6 +95,12 @@ def fit(
             bar.set_postfix(nll=f"{meta['history'][-1]:.3f}")
             save_checkpoint(out, _state(net, opt), meta)
     return meta
+
+
+def batch_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of step ``step``'s minibatch: a pure function of (seed, step), so a resumed run draws
+    exactly the batches an unbroken one would (reseeding once at the resume step would not)."""
+    return torch.Generator().manual_seed((seed * 2**32 + step) % 2**64)
 
 
 def _state(net, opt) -> dict:
