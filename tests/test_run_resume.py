@@ -66,3 +66,27 @@ def test_lm_fit_resumed_after_sigkill_matches_unbroken_run(tmp_path):
     whole = fit(unbroken, steps=steps, **LM)
     assert whole["step"] == steps and whole["history"] == resumed["history"]
     _assert_same_tensors(killed, unbroken)  # the network and Adam's moments
+
+
+@pytest.mark.parametrize(("old", "name"), [("opt", None), ("optim", None), ("opt_main", "main")])
+def test_optimizer_state_saves_under_one_prefix_and_old_prefixes_still_load(old, name):
+    from latentvar.io import optimizer_tensors
+    from latentvar.runs import load_optimizer, save_optimizer
+
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = torch.optim.Adam([w], lr=0.1)
+    (w**2).sum().backward()
+    opt.step()
+    saved = save_optimizer(opt, name)
+    assert saved and all(k.startswith("optimizer." if name is None else f"optimizer.{name}.") for k in saved)
+    for tensors, prefix in (
+        (saved, "optimizer" if name is None else f"optimizer.{name}"),
+        (optimizer_tensors(opt, old), old),
+    ):
+        fresh = torch.optim.Adam([torch.nn.Parameter(w.detach().clone())], lr=0.1)
+        assert load_optimizer(fresh, tensors, name) == prefix
+        for key, value in opt.state_dict()["state"][0].items():
+            torch.testing.assert_close(
+                torch.as_tensor(fresh.state_dict()["state"][0][key]), torch.as_tensor(value)
+            )
+    assert load_optimizer(torch.optim.Adam([w]), {}, name) is None  # nothing saved: Adam starts afresh

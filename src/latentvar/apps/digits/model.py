@@ -12,7 +12,8 @@ from pathlib import Path
 from einops import rearrange
 from torch import Tensor, nn
 
-from latentvar.io import load_checkpoint, optimizer_tensors, save_checkpoint
+from latentvar.io import load_checkpoint, save_checkpoint
+from latentvar.runs import save_optimizer
 
 BLANK = 0  # class 0 is the blank; digit d is class d + 1
 NUM_CLASSES = 11
@@ -60,7 +61,7 @@ class LineReader(nn.Module):
 
 
 def save(run: Path, model: LineReader, optimizer, cfg: Config, step: int, extra: dict | None = None) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | optimizer_tensors(optimizer, "optim")
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | save_optimizer(optimizer)
     meta = {"kind": "ctc-digits", "config": asdict(cfg), "step": step, **(extra or {})}
     save_checkpoint(run, tensors, meta)
 

@@ -16,8 +16,9 @@ from torch import nn
 from latentvar.apps.digits.data import as_classes, digit_scans, make_lines
 from latentvar.apps.digits.model import BLANK, Config, LineReader, load, save
 from latentvar.ctc import ctc_loss
-from latentvar.io import atomic_write_json, load_optimizer_tensors
+from latentvar.io import atomic_write_json
 from latentvar.progress import progress
+from latentvar.runs import load_optimizer
 
 
 def learning_rate(step: int, cfg: Config) -> float:
@@ -38,7 +39,7 @@ def train(run: Path, cfg: Config, resume: bool = False) -> dict:
     if resume and (run / "checkpoint.json").exists():
         model, meta, tensors = load(run)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        load_optimizer_tensors(optimizer, tensors, "optim")
+        load_optimizer(optimizer, tensors)
         start, history = meta["step"], meta.get("history", [])
         cfg = Config(**{**meta["config"], "steps": cfg.steps})  # the saved run's settings; steps may grow
     images, labels = digit_scans()["train"]

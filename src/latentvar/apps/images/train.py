@@ -24,8 +24,9 @@ from latentvar.apps.images.dcgan import (
     make_generator,
 )
 from latentvar.generator import Generator
-from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
+from latentvar.io import load_checkpoint, save_checkpoint
 from latentvar.progress import progress
+from latentvar.runs import load_optimizer, save_optimizer
 
 # --------------------------------------------------------------------------------------------------------
 # checkpoints: module and optimiser states flattened into one safetensors dict
@@ -65,9 +66,9 @@ class Run:
         tensors = {}
         for name, mod in self.modules().items():
             tensors |= {f"{name}.{k}": v for k, v in mod.state_dict().items()}
-        tensors |= optimizer_tensors(self.opt_main, "opt_main") | optimizer_tensors(self.opt_enc, "opt_enc")
+        tensors |= save_optimizer(self.opt_main, "main") | save_optimizer(self.opt_enc, "enc")
         if self.opt_disc is not None:
-            tensors |= optimizer_tensors(self.opt_disc, "opt_disc")
+            tensors |= save_optimizer(self.opt_disc, "disc")
         tensors["rng"] = torch.get_rng_state()
         self.meta |= meta
         info = {"config": self.config, "step": self.step, "encoder_step": self.encoder_step} | self.meta
@@ -80,10 +81,10 @@ class Run:
         for name, mod in run.modules().items():
             prefix = name + "."
             mod.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-        load_optimizer_tensors(run.opt_main, tensors, "opt_main")
-        load_optimizer_tensors(run.opt_enc, tensors, "opt_enc")
+        load_optimizer(run.opt_main, tensors, "main")
+        load_optimizer(run.opt_enc, tensors, "enc")
         if run.opt_disc is not None:
-            load_optimizer_tensors(run.opt_disc, tensors, "opt_disc")
+            load_optimizer(run.opt_disc, tensors, "disc")
         torch.set_rng_state(tensors["rng"])
         run.step, run.encoder_step = meta["step"], meta.get("encoder_step", 0)
         run.meta = {k: v for k, v in meta.items() if k not in ("config", "step", "encoder_step")}

@@ -14,8 +14,9 @@ import torch
 
 from latentvar.autoregressive import Autoregressive, RecurrentLM
 from latentvar.data import brown
-from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
+from latentvar.io import load_checkpoint, save_checkpoint
 from latentvar.progress import progress
+from latentvar.runs import load_optimizer, save_optimizer
 
 
 def _encode(sents, vocab):
@@ -73,7 +74,7 @@ def fit(
     if (out / "checkpoint.json").exists():
         tensors, saved = load_checkpoint(out)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        load_optimizer_tensors(opt, tensors, "opt")
+        load_optimizer(opt, tensors)
         meta.update({k: saved[k] for k in ("step", "history", "seconds")})
     bar = progress(range(meta["step"], steps), desc="lm", total=steps, initial=meta["step"])
     running, t0 = [], time.time()
@@ -104,7 +105,7 @@ def batch_generator(seed: int, step: int) -> torch.Generator:
 
 
 def _state(net, opt) -> dict:
-    return {f"net.{k}": v for k, v in net.state_dict().items()} | optimizer_tensors(opt, "opt")
+    return {f"net.{k}": v for k, v in net.state_dict().items()} | save_optimizer(opt)
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ from latentvar.hmm.word_clusters import context_clusters, warm_start
 from latentvar.inference import Chain
 from latentvar.io import load_checkpoint, save_checkpoint
 from latentvar.progress import progress
+from latentvar.runs import load_optimizer, save_optimizer
 from latentvar.stats import em_family
 
 
@@ -106,6 +107,7 @@ def fit(
     if emission == "neural":
         meta["char"] = {"dim": 64, "char_dim": 16, "channels": 64}
         meta["features"] = features
+    tensors = None
     if (out / "checkpoint.json").exists():
         tensors, saved = load_checkpoint(out)
         # the settings that define the model; runs from before an option existed used its old default
@@ -134,6 +136,8 @@ def fit(
     if emission == "neural":
         params = _neural_params(model)
         opt = torch.optim.Adam(params, lr=lr)
+        if tensors is not None:
+            load_optimizer(opt, tensors)  # runs from before Adam's state was saved restart its moments
     bar = progress(
         range(meta["iteration"], iters), desc=f"hmm {emission}", total=iters, initial=meta["iteration"]
     )
@@ -147,7 +151,7 @@ def fit(
         meta["iteration"] = it + 1
         meta["seconds"] += time.time() - t0
         bar.set_postfix(ll=f"{loglik / n_tokens:.4f}")
-        save_checkpoint(out, _tensors(model), meta)
+        save_checkpoint(out, _tensors(model) | (save_optimizer(opt) if opt is not None else {}), meta)
     return meta
 
 
