@@ -90,3 +90,50 @@ def test_optimizer_state_saves_under_one_prefix_and_old_prefixes_still_load(old,
                 torch.as_tensor(fresh.state_dict()["state"][0][key]), torch.as_tensor(value)
             )
     assert load_optimizer(torch.optim.Adam([w]), {}, name) is None  # nothing saved: Adam starts afresh
+
+
+def _record_bars(monkeypatch, module) -> list[dict]:
+    """Replace ``module.progress`` by a recorder of each bar's (initial, total), still drawing the bar."""
+    from latentvar.progress import progress
+
+    bars = []
+
+    def recording(iterable=None, desc=None, total=None, **kw):
+        bars.append({"desc": desc, "initial": kw.get("initial", 0), "total": total})
+        return progress(iterable, desc=desc, total=total, **kw)
+
+    monkeypatch.setattr(module, "progress", recording)
+    return bars
+
+
+def test_progress_bars_resume_at_the_saved_step(tmp_path, monkeypatch):
+    """A resumed run's bar starts at the checkpoint's step, out of the run's whole length."""
+    from latentvar.apps.digits import train as ctc_digits
+    from latentvar.apps.digits.model import Config
+    from latentvar.apps.images import train as images
+    from latentvar.apps.pos import lm
+    from latentvar.apps.pos import train as pos
+
+    bars = _record_bars(monkeypatch, lm)
+    lm.fit(tmp_path / "lm", steps=2, **LM)
+    lm.fit(tmp_path / "lm", steps=4, **LM)
+    assert [(b["initial"], b["total"]) for b in bars] == [(0, 2), (2, 4)]
+
+    bars = _record_bars(monkeypatch, pos)
+    hmm = dict(states=3, emission="categorical", vocab_size=100, max_sentences=40, batch_tokens=1000)
+    hmm |= dict(lr=0.01, seed=0, threads=1)
+    pos.fit(tmp_path / "hmm", iters=1, **hmm)
+    pos.fit(tmp_path / "hmm", iters=2, **hmm)
+    assert [(b["initial"], b["total"]) for b in bars] == [(0, 1), (1, 2)]
+
+    bars = _record_bars(monkeypatch, ctc_digits)
+    ctc_digits.train(tmp_path / "ctc", Config(steps=2, batch=4, hidden=8, channels=4, checkpoint_every=2))
+    cfg = Config(steps=3, batch=4, hidden=8, channels=4, checkpoint_every=2)
+    ctc_digits.train(tmp_path / "ctc", cfg, resume=True)
+    assert [(b["initial"], b["total"]) for b in bars] == [(0, 2), (2, 3)]
+
+    bars = _record_bars(monkeypatch, images)
+    gen = dict(data="twemoji", objective="gan", latent_channels=4, features=8, batch_size=8, sigma_images=4)
+    images.train(out=tmp_path / "gan", steps=2, encoder_steps=1, **gen)
+    images.train(out=tmp_path / "gan", steps=3, encoder_steps=2, resume=True, **gen)
+    assert [(b["initial"], b["total"]) for b in bars] == [(0, 2), (0, 1), (2, 3), (1, 2)]

@@ -157,7 +157,8 @@ def train(
     bar = progress(
         range(run.step, steps),
         desc=f"{objective} training",
-        total=steps - run.step,
+        total=steps,
+        initial=run.step,
         disable=not show_progress,
     )
     for _ in bar:
@@ -203,7 +204,8 @@ def _fit_observation_model(
     bar = progress(
         range(run.encoder_step, encoder_steps),
         desc="encoder (decoder frozen)",
-        total=encoder_steps - run.encoder_step,
+        total=encoder_steps,
+        initial=run.encoder_step,
         disable=not show_progress,
     )
     for _ in bar:
