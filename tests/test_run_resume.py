@@ -137,3 +137,37 @@ def test_progress_bars_resume_at_the_saved_step(tmp_path, monkeypatch):
     images.train(out=tmp_path / "gan", steps=2, encoder_steps=1, **gen)
     images.train(out=tmp_path / "gan", steps=3, encoder_steps=2, resume=True, **gen)
     assert [(b["initial"], b["total"]) for b in bars] == [(0, 2), (0, 1), (2, 3), (1, 2)]
+
+
+@pytest.mark.parametrize("verb", ["lm", "hmm"])
+def test_resume_flag_continues_and_a_bare_rerun_still_does_with_a_deprecation_note(tmp_path, verb):
+    """`--resume` continues OUT's checkpoint, as for ctc/generator/colorize train; a re-run without it still
+    resumes (the documented hmm/lm behaviour) but says on stderr that this is deprecated."""
+    from typer.testing import CliRunner
+
+    from latentvar.cli import app
+
+    runner = CliRunner()
+    run = tmp_path / verb
+    common = [verb, "fit", "--out", str(run), "--max-sentences", "40", "--vocab", "100"]
+    if verb == "lm":
+        common += ["--batch-size", "4", "--dim", "8", "--hidden", "8"]
+        count, key = "--steps", "step"
+    else:
+        common += ["--states", "3"]
+        count, key = "--iters", "iteration"
+    first = runner.invoke(app, [*common, count, "1"])
+    assert first.exit_code == 0, first.output
+    assert "deprecated" not in first.stderr
+    bare = runner.invoke(app, [*common, count, "2"])
+    assert bare.exit_code == 0, bare.output
+    assert "pass --resume" in bare.stderr and "deprecated" in bare.stderr
+    assert load_checkpoint(run)[1][key] == 2
+    flagged = runner.invoke(app, [*common, count, "3", "--resume"])
+    assert flagged.exit_code == 0, flagged.output
+    assert "deprecated" not in flagged.stderr
+    assert load_checkpoint(run)[1][key] == 3
+    fresh = runner.invoke(app, [*common[:3], str(tmp_path / "new"), *common[4:], count, "1", "--resume"])
+    assert fresh.exit_code == 0, (
+        fresh.output
+    )  # --resume with nothing to resume starts a run, as for ctc train

@@ -1,4 +1,5 @@
-"""What every training loop shares (issue 12, item 3): one optimiser-state prefix in checkpoints.
+"""What every training loop shares (issue 12, item 3): one optimiser-state prefix in checkpoints, and one
+meaning of ``--resume``.
 
 Every loop saves its optimiser's state under ``optimizer.`` (`latentvar.io.optimizer_tensors`' default),
 or ``optimizer.<name>.`` when a run has several (the generator's ``main``, ``enc`` and ``disc``).
@@ -7,6 +8,8 @@ Loading also accepts the prefixes older runs used (``opt.`` for `lm fit`, ``opti
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -38,3 +41,16 @@ def load_optimizer(
             load_optimizer_tensors(optimizer, tensors, prefix)
             return prefix
     return None
+
+
+def rerun_note(out: Path, resume: bool) -> str | None:
+    """``--resume`` continues OUT's checkpoint, for every training verb. `hmm fit` and `lm fit` used to
+    resume on any re-run with the same OUT, and scripts and docs rely on that, so a re-run without
+    ``--resume`` still continues the checkpoint: this is the deprecation note to print on stderr then (None
+    when there is nothing to say)."""
+    if resume or not (Path(out) / "checkpoint.safetensors").exists():
+        return None
+    return (
+        f"note: {out} holds a checkpoint; continuing it. Resuming on a re-run without --resume is "
+        "deprecated: pass --resume to continue a run, or choose a new --out"
+    )

@@ -32,7 +32,7 @@ def fit(
     ),
     max_sentences: int = typer.Option(None, help="Use only the first N training sentences."),
     iters: int = typer.Option(
-        50, help="EM iterations / gradient epochs (a re-run resumes from the checkpoint)."
+        50, help="EM iterations / gradient epochs in all (with --resume, counting the checkpoint's)."
     ),
     batch_tokens: int = typer.Option(8000, help="Padded tokens per minibatch for gradient training."),
     lr: float = typer.Option(0.01, help="Adam learning rate (neural emissions)."),
@@ -49,6 +49,7 @@ def fit(
         help="Starting point: random, or clusters (type-level clusters of the training words by their "
         "left/right neighbours; the HMM starts with one state per cluster).",
     ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint (same settings)."),
 ) -> None:
     """Fit an HMM to the Brown training split (unsupervised: tags are never seen)."""
     _check_data(data)
@@ -61,7 +62,10 @@ def fit(
     if init not in ("random", "clusters"):
         raise typer.BadParameter(f"expected random or clusters, got {init!r}", param_hint="--init")
     from latentvar.apps.pos.train import fit as run_fit
+    from latentvar.runs import rerun_note
 
+    if note := rerun_note(out, resume):
+        typer.echo(note, err=True)
     meta = run_fit(
         out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads, features, init
     )

@@ -18,19 +18,23 @@ def fit(
     ),
     vocab: int = typer.Option(10000, help="Vocabulary size cap, as for `latentvar hmm fit` (rest -> <unk>)."),
     max_sentences: int = typer.Option(None, help="Use only the first N training sentences."),
-    steps: int = typer.Option(2000, help="Adam steps (a re-run resumes from the checkpoint)."),
+    steps: int = typer.Option(2000, help="Adam steps in all (with --resume, counting the checkpoint's)."),
     batch_size: int = typer.Option(32, help="Sentences per step."),
     dim: int = typer.Option(128, help="Word embedding size."),
     hidden: int = typer.Option(256, help="LSTM hidden size."),
     lr: float = typer.Option(3e-3, help="Adam learning rate."),
     seed: int = typer.Option(0, help="Seed."),
     threads: int = typer.Option(1, help="torch threads."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
 ) -> None:
     """Train a word-level LSTM language model on the Brown training split."""
     if data != "brown":
         raise typer.BadParameter(f"expected 'brown', got {data!r}", param_hint="--data")
     from latentvar.apps.pos.lm import fit as run_fit
+    from latentvar.runs import rerun_note
 
+    if note := rerun_note(out, resume):
+        typer.echo(note, err=True)
     meta = run_fit(out, vocab, max_sentences, steps, batch_size, dim, hidden, lr, seed, threads)
     typer.echo(f"{meta['step']} steps, train nll/token {meta['history'][-1]:.4f}; run: {out}")
 

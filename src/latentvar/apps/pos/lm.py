@@ -71,7 +71,7 @@ def fit(
         "steps": steps,
         "lr": lr,
     }
-    if (out / "checkpoint.json").exists():
+    if (out / "checkpoint.safetensors").exists():  # its header holds the metadata
         tensors, saved = load_checkpoint(out)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         load_optimizer(opt, tensors)

@@ -108,7 +108,7 @@ def fit(
         meta["char"] = {"dim": 64, "char_dim": 16, "channels": 64}
         meta["features"] = features
     tensors = None
-    if (out / "checkpoint.json").exists():
+    if (out / "checkpoint.safetensors").exists():  # its header holds the metadata
         tensors, saved = load_checkpoint(out)
         # the settings that define the model; runs from before an option existed used its old default
         options = {"emission": "--emission", "states": "--states", "vocab_size": "--vocab", "init": "--init"}
