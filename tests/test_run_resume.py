@@ -171,3 +171,22 @@ def test_resume_flag_continues_and_a_bare_rerun_still_does_with_a_deprecation_no
     assert fresh.exit_code == 0, (
         fresh.output
     )  # --resume with nothing to resume starts a run, as for ctc train
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("emission", ["categorical", "neural"])
+def test_hmm_fit_resumed_after_sigkill_matches_unbroken_run(tmp_path, emission):
+    from latentvar.apps.pos.train import fit
+
+    killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
+    kw = dict(states=3, emission=emission, vocab_size=100, max_sentences=60, batch_tokens=300, lr=0.05)
+    kw |= dict(seed=1, threads=1, features="ngrams")
+    code = f"from latentvar.apps.pos.train import fit; fit({str(killed)!r}, iters=100000, **{kw!r})"
+    killed_at = _kill_once_checkpointed(code, killed)["iteration"]
+    assert killed_at >= 1
+    iters = killed_at + 2
+    resumed = fit(killed, iters=iters, **kw)
+    whole = fit(unbroken, iters=iters, **kw)
+    assert resumed["iteration"] == whole["iteration"] == iters
+    assert resumed["history"] == whole["history"]
+    _assert_same_tensors(killed, unbroken)  # the HMM, the emission network and Adam's moments

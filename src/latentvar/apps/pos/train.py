@@ -145,6 +145,9 @@ def fit(
         t0 = time.time()
         if step is not None:
             model, loglik = step(model, enc, batches)
+            # carry on from exactly what the checkpoint holds (normalised logits), so that a resumed run
+            # continues bit for bit as an unbroken one
+            model = build_model(_tensors(model), meta)
         else:
             loglik = gradient_epoch(model, enc, batches, opt, seed + it)
         meta["history"].append(loglik / n_tokens)
