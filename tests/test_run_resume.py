@@ -190,3 +190,52 @@ def test_hmm_fit_resumed_after_sigkill_matches_unbroken_run(tmp_path, emission):
     assert resumed["iteration"] == whole["iteration"] == iters
     assert resumed["history"] == whole["history"]
     _assert_same_tensors(killed, unbroken)  # the HMM, the emission network and Adam's moments
+
+
+@pytest.fixture
+def one_thread():
+    """The killed part ran with one thread; the in-process parts must too for bit-equal float sums."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_generator_train_resumed_after_sigkill_matches_unbroken_run(tmp_path, one_thread):
+    from latentvar.apps.images.train import train
+
+    killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
+    kw = dict(data="twemoji", objective="vae", latent_channels=4, features=8, batch_size=16, seed=2)
+    kw |= dict(save_every=2, show_progress=False)
+    code = (
+        f"from latentvar.apps.images.train import train; train(out={str(killed)!r}, steps=100000, **{kw!r})"
+    )
+    killed_at = _kill_once_checkpointed(code, killed)["step"]
+    assert killed_at >= 2 and killed_at % 2 == 0
+    steps = killed_at + 4
+    resumed = train(out=killed, steps=steps, resume=True, **kw)
+    whole = train(out=unbroken, steps=steps, **kw)
+    assert resumed["step"] == whole["step"] == steps
+    _assert_same_tensors(killed, unbroken)  # the networks, Adam's moments and the RNG state
+
+
+@pytest.mark.slow
+def test_ctc_train_resumed_after_sigkill_matches_unbroken_run(tmp_path, one_thread):
+    """(The learning-rate schedule spans ``steps``, so the killed run is given the same length.)"""
+    from latentvar.apps.digits.model import Config, load
+    from latentvar.apps.digits.train import train
+
+    killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
+    kw = dict(steps=200, batch=4, hidden=8, channels=4, checkpoint_every=2)
+    code = "from latentvar.apps.digits.model import Config; from latentvar.apps.digits.train import train; "
+    code += f"train({str(killed)!r}, Config(**{kw!r}))"
+    killed_at = _kill_once_checkpointed(code, killed)["step"]
+    assert 2 <= killed_at < 200 and killed_at % 2 == 0
+    assert train(killed, Config(**kw), resume=True)["resumed_from"] == killed_at
+    train(unbroken, Config(**kw))
+    _, _, ta = load(killed)
+    _, _, tb = load(unbroken)
+    assert sorted(ta) == sorted(tb)
+    for name in ta:
+        torch.testing.assert_close(ta[name], tb[name], atol=0, rtol=0, msg=name)

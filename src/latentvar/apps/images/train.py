@@ -95,11 +95,19 @@ class Run:
 # training
 
 
-def _batches(y: torch.Tensor, batch_size: int, generator: torch.Generator):
+def _batches(y: torch.Tensor, batch_size: int, seed: int, step: int):
+    """The minibatches from step ``step`` on: epoch e's order is a permutation drawn from (seed, e), so
+    each step's batch is a pure function of (seed, step) and a resumed run sees an unbroken one's."""
+    per_epoch = y.shape[0] // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"batch_size: expected at most the {y.shape[0]} training images, got {batch_size}")
+    epoch, first = divmod(step, per_epoch)
     while True:
-        perm = torch.randperm(y.shape[0], generator=generator)
-        for i in range(0, y.shape[0] - batch_size + 1, batch_size):
+        g = torch.Generator().manual_seed((seed * 2**32 + epoch) % 2**64)
+        perm = torch.randperm(y.shape[0], generator=g)
+        for i in range(first * batch_size, per_epoch * batch_size, batch_size):
             yield y[perm[i : i + batch_size]]
+        epoch, first = epoch + 1, 0
 
 
 def _augment(batch: torch.Tensor) -> torch.Tensor:
@@ -151,8 +159,7 @@ def train(
             "sigma_init": 0.1,
         }
         run = Run(config)
-    order = torch.Generator().manual_seed(seed + run.step)
-    batches = _batches(y_train, batch_size, order)
+    batches = _batches(y_train, batch_size, run.config["seed"], run.step)
     t0 = time.time()
     bar = progress(
         range(run.step, steps),
@@ -198,8 +205,7 @@ def _fit_observation_model(
     run.model.eval()
     for p in run.model.decoder.parameters():
         p.requires_grad_(False)
-    order = torch.Generator().manual_seed(run.config["seed"] + 10_000 + run.encoder_step)
-    batches = _batches(y_train, batch_size, order)
+    batches = _batches(y_train, batch_size, run.config["seed"] + 10_000, run.encoder_step)
     t0 = time.time()
     bar = progress(
         range(run.encoder_step, encoder_steps),
