@@ -69,6 +69,14 @@ def test_checkpoint_metadata_travels_in_the_tensor_file(tmp_path):
         load_checkpoint(old)
 
 
+def test_every_header_length_loads(tmp_path):
+    """The header length is the file's first 8 bytes; when its low byte is 0x80 (a pickle's first byte)
+    the checkpoint must still load: metadata of 64 lengths covers every low byte's neighbourhood."""
+    for pad in range(64):
+        save_checkpoint(tmp_path / "run", {"w": torch.zeros(1)}, {"pad": "x" * pad})
+        assert load_checkpoint(tmp_path / "run")[1] == {"pad": "x" * pad}
+
+
 def test_loading_refuses_pickles(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

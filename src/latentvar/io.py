@@ -110,8 +110,10 @@ def load_checkpoint(
         hint = f" (found pickles {pickles}, which latentvar refuses to load)" if pickles else ""
         raise FileNotFoundError(f"run: no checkpoint '{name}' (.safetensors + .json) in {directory}{hint}")
     with open(tensors_path, "rb") as f:
-        head = f.read(2)
-    if head[:1] == b"\x80" or head == b"PK":  # pickle protocol marker / zip (torch.save)
+        head = f.read(9)
+    # a pickle starts with its protocol marker 0x80, a torch.save archive with "PK" (zip); safetensors with
+    # an 8-byte little-endian header length (whose low byte can be 0x80 too) and then the JSON header's "{"
+    if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise ValueError(
             f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load"
         )
