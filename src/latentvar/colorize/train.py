@@ -8,9 +8,10 @@ same batches it would have seen.
 Data: 'twemoji' (32×32 images, used whole) or a folder of images (centre squares), or a photo corpus (a
 folder with ``manifest.json``, `latentvar colorize prepare photos`): then every step draws random
 multi-scale crops with flips from its train split (`crops.PhotoCrops`), and every ``val_every`` steps
-the exact NLL of the fixed val views (and of as many train views, for the train/val gap) is measured;
-the best val NLL so far is kept as ``best.safetensors`` + ``best.json`` (model selection on val only),
-and training stops early after ``patience`` checks without improvement.
+the exact NLL of the fixed val views (and of as many train views, for the train/val gap) and the val AuC
+of the decoded colours are measured; the best so far by ``select`` (lowest val NLL, or highest val AuC) is
+kept as ``best.safetensors`` + ``best.json`` (model selection on val only), and training stops early
+after ``patience`` checks without improvement.
 
 Scale-out: ``devices > 1`` spawns one process per device on this machine; under ``torchrun`` (the
 environment names RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) the processes join by env:// rendezvous,
