@@ -156,6 +156,56 @@ def test_photo_training_validates_keeps_the_best_and_stops_early(tmp_path, corpu
 
 
 @pytest.mark.slow
+def test_photo_training_resumes_after_sigkill_to_the_unbroken_result(tmp_path, corpus):
+    """SIGKILL a photo-corpus run once a checkpoint exists, resume it: the weights, Adam state, history and
+    val checks equal an unbroken run's (crops, learning-rate schedule and val views are functions of the
+    step)."""
+    import signal
+    import time
+
+    args = ["colorize", "train", "--data", str(corpus), "--segments", "3", "--size", "64", "--width", "8"]
+    args += ["--batch-size", "4", "--val-every", "2", "--checkpoint-every", "2", "--lr-decay", "cosine"]
+    code = "import sys; from latentvar.cli import main; sys.argv[0] = 'latentvar'; main()"
+    env = {**os.environ, "PYTHONPATH": SRC, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args, "--steps", "60", "--out", str(killed)],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 120
+        while not (killed / "checkpoint.json").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = load_checkpoint(killed)[1]["step"]
+    assert 2 <= killed_at < 60
+    common = dict(
+        data=str(corpus),
+        segments=3,
+        size=64,
+        width=8,
+        batch_size=4,
+        val_every=2,
+        checkpoint_every=2,
+        lr_decay="cosine",
+        steps=60,
+    )
+    resumed = train(TrainConfig(**common, out=str(killed)), resume=True, show_progress=False)
+    unbroken = train(TrainConfig(**common, out=str(tmp_path / "u")), show_progress=False)
+    assert resumed["step"] == unbroken["step"] == 60
+    assert resumed["history"] == unbroken["history"] and resumed["validation"] == unbroken["validation"]
+    t1, t2 = load_checkpoint(killed)[0], load_checkpoint(tmp_path / "u")[0]
+    assert t1.keys() == t2.keys() and all(torch.equal(t1[k], t2[k]) for k in t1)
+
+
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path, corpus):
     """`colorize train` under torchrun (env:// rendezvous, 2 processes on gloo) = one process."""
     common = ["colorize", "train", "--data", str(corpus), "--segments", "3", "--size", "64", "--width", "8"]
