@@ -215,7 +215,7 @@ class Colorizer:
             if colour_rgb is not None:
                 y = self.bins.encode(_lab(colour_rgb[rows])[..., 1:].to(self.device))
                 score = score + table[:, lightness_bin(lab[..., 0]), y]
-            out[rows] = score.argmax(0).cpu().numpy()
+            out[rows] = score.max(0).indices.cpu().numpy()  # max(0) is ~5x faster than argmax(0) here
         return out
 
     @torch.no_grad()
