@@ -2,11 +2,6 @@
 SIGKILL, 2-process DDP on gloo, pickles refused."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +10,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from killing import CLI, kill_once_checkpointed
 from latentvar.cli import app
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.images import load_image_folder
@@ -22,7 +18,6 @@ from latentvar.colorize.train import TrainConfig, train
 from latentvar.data.twemoji import load_twemoji
 from latentvar.io import load_checkpoint
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 runner = CliRunner()
 
 
@@ -125,22 +120,9 @@ def test_cli_train_apply_eval(tmp_path, folder):
 
 def test_resume_after_sigkill(tmp_path, folder):
     run = tmp_path / "run"
-    code = "import sys; from latentvar.cli import main; sys.argv[0] = 'latentvar'; main()"
     args = ["colorize", "train", "--data", str(folder), "--model", "per-pixel", "--size", "16"]
     args += ["--batch-size", "4", "--steps", "100000", "--checkpoint-every", "3", "--out", str(run)]
-    env = {**os.environ, "PYTHONPATH": SRC, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 120
-        while not (run / "checkpoint.json").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.time() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_once_checkpointed(CLI, run, args)
     tensors, meta = load_checkpoint(run)
     killed_at = meta["step"]
     assert killed_at >= 3 and killed_at % 3 == 0

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
+from killing import CLI, ENV, kill_once_checkpointed
 from latentvar.cli import app
 from latentvar.colorize import grids
 from latentvar.colorize.colorizer import Colorizer
@@ -28,7 +29,6 @@ from latentvar.colorize.quantize import ABBins
 from latentvar.colorize.train import TrainConfig, train
 from latentvar.io import FILE_MODE, load_checkpoint
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 runner = CliRunner()
 
 
@@ -62,12 +62,16 @@ def _untrained(kind="latent", k=3) -> Colorizer:
 
 
 @pytest.mark.parametrize("shape", [(5, 7, 23, 41), (3, 4, 100, 7), (16, 16, 16, 16), (8, 9, 5, 4)])
-def test_upsample_rows_equals_torch_interpolate(shape):
+def test_bilateral_upsampling_taps_are_torch_bilinear(shape):
+    """With a range kernel too wide to matter, the joint bilateral upsampling of any rows is exactly
+    F.interpolate's bilinear (align_corners=False): its taps and spatial weights are torch's."""
     h, w, H, W = shape
     x = torch.randn(3, h, w)
     want = F.interpolate(x[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+    guide, guide_full = torch.rand(h, w) * 100, torch.rand(H, W) * 100
     for rows in (slice(0, H), slice(1, min(H, 4)), slice(H - 1, H)):
-        torch.testing.assert_close(grids.upsample_rows(x, (H, W), rows), want[:, rows], atol=1e-5, rtol=0)
+        got = grids.joint_bilateral_rows(x, guide, guide_full[rows], (H, W), rows, sigma=1e9)
+        torch.testing.assert_close(got, want[:, rows], atol=1e-5, rtol=0)
 
 
 def test_mixture_decode_equals_the_brute_force_marginal():
@@ -160,30 +164,10 @@ def test_photo_training_resumes_after_sigkill_to_the_unbroken_result(tmp_path, c
     """SIGKILL a photo-corpus run once a checkpoint exists, resume it: the weights, Adam state, history and
     val checks equal an unbroken run's (crops, learning-rate schedule and val views are functions of the
     step)."""
-    import signal
-    import time
-
     args = ["colorize", "train", "--data", str(corpus), "--segments", "3", "--size", "64", "--width", "8"]
     args += ["--batch-size", "4", "--val-every", "2", "--checkpoint-every", "2", "--lr-decay", "cosine"]
-    code = "import sys; from latentvar.cli import main; sys.argv[0] = 'latentvar'; main()"
-    env = {**os.environ, "PYTHONPATH": SRC, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args, "--steps", "60", "--out", str(killed)],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.time() + 120
-        while not (killed / "checkpoint.json").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.time() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_once_checkpointed(CLI, killed, [*args, "--steps", "60", "--out", str(killed)])
     killed_at = load_checkpoint(killed)[1]["step"]
     assert 2 <= killed_at < 60
     common = dict(
@@ -218,9 +202,8 @@ def test_torchrun_two_processes_match_one(tmp_path, corpus):
         show_progress=False,
     )
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
-    env = {**os.environ, "PYTHONPATH": SRC, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "latentvar", *common]
-    proc = subprocess.run([*cmd, "--out", str(tmp_path / "two")], env=env, capture_output=True, timeout=240)
+    proc = subprocess.run([*cmd, "--out", str(tmp_path / "two")], env=ENV, capture_output=True, timeout=240)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     t1, _ = load_checkpoint(one)
     t2, meta = load_checkpoint(tmp_path / "two")

@@ -4,38 +4,13 @@ interrupted, tensor for tensor with atol 0."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from killing import kill_once_checkpointed
 from latentvar.io import load_checkpoint
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-ENV = {**os.environ, "PYTHONPATH": SRC, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def _kill_once_checkpointed(code: str, run: Path, timeout: float = 120) -> dict:
-    """Run ``code`` in a fresh interpreter, SIGKILL it as soon as ``run`` holds a checkpoint, and return
-    that checkpoint's metadata."""
-    proc = subprocess.Popen([sys.executable, "-c", code], env=ENV, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + timeout
-        while not (run / "checkpoint.json").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.time() < deadline, f"no checkpoint within {timeout} s"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return load_checkpoint(run)[1]
 
 
 def _assert_same_tensors(a: Path, b: Path, prefixes: tuple[str, ...] = ("",)) -> None:
@@ -58,7 +33,7 @@ def test_lm_fit_resumed_after_sigkill_matches_unbroken_run(tmp_path):
 
     killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
     code = f"from latentvar.apps.pos.lm import fit; fit({str(killed)!r}, steps=100000, **{LM!r})"
-    killed_at = _kill_once_checkpointed(code, killed)["step"]
+    killed_at = kill_once_checkpointed(code, killed)["step"]
     assert killed_at >= 2 and killed_at % 2 == 0
     steps = killed_at + 4
     resumed = fit(killed, steps=steps, **LM)
@@ -182,7 +157,7 @@ def test_hmm_fit_resumed_after_sigkill_matches_unbroken_run(tmp_path, emission):
     kw = dict(states=3, emission=emission, vocab_size=100, max_sentences=60, batch_tokens=300, lr=0.05)
     kw |= dict(seed=1, threads=1, features="ngrams")
     code = f"from latentvar.apps.pos.train import fit; fit({str(killed)!r}, iters=100000, **{kw!r})"
-    killed_at = _kill_once_checkpointed(code, killed)["iteration"]
+    killed_at = kill_once_checkpointed(code, killed)["iteration"]
     assert killed_at >= 1
     iters = killed_at + 2
     resumed = fit(killed, iters=iters, **kw)
@@ -211,7 +186,7 @@ def test_generator_train_resumed_after_sigkill_matches_unbroken_run(tmp_path, on
     code = (
         f"from latentvar.apps.images.train import train; train(out={str(killed)!r}, steps=100000, **{kw!r})"
     )
-    killed_at = _kill_once_checkpointed(code, killed)["step"]
+    killed_at = kill_once_checkpointed(code, killed)["step"]
     assert killed_at >= 2 and killed_at % 2 == 0
     steps = killed_at + 4
     resumed = train(out=killed, steps=steps, resume=True, **kw)
@@ -230,7 +205,7 @@ def test_ctc_train_resumed_after_sigkill_matches_unbroken_run(tmp_path, one_thre
     kw = dict(steps=200, batch=4, hidden=8, channels=4, checkpoint_every=2)
     code = "from latentvar.apps.digits.model import Config; from latentvar.apps.digits.train import train; "
     code += f"train({str(killed)!r}, Config(**{kw!r}))"
-    killed_at = _kill_once_checkpointed(code, killed)["step"]
+    killed_at = kill_once_checkpointed(code, killed)["step"]
     assert 2 <= killed_at < 200 and killed_at % 2 == 0
     assert train(killed, Config(**kw), resume=True)["resumed_from"] == killed_at
     train(unbroken, Config(**kw))
