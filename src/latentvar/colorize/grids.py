@@ -1,4 +1,4 @@
-"""Grids for images of any size: target shapes, resizing, bilinear upsampling by strips of rows, and the
+"""Grids for images of any size: the work shape, resizing, joint bilateral upsampling by strips of rows, and the
 mixture's decoding in chunks -- so memory follows the pixels, never pixels × bins (see `colorizer`).
 
 Shapes: c channels, h/w rows/columns, k segments, l L-bins, q ab bins.
@@ -6,7 +6,6 @@ Shapes: c channels, h/w rows/columns, k segments, l L-bins, q ab bins.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,14 +28,6 @@ def short_side_shape(
     return (short, long) if h <= w else (long, short)
 
 
-def capped_shape(h: int, w: int, max_pixels: int) -> tuple[int, int]:
-    """(h, w) itself when h·w <= ``max_pixels``, else shrunk to about ``max_pixels`` with its aspect ratio."""
-    if h * w <= max_pixels:
-        return h, w
-    scale = math.sqrt(max_pixels / (h * w))
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """An image (h, w, 3|4), uint8 or float, resized to ``shape`` = (h', w'): Lanczos on premultiplied alpha
     for uint8 (PIL), area / bilinear for floats."""
@@ -57,13 +48,6 @@ def resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return F.interpolate(x, size=tuple(shape), **kw)[0].permute(1, 2, 0).numpy()
 
 
-def upsample(x: Tensor, shape: tuple[int, int]) -> Tensor:
-    """(c, h, w) -> (c, h', w') bilinearly (align_corners=False)."""
-    if tuple(x.shape[-2:]) == tuple(shape):
-        return x
-    return F.interpolate(x[None], size=tuple(shape), mode="bilinear", align_corners=False)[0]
-
-
 def _taps(n_in: int, n_out: int, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Bilinear taps (i0, i1, weight of i1) of output positions ``index``, as F.interpolate computes
     them with align_corners=False: source = (i + 0.5) · n_in / n_out - 0.5, clamped at 0."""
@@ -71,17 +55,6 @@ def _taps(n_in: int, n_out: int, index: Tensor) -> tuple[Tensor, Tensor, Tensor]
     i0 = src.floor().long().clamp_max(n_in - 1)
     i1 = (i0 + 1).clamp_max(n_in - 1)
     return i0, i1, (src - i0).float()
-
-
-def upsample_rows(x: Tensor, shape: tuple[int, int], rows: slice) -> Tensor:
-    """``upsample(x, shape)[:, rows]`` without building the whole upsampled tensor: (c, len(rows), w')."""
-    (_, h, w), (H, W) = x.shape, shape
-    if (h, w) == (H, W):
-        return x[:, rows]
-    r0, r1, wr = _taps(h, H, torch.arange(rows.start, rows.stop, device=x.device))
-    c0, c1, wc = _taps(w, W, torch.arange(W, device=x.device))
-    lines = x[:, r0] * (1 - wr)[:, None] + x[:, r1] * wr[:, None]  # (c, rows, w)
-    return lines[..., c0] * (1 - wc) + lines[..., c1] * wc
 
 
 def strips(img: np.ndarray, max_pixels: int = STRIP_PIXELS) -> Iterator[tuple[slice, np.ndarray]]:
