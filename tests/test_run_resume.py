@@ -214,3 +214,46 @@ def test_ctc_train_resumed_after_sigkill_matches_unbroken_run(tmp_path, one_thre
     assert sorted(ta) == sorted(tb)
     for name in ta:
         torch.testing.assert_close(ta[name], tb[name], atol=0, rtol=0, msg=name)
+
+
+GAN = dict(data="twemoji", objective="gan", latent_channels=4, features=8, batch_size=16, seed=2)
+GAN |= dict(save_every=2, show_progress=False, sigma_images=4)
+TRAIN = "from latentvar.apps.images.train import train; "
+
+
+def _assert_same_gan_runs(a: Path, b: Path) -> None:
+    _assert_same_tensors(a, b)  # decoder, σ, encoder, discriminator, three Adam states, the RNG state
+    ma, mb = load_checkpoint(a)[1], load_checkpoint(b)[1]
+    for key in ("step", "encoder_step", "sigma_selection"):
+        assert ma[key] == mb[key], key
+
+
+@pytest.mark.slow
+def test_generator_gan_train_killed_in_the_adversarial_phase_resumes_exactly(tmp_path, one_thread):
+    from latentvar.apps.images.train import train
+
+    killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
+    code = TRAIN + f"train(out={str(killed)!r}, steps=100000, encoder_steps=4, **{GAN!r})"
+    killed_at = kill_once_checkpointed(code, killed)["step"]
+    assert killed_at >= 2 and killed_at % 2 == 0
+    steps = killed_at + 4
+    resumed = train(out=killed, steps=steps, encoder_steps=4, resume=True, **GAN)
+    whole = train(out=unbroken, steps=steps, encoder_steps=4, **GAN)
+    assert resumed["step"] == whole["step"] == steps
+    _assert_same_gan_runs(killed, unbroken)
+
+
+@pytest.mark.slow
+def test_generator_gan_train_killed_in_the_encoder_phase_resumes_exactly(tmp_path, one_thread):
+    """The decoder is frozen after the adversarial steps; the encoder and σ are fitted, then σ chosen."""
+    from latentvar.apps.images.train import train
+
+    killed, unbroken = tmp_path / "killed", tmp_path / "unbroken"
+    code = TRAIN + f"train(out={str(killed)!r}, steps=2, encoder_steps=100000, **{GAN!r})"
+    killed_at = kill_once_checkpointed(code, killed, until=lambda m: m["encoder_step"] >= 2)["encoder_step"]
+    assert killed_at >= 2 and killed_at % 2 == 0
+    encoder_steps = killed_at + 4
+    resumed = train(out=killed, steps=2, encoder_steps=encoder_steps, resume=True, **GAN)
+    whole = train(out=unbroken, steps=2, encoder_steps=encoder_steps, **GAN)
+    assert resumed["encoder_step"] == whole["encoder_step"] == encoder_steps
+    _assert_same_gan_runs(killed, unbroken)

@@ -194,7 +194,7 @@ def train(
         _fit_observation_model(
             run, y_train, y_sigma, out, encoder_steps, batch_size, save_every, show_progress
         )
-    return run.meta | {"step": run.step}
+    return {"config": run.config, "step": run.step, "encoder_step": run.encoder_step} | run.meta
 
 
 def _fit_observation_model(
