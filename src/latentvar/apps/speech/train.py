@@ -41,8 +41,16 @@ from latentvar.apps.speech.data import (
 )
 from latentvar.apps.speech.model import SpeechReader
 from latentvar.ctc import CTC, ctc_loss
-from latentvar.io import atomic_write_bytes, atomic_write_json, load_checkpoint, save_checkpoint
-from latentvar.progress import progress
+from latentvar.io import atomic_write_bytes, atomic_write_json
+from latentvar.runs import (
+    Run,
+    load_optimizer,
+    module_tensors,
+    restore_rng,
+    rng_tensors,
+    save_optimizer,
+    tensors_under,
+)
 
 
 def main() -> None:
@@ -54,10 +62,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--hidden", type=int, default=160, help="width of the convolutions and the GRU")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: each epoch's end)"
+    )
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     out = Path(args.out)
     root = Path(args.data)
     if not any(root.rglob("core-sounds-en.txt.gz")):
@@ -77,53 +88,8 @@ def main() -> None:
         f"train {len(train)}, held out {len(test)}"
     )
 
-    model = SpeechReader()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    start_epoch = 0
-    if args.resume and (out / "checkpoint.json").exists():
-        tensors, meta = load_checkpoint(out)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        start_epoch = meta["epoch"]
-    steps_per_epoch = math.ceil(len(train_items) / args.batch)
-    total = args.epochs * steps_per_epoch
     t0 = time.perf_counter()
-    bar = progress(total=total, initial=start_epoch * steps_per_epoch, desc="speech ctc")
-    for epoch in range(start_epoch, args.epochs):
-        model.train()
-        g = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-        # batches of similar length: shuffle, then sort within chunks of 8 batches
-        perm = torch.randperm(len(train_items), generator=g).tolist()
-        chunk = 8 * args.batch
-        perm = [
-            i
-            for k in range(0, len(perm), chunk)
-            for i in sorted(perm[k : k + chunk], key=lambda i: len(train_items[i][0]))
-        ]
-        for k in range(0, len(perm), args.batch):
-            step = epoch * steps_per_epoch + k // args.batch
-            warm = min(1.0, (step + 1) / 100)
-            for group in optimizer.param_groups:
-                group["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * step / total))
-            feats, lengths, targets, target_lengths = batch_of(
-                [train_items[i] for i in perm[k : k + args.batch]]
-            )
-            log_probs = model(feats)
-            loss = ctc_loss(
-                log_probs.transpose(0, 1),
-                targets,
-                SpeechReader.frames(lengths),
-                target_lengths,
-                zero_infinity=True,
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        save_checkpoint(out, tensors, {"kind": "ctc-speech", "epoch": epoch + 1, "args": vars(args)})
-    bar.close()
+    model = fit(out, train_items, args)
     train_seconds = time.perf_counter() - t0
 
     # held-out prompts: greedy CER, and forced alignment of the true transcript
@@ -159,6 +125,71 @@ def main() -> None:
     sections.append(report.table(["prompt", "transcript", "greedy decoding"], rows[:40]))
     report.write(out / "report.html", "CTC forced alignment on held-out Asterisk prompts", sections)
     print(f"report: {out / 'report.html'}")
+
+
+def epoch_order(train_items, batch: int, seed: int, epoch: int) -> list[int]:
+    """Epoch ``epoch``'s order of the training items, a pure function of (seed, epoch): shuffled, then
+    sorted by length within chunks of 8 batches (batches of similar length pad little)."""
+    g = torch.Generator().manual_seed(seed * 1000 + epoch)
+    perm = torch.randperm(len(train_items), generator=g).tolist()
+    chunk = 8 * batch
+    return [
+        i
+        for k in range(0, len(perm), chunk)
+        for i in sorted(perm[k : k + chunk], key=lambda i: len(train_items[i][0]))
+    ]
+
+
+def fit(out: Path, train_items, args: argparse.Namespace) -> SpeechReader:
+    """Adam with warm-up and cosine decay over ``args.epochs``, a checkpoint at each epoch's end (and every
+    ``args.checkpoint_every`` steps): model, Adam's state and the RNG state of the GRU's dropout, so a
+    killed run resumed with ``--resume`` ends as an unbroken one (checkpoints from before they held the
+    step and Adam's state resume at their epoch, with fresh moments)."""
+    run = Run(out, args.resume)
+    torch.manual_seed(args.seed)
+    model = SpeechReader(args.hidden)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    steps_per_epoch = math.ceil(len(train_items) / args.batch)
+    total = args.epochs * steps_per_epoch
+    start = 0
+    if (saved := run.load()) is not None:
+        model.load_state_dict(tensors_under(saved.tensors, "model"))
+        load_optimizer(optimizer, saved.tensors)
+        restore_rng(saved.tensors)
+        start = saved.meta.get("step", saved.meta["epoch"] * steps_per_epoch)
+    bar = run.progress(start, total, "speech ctc")
+    for step in bar:
+        epoch, first = divmod(step, steps_per_epoch)
+        if step == start or first == 0:
+            order = epoch_order(train_items, args.batch, args.seed, epoch)
+        model.train()
+        warm = min(1.0, (step + 1) / 100)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * step / total))
+        k = first * args.batch
+        feats, lengths, targets, target_lengths = batch_of(
+            [train_items[i] for i in order[k : k + args.batch]]
+        )
+        log_probs = model(feats)
+        loss = ctc_loss(
+            log_probs.transpose(0, 1),
+            targets,
+            SpeechReader.frames(lengths),
+            target_lengths,
+            zero_infinity=True,
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+        done = step + 1
+        if done % steps_per_epoch == 0 or (args.checkpoint_every and done % args.checkpoint_every == 0):
+            tensors = module_tensors(model, "model") | save_optimizer(optimizer) | rng_tensors()
+            meta = {"kind": "ctc-speech", "epoch": done // steps_per_epoch, "step": done, "args": vars(args)}
+            run.save(tensors, meta)
+    bar.close()
+    return model
 
 
 def figures(test, test_items, frames, alignment, marginals, out: Path, count: int = 6) -> list[str]:
