@@ -67,8 +67,10 @@ def test_optimizer_state_saves_under_one_prefix_and_old_prefixes_still_load(old,
     assert load_optimizer(torch.optim.Adam([w]), {}, name) is None  # nothing saved: Adam starts afresh
 
 
-def _record_bars(monkeypatch, module) -> list[dict]:
-    """Replace ``module.progress`` by a recorder of each bar's (initial, total), still drawing the bar."""
+def _record_bars(monkeypatch) -> list[dict]:
+    """Replace the run harness's ``progress`` (every training loop's bar is `Run.progress`) by a recorder
+    of each bar's (initial, total), still drawing the bar."""
+    from latentvar import runs
     from latentvar.progress import progress
 
     bars = []
@@ -77,7 +79,7 @@ def _record_bars(monkeypatch, module) -> list[dict]:
         bars.append({"desc": desc, "initial": kw.get("initial", 0), "total": total})
         return progress(iterable, desc=desc, total=total, **kw)
 
-    monkeypatch.setattr(module, "progress", recording)
+    monkeypatch.setattr(runs, "progress", recording)
     return bars
 
 
@@ -89,25 +91,25 @@ def test_progress_bars_resume_at_the_saved_step(tmp_path, monkeypatch):
     from latentvar.apps.pos import lm
     from latentvar.apps.pos import train as pos
 
-    bars = _record_bars(monkeypatch, lm)
+    bars = _record_bars(monkeypatch)
     lm.fit(tmp_path / "lm", steps=2, **LM)
     lm.fit(tmp_path / "lm", steps=4, **LM)
     assert [(b["initial"], b["total"]) for b in bars] == [(0, 2), (2, 4)]
 
-    bars = _record_bars(monkeypatch, pos)
+    bars = _record_bars(monkeypatch)
     hmm = dict(states=3, emission="categorical", vocab_size=100, max_sentences=40, batch_tokens=1000)
     hmm |= dict(lr=0.01, seed=0, threads=1)
     pos.fit(tmp_path / "hmm", iters=1, **hmm)
     pos.fit(tmp_path / "hmm", iters=2, **hmm)
     assert [(b["initial"], b["total"]) for b in bars] == [(0, 1), (1, 2)]
 
-    bars = _record_bars(monkeypatch, ctc_digits)
+    bars = _record_bars(monkeypatch)
     ctc_digits.train(tmp_path / "ctc", Config(steps=2, batch=4, hidden=8, channels=4, checkpoint_every=2))
     cfg = Config(steps=3, batch=4, hidden=8, channels=4, checkpoint_every=2)
     ctc_digits.train(tmp_path / "ctc", cfg, resume=True)
     assert [(b["initial"], b["total"]) for b in bars] == [(0, 2), (2, 3)]
 
-    bars = _record_bars(monkeypatch, images)
+    bars = _record_bars(monkeypatch)
     gen = dict(data="twemoji", objective="gan", latent_channels=4, features=8, batch_size=8, sigma_images=4)
     images.train(out=tmp_path / "gan", steps=2, encoder_steps=1, **gen)
     images.train(out=tmp_path / "gan", steps=3, encoder_steps=2, resume=True, **gen)
@@ -257,3 +259,28 @@ def test_generator_gan_train_killed_in_the_encoder_phase_resumes_exactly(tmp_pat
     whole = train(out=unbroken, steps=2, encoder_steps=encoder_steps, **GAN)
     assert resumed["encoder_step"] == whole["encoder_step"] == encoder_steps
     _assert_same_gan_runs(killed, unbroken)
+
+
+def test_run_harness_resumes_only_when_asked_and_something_is_saved(tmp_path):
+    import os
+
+    from latentvar.io import FILE_MODE
+    from latentvar.runs import Run, module_tensors, tensors_under
+
+    assert Run(tmp_path / "new", resume=True).load() is None  # --resume with nothing saved: a fresh run
+    net = torch.nn.Linear(2, 3)
+    Run(tmp_path / "run").save(module_tensors(net, "net"), {"step": 7, "history": [1.5]})
+    assert os.stat(tmp_path / "run" / "checkpoint.safetensors").st_mode & 0o777 == FILE_MODE
+    assert Run(tmp_path / "run").exists and Run(tmp_path / "run").load() is None  # not resuming
+    saved = Run(tmp_path / "run", resume=True).load()
+    assert saved.step == 7 and saved.meta["history"] == [1.5]
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(tensors_under(saved.tensors, "net")[name], value, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="^meta: expected the run's step count under 'iteration'"):
+        Run(tmp_path / "run", step_key="iteration").save({}, {"step": 1})
+    run = Run(tmp_path / "run", resume=True)
+    run.check_settings(
+        {"states": 3}, {"states": ("--states", 3), "init": ("--init", "random")}, {"init": "random"}
+    )
+    with pytest.raises(ValueError, match=r"^--states: .* was fitted with 3, got 5; resume with the same"):
+        run.check_settings({"states": 3}, {"states": ("--states", 5)})

@@ -12,8 +12,8 @@ from pathlib import Path
 from einops import rearrange
 from torch import Tensor, nn
 
-from latentvar.io import load_checkpoint, save_checkpoint
-from latentvar.runs import save_optimizer
+from latentvar.io import load_checkpoint
+from latentvar.runs import Run, module_tensors, save_optimizer, tensors_under
 
 BLANK = 0  # class 0 is the blank; digit d is class d + 1
 NUM_CLASSES = 11
@@ -60,17 +60,28 @@ class LineReader(nn.Module):
         return self.out(hidden).log_softmax(-1)
 
 
+def checkpoint_tensors(
+    model: LineReader, optimizer, cfg: Config, step: int, extra: dict | None = None
+) -> tuple[dict[str, Tensor], dict]:
+    """A run's checkpoint at ``step``: (tensors, metadata)."""
+    tensors = module_tensors(model, "model") | save_optimizer(optimizer)
+    return tensors, {"kind": "ctc-digits", "config": asdict(cfg), "step": step, **(extra or {})}
+
+
 def save(run: Path, model: LineReader, optimizer, cfg: Config, step: int, extra: dict | None = None) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | save_optimizer(optimizer)
-    meta = {"kind": "ctc-digits", "config": asdict(cfg), "step": step, **(extra or {})}
-    save_checkpoint(run, tensors, meta)
+    Run(run).save(*checkpoint_tensors(model, optimizer, cfg, step, extra))
 
 
-def load(run: Path) -> tuple[LineReader, dict, dict[str, Tensor]]:
-    tensors, meta = load_checkpoint(run)
+def read(run: Path, tensors: dict[str, Tensor], meta: dict) -> tuple[LineReader, dict]:
+    """The LineReader a checkpoint's tensors and metadata describe (``run`` names it in errors)."""
     if meta.get("kind") != "ctc-digits":
         raise ValueError(f"run: {run} holds a {meta.get('kind')!r} checkpoint, not a ctc-digits one")
     cfg = Config(**meta["config"])
     model = LineReader(cfg.channels, cfg.hidden)
-    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
-    return model, meta, tensors
+    model.load_state_dict(tensors_under(tensors, "model"))
+    return model, meta
+
+
+def load(run: Path) -> tuple[LineReader, dict, dict[str, Tensor]]:
+    tensors, meta = load_checkpoint(run)
+    return (*read(run, tensors, meta), tensors)

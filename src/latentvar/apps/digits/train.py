@@ -14,11 +14,18 @@ import torch
 from torch import nn
 
 from latentvar.apps.digits.data import as_classes, digit_scans, make_lines
-from latentvar.apps.digits.model import BLANK, Config, LineReader, load, save
+from latentvar.apps.digits.model import (  # noqa: F401 (load, save: importable from here, as before)
+    BLANK,
+    Config,
+    LineReader,
+    checkpoint_tensors,
+    load,
+    read,
+    save,
+)
 from latentvar.ctc import ctc_loss
 from latentvar.io import atomic_write_json
-from latentvar.progress import progress
-from latentvar.runs import load_optimizer
+from latentvar.runs import Run, load_optimizer
 
 
 def learning_rate(step: int, cfg: Config) -> float:
@@ -30,21 +37,21 @@ def learning_rate(step: int, cfg: Config) -> float:
 def train(run: Path, cfg: Config, resume: bool = False) -> dict:
     """Train (or continue) a LineReader; checkpoints every ``checkpoint_every`` steps. Each step's lines
     come from a generator seeded by (seed, step), so a resumed run sees the same data as an unbroken one."""
-    run = Path(run)
+    run = Run(run, resume)
     torch.set_num_threads(1)  # small batches: one thread is as fast and leaves the other core free
     torch.manual_seed(cfg.seed)
     model = LineReader(cfg.channels, cfg.hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, history = 0, []
-    if resume and (run / "checkpoint.json").exists():
-        model, meta, tensors = load(run)
+    if (saved := run.load()) is not None:
+        model, meta = read(run.out, saved.tensors, saved.meta)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        load_optimizer(optimizer, tensors)
-        start, history = meta["step"], meta.get("history", [])
+        load_optimizer(optimizer, saved.tensors)
+        start, history = saved.step, meta.get("history", [])
         cfg = Config(**{**meta["config"], "steps": cfg.steps})  # the saved run's settings; steps may grow
     images, labels = digit_scans()["train"]
     model.train()
-    bar = progress(range(start, cfg.steps), desc="ctc train", total=cfg.steps, initial=start)
+    bar = run.progress(start, cfg.steps, "ctc train")
     running = None
     t0 = time.perf_counter()
     for step in bar:
@@ -66,7 +73,7 @@ def train(run: Path, cfg: Config, resume: bool = False) -> dict:
         if (step + 1) % 50 == 0:
             history.append({"step": step + 1, "loss": running})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save(run, model, optimizer, cfg, step + 1, {"history": history})
+            run.save(*checkpoint_tensors(model, optimizer, cfg, step + 1, {"history": history}))
     summary = {"steps": cfg.steps, "resumed_from": start, "seconds": time.perf_counter() - t0}
-    atomic_write_json(run / "train.json", {**summary, "history": history})
+    atomic_write_json(run.out / "train.json", {**summary, "history": history})
     return summary

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from latentvar import runs
 from latentvar.apps.images.data import load_images
 from latentvar.apps.images.dcgan import (
     ConvEncoder,
@@ -24,9 +25,8 @@ from latentvar.apps.images.dcgan import (
     make_generator,
 )
 from latentvar.generator import Generator
-from latentvar.io import load_checkpoint, save_checkpoint
-from latentvar.progress import progress
-from latentvar.runs import load_optimizer, save_optimizer
+from latentvar.io import load_checkpoint
+from latentvar.runs import load_optimizer, module_tensors, save_optimizer, tensors_under
 
 # --------------------------------------------------------------------------------------------------------
 # checkpoints: module and optimiser states flattened into one safetensors dict
@@ -62,31 +62,36 @@ class Run:
             mods["disc"] = self.disc
         return mods
 
+    def metadata(self) -> dict:
+        return {"config": self.config, "step": self.step, "encoder_step": self.encoder_step} | self.meta
+
     def save(self, out: Path, **meta) -> None:
         tensors = {}
         for name, mod in self.modules().items():
-            tensors |= {f"{name}.{k}": v for k, v in mod.state_dict().items()}
+            tensors |= module_tensors(mod, name)
         tensors |= save_optimizer(self.opt_main, "main") | save_optimizer(self.opt_enc, "enc")
         if self.opt_disc is not None:
             tensors |= save_optimizer(self.opt_disc, "disc")
-        tensors["rng"] = torch.get_rng_state()
         self.meta |= meta
-        info = {"config": self.config, "step": self.step, "encoder_step": self.encoder_step} | self.meta
-        save_checkpoint(out, tensors, info)
+        runs.Run(out).save(tensors | runs.rng_tensors(), self.metadata())
 
     @classmethod
     def load(cls, out: Path) -> Run:
-        tensors, meta = load_checkpoint(out)
+        tensors, meta = load_checkpoint(out)  # its errors name the folder, and a pickle found there
+        return cls.restore(runs.Checkpoint(meta["step"], tensors, meta))
+
+    @classmethod
+    def restore(cls, saved: runs.Checkpoint) -> Run:
+        tensors, meta = saved.tensors, saved.meta
         run = cls(meta["config"])
         for name, mod in run.modules().items():
-            prefix = name + "."
-            mod.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+            mod.load_state_dict(tensors_under(tensors, name))
         load_optimizer(run.opt_main, tensors, "main")
         load_optimizer(run.opt_enc, tensors, "enc")
         if run.opt_disc is not None:
             load_optimizer(run.opt_disc, tensors, "disc")
-        torch.set_rng_state(tensors["rng"])
-        run.step, run.encoder_step = meta["step"], meta.get("encoder_step", 0)
+        runs.restore_rng(tensors)
+        run.step, run.encoder_step = saved.step, meta.get("encoder_step", 0)
         run.meta = {k: v for k, v in meta.items() if k not in ("config", "step", "encoder_step")}
         return run
 
@@ -140,8 +145,8 @@ def train(
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     out = Path(out)
     y_train, y_val = load_images(data, "train"), load_images(data, "val")
-    if resume and (out / "checkpoint.json").exists():
-        run = Run.load(out)
+    if (saved := runs.Run(out, resume).load()) is not None:
+        run = Run.restore(saved)
         run.config["steps"], run.config["encoder_steps"] = steps, encoder_steps
     else:
         torch.manual_seed(seed)
@@ -161,13 +166,7 @@ def train(
         run = Run(config)
     batches = _batches(y_train, batch_size, run.config["seed"], run.step)
     t0 = time.time()
-    bar = progress(
-        range(run.step, steps),
-        desc=f"{objective} training",
-        total=steps,
-        initial=run.step,
-        disable=not show_progress,
-    )
+    bar = runs.Run(out).progress(run.step, steps, f"{objective} training", disable=not show_progress)
     for _ in bar:
         run.model.train(), run.encoder.train()
         y = _augment(next(batches))
@@ -194,7 +193,7 @@ def train(
         _fit_observation_model(
             run, y_train, y_sigma, out, encoder_steps, batch_size, save_every, show_progress
         )
-    return {"config": run.config, "step": run.step, "encoder_step": run.encoder_step} | run.meta
+    return run.metadata()
 
 
 def _fit_observation_model(
@@ -207,12 +206,8 @@ def _fit_observation_model(
         p.requires_grad_(False)
     batches = _batches(y_train, batch_size, run.config["seed"] + 10_000, run.encoder_step)
     t0 = time.time()
-    bar = progress(
-        range(run.encoder_step, encoder_steps),
-        desc="encoder (decoder frozen)",
-        total=encoder_steps,
-        initial=run.encoder_step,
-        disable=not show_progress,
+    bar = runs.Run(out).progress(
+        run.encoder_step, encoder_steps, "encoder (decoder frozen)", disable=not show_progress
     )
     for _ in bar:
         run.encoder.train()

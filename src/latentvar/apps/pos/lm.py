@@ -14,9 +14,9 @@ import torch
 
 from latentvar.autoregressive import Autoregressive, RecurrentLM
 from latentvar.data import brown
-from latentvar.io import load_checkpoint, save_checkpoint
+from latentvar.io import load_checkpoint
 from latentvar.progress import progress
-from latentvar.runs import load_optimizer, save_optimizer
+from latentvar.runs import Run, load_optimizer, module_tensors, save_optimizer, step_generator, tensors_under
 
 
 def _encode(sents, vocab):
@@ -28,7 +28,7 @@ def _encode(sents, vocab):
 def load(run: Path) -> tuple[Autoregressive, dict]:
     tensors, meta = load_checkpoint(run)
     net = RecurrentLM(**meta["network"])
-    net.load_state_dict({k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")})
+    net.load_state_dict(tensors_under(tensors, "net"))
     return Autoregressive(net, eos=meta["network"]["vocab_size"] - 1), meta
 
 
@@ -46,7 +46,7 @@ def fit(
     every: int = 100,
 ) -> dict:
     """Adam on -log P(y) (with end of sentence) per token over random minibatches; checkpoints (model and
-    optimiser) every ``every`` steps, and a re-run resumes from the last one."""
+    optimiser) every ``every`` steps, and a re-run resumes from the last one (`rerun_note`)."""
     torch.set_num_threads(threads)
     out = Path(out)
     train = brown.sentences("train")
@@ -71,15 +71,15 @@ def fit(
         "steps": steps,
         "lr": lr,
     }
-    if (out / "checkpoint.safetensors").exists():  # its header holds the metadata
-        tensors, saved = load_checkpoint(out)
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        load_optimizer(opt, tensors)
-        meta.update({k: saved[k] for k in ("step", "history", "seconds")})
-    bar = progress(range(meta["step"], steps), desc="lm", total=steps, initial=meta["step"])
+    run = Run(out, resume=True)
+    if (saved := run.load()) is not None:
+        net.load_state_dict(tensors_under(saved.tensors, "net"))
+        load_optimizer(opt, saved.tensors)
+        meta.update({k: saved.meta[k] for k in ("step", "history", "seconds")})
+    bar = run.progress(meta["step"], steps, "lm")
     running, t0 = [], time.time()
     for step in bar:
-        idx = torch.randint(words.shape[0], (batch_size,), generator=batch_generator(seed, step))
+        idx = torch.randint(words.shape[0], (batch_size,), generator=step_generator(seed, step))
         lb = lengths[idx]
         lp = model.log_prob(words[idx, : int(lb.max())], lb)
         loss = -lp.sum() / (lb.sum() + batch_size)
@@ -94,18 +94,11 @@ def fit(
             meta["seconds"] += time.time() - t0
             t0, running = time.time(), []
             bar.set_postfix(nll=f"{meta['history'][-1]:.3f}")
-            save_checkpoint(out, _state(net, opt), meta)
+            run.save(module_tensors(net, "net") | save_optimizer(opt), meta)
     return meta
 
 
-def batch_generator(seed: int, step: int) -> torch.Generator:
-    """The generator of step ``step``'s minibatch: a pure function of (seed, step), so a resumed run draws
-    exactly the batches an unbroken one would (reseeding once at the resume step would not)."""
-    return torch.Generator().manual_seed((seed * 2**32 + step) % 2**64)
-
-
-def _state(net, opt) -> dict:
-    return {f"net.{k}": v for k, v in net.state_dict().items()} | save_optimizer(opt)
+batch_generator = step_generator  # the name before the run harness
 
 
 @torch.no_grad()

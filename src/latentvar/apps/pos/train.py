@@ -21,9 +21,7 @@ from latentvar.hmm import HMM
 from latentvar.hmm.emissions import CharEmission, FeatureEmission
 from latentvar.hmm.word_clusters import context_clusters, warm_start
 from latentvar.inference import Chain
-from latentvar.io import load_checkpoint, save_checkpoint
-from latentvar.progress import progress
-from latentvar.runs import load_optimizer, save_optimizer
+from latentvar.runs import Run, load_optimizer, module_tensors, save_optimizer, tensors_under
 from latentvar.stats import em_family
 
 
@@ -33,9 +31,7 @@ def build_model(tensors: dict, meta: dict) -> HMM:
             tensors["init_logits"], tensors["trans_logits"], D.Categorical(logits=tensors["emission_logits"])
         )
     emission = neural_emission(meta)
-    emission.load_state_dict(
-        {k[len("emission.") :]: v for k, v in tensors.items() if k.startswith("emission.")}
-    )
+    emission.load_state_dict(tensors_under(tensors, "emission"))
     return HMM(tensors["init_logits"], tensors["trans_logits"], emission)
 
 
@@ -55,7 +51,7 @@ def neural_emission(meta: dict) -> nn.Module:
 def _tensors(model: HMM) -> dict:
     out = {"init_logits": model.init_logits.detach(), "trans_logits": model.trans_logits.detach()}
     if isinstance(model.emission, nn.Module):
-        out.update({f"emission.{k}": v for k, v in model.emission.state_dict().items()})
+        out.update(module_tensors(model.emission, "emission"))
     else:
         out["emission_logits"] = model.emission.logits.detach()
     return out
@@ -107,23 +103,16 @@ def fit(
     if emission == "neural":
         meta["char"] = {"dim": 64, "char_dim": 16, "channels": 64}
         meta["features"] = features
-    tensors = None
-    if (out / "checkpoint.safetensors").exists():  # its header holds the metadata
-        tensors, saved = load_checkpoint(out)
+    run = Run(out, resume=True, step_key="iteration")
+    if (saved := run.load()) is not None:
         # the settings that define the model; runs from before an option existed used its old default
         options = {"emission": "--emission", "states": "--states", "vocab_size": "--vocab", "init": "--init"}
         if emission == "neural":
             options["features"] = "--features"
-        defaults = {"init": "random", "features": "chars"}
-        for key, flag in options.items():
-            was = saved.get(key, defaults.get(key))
-            if was != meta[key]:
-                raise ValueError(
-                    f"{flag}: {out} was fitted with {was!r}, got {meta[key]!r}; resume with the same settings "
-                    "or choose a new --out"
-                )
-        meta.update({k: saved[k] for k in ("iteration", "history", "seconds")})
-        model = build_model(tensors, saved)
+        wanted = {key: (flag, meta[key]) for key, flag in options.items()}
+        run.check_settings(saved.meta, wanted, defaults={"init": "random", "features": "chars"})
+        meta.update({k: saved.meta[k] for k in ("iteration", "history", "seconds")})
+        model = build_model(saved.tensors, saved.meta)
     else:
         model = init_model(states, len(vocab), emission, vocab.words, meta, seed)
         if init == "clusters":
@@ -136,11 +125,9 @@ def fit(
     if emission == "neural":
         params = _neural_params(model)
         opt = torch.optim.Adam(params, lr=lr)
-        if tensors is not None:
-            load_optimizer(opt, tensors)  # runs from before Adam's state was saved restart its moments
-    bar = progress(
-        range(meta["iteration"], iters), desc=f"hmm {emission}", total=iters, initial=meta["iteration"]
-    )
+        if saved is not None:
+            load_optimizer(opt, saved.tensors)  # runs from before Adam's state was saved restart its moments
+    bar = run.progress(meta["iteration"], iters, f"hmm {emission}")
     for it in bar:
         t0 = time.time()
         if step is not None:
@@ -154,7 +141,7 @@ def fit(
         meta["iteration"] = it + 1
         meta["seconds"] += time.time() - t0
         bar.set_postfix(ll=f"{loglik / n_tokens:.4f}")
-        save_checkpoint(out, _tensors(model) | (save_optimizer(opt) if opt is not None else {}), meta)
+        run.save(_tensors(model) | (save_optimizer(opt) if opt is not None else {}), meta)
     return meta
 
 
