@@ -43,6 +43,52 @@ def test_log_prob_posterior_mode_match_enumeration():
     torch.testing.assert_close(post.log_prob(z), m.log_joint(z, y) - brute)
 
 
+def test_posterior_parity_with_hmm_and_ctc_entropy_and_log_partition_match_enumeration():
+    """Cached log_partition / marginals / mode / entropy, batch and event shapes, seeded samples; the
+    entropy against -Σ_z p log p over every z, with an unused component (weight 0: 0 · log 0 = 0)."""
+    m = _random_gaussian_mixture(k=4, d=3, batch=(2,))
+    m = Mixture(m.logits.index_fill(-1, torch.tensor([2]), -torch.inf), m.components)
+    y = torch.randn(5, 2, 3)
+    joint = torch.stack([m.log_joint(torch.full((5, 2), k), y) for k in range(4)], dim=-1)
+    post = m.posterior(y)
+    assert post.batch_shape == (5, 2) and post.event_shape == ()
+    for name in ("log_partition", "marginals", "mode", "entropy"):
+        assert getattr(post, name) is getattr(post, name), name  # cached, not recomputed
+    brute = torch.log(joint.exp().sum(-1))
+    torch.testing.assert_close(post.log_partition, brute, rtol=1e-10, atol=1e-10)
+    p = (joint - brute[..., None]).exp()
+    terms = [-(p[..., z] * (joint[..., z] - brute)) for z in range(4) if z != 2]  # p = 0 at z = 2
+    torch.testing.assert_close(post.entropy, sum(terms), rtol=1e-10, atol=1e-10)
+    assert torch.isfinite(post.entropy).all() and (post.entropy > 0).all()
+    a = post.sample((7,), generator=torch.Generator().manual_seed(3))
+    b = post.sample((7,), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == (7, 5, 2) and not (a == 2).any()
+    torch.manual_seed(4)
+    ours = post.sample((3,))
+    torch.manual_seed(4)
+    assert torch.equal(ours, D.Categorical(logits=post.logits).sample((3,)))  # the global RNG: as before
+
+
+def test_posterior_samples_follow_the_marginals():
+    """20000 seeded draws at each of two sites: chi-square goodness of fit against P(z | y)."""
+    m = _random_gaussian_mixture(k=3, d=2, batch=(2,))
+    post = m.posterior(torch.randn(2, 2))
+    z = post.sample((20000,), generator=torch.Generator().manual_seed(0))
+    for site in range(2):
+        counts = torch.bincount(z[:, site], minlength=3).double()
+        expected = 20000 * post.marginals[site]
+        assert stats.chisquare(counts.numpy(), expected.numpy()).pvalue > 1e-4
+
+
+def test_posterior_from_normalised_logits_has_no_log_partition():
+    from latentvar import MixturePosterior
+
+    post = MixturePosterior(logits=torch.randn(3))
+    with pytest.raises(AttributeError, match="^log_partition: this posterior was built from normalised"):
+        _ = post.log_partition
+    torch.testing.assert_close(post.entropy, D.Categorical(logits=post.logits).entropy())
+
+
 def test_categorical_components_enumeration_over_sequences_of_sites():
     # three independent sites, each a mixture over K=2 of a categorical over V=3: enumerate all z
     logits = torch.randn(3, 2)

@@ -11,6 +11,8 @@ mixtures with batch shape (b, h, w).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import torch
 import torch.distributions as D
 from torch import Tensor, nn
@@ -41,16 +43,53 @@ __all__ = [
 class MixturePosterior(D.Categorical, Posterior):
     """P(z | y) for a mixture: a Categorical over components at every site.
 
-    ``marginals`` (..., k) sums to one over k; ``mode`` (...) is the most probable component.
+    ``batch_shape`` the sites (...), ``event_shape`` () (one z per site). ``log_partition`` log P(y)
+    (...); ``marginals`` (..., k) = P(z = k | y), summing to one over k; ``mode`` (...) the most probable
+    component; ``entropy`` H(z | y) (...) in nats; ``sample(sample_shape, generator)`` exact draws
+    (*sample_shape, ...); ``log_prob(z)`` log P(z | y). The answers are cached, as for the HMM and CTC
+    posteriors. (``entropy`` is a tensor, not `torch.distributions.Categorical`'s method.)
     """
 
-    @property
+    @classmethod
+    def from_log_joint(cls, log_joint: Tensor) -> MixturePosterior:
+        """The posterior ∝ exp(log_joint) (..., k) = log π_k + log P(y | z=k), keeping log P(y)."""
+        log_partition = torch.logsumexp(log_joint, -1, keepdim=True)
+        post = cls(logits=log_joint - log_partition, validate_args=False)
+        post.__dict__["log_partition"] = log_partition.squeeze(-1)  # what the cached property would hold
+        return post
+
+    @cached_property
+    def log_partition(self) -> Tensor:
+        """log P(y) = logsumexp_k (log π_k + log P(y | z=k)): (...). Known only to posteriors built from
+        the joint (`Mixture.posterior`, `from_log_joint`); normalised logits alone have lost it."""
+        raise AttributeError(
+            "log_partition: this posterior was built from normalised logits, which do not keep log P(y); "
+            "build it with Mixture.posterior(y) or MixturePosterior.from_log_joint"
+        )
+
+    @cached_property
     def marginals(self) -> Tensor:
         return self.probs
 
-    @property
+    @cached_property
     def mode(self) -> Tensor:
         return self.logits.argmax(dim=-1)
+
+    @cached_property
+    def entropy(self) -> Tensor:
+        """H(z | y) = -Σ_k P(k | y) log P(k | y): (...), in nats (0 · log 0 = 0 for unused components)."""
+        return D.Categorical.entropy(self)
+
+    def sample(
+        self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Exact draws of z (*sample_shape, *batch_shape) from ``generator`` (the global RNG if None: then
+        the same draws as `torch.distributions.Categorical.sample`)."""
+        sample_shape = torch.Size(sample_shape)
+        with torch.no_grad():
+            probs_2d = self.probs.reshape(-1, self._num_events)
+            draws = torch.multinomial(probs_2d, sample_shape.numel(), True, generator=generator).T
+        return draws.reshape(self._extended_shape(sample_shape))
 
 
 class Mixture(LatentVariableModel):
@@ -146,10 +185,7 @@ class Mixture(LatentVariableModel):
 
     def posterior(self, y: Tensor) -> MixturePosterior:
         """Exact P(z | y) ∝ π_z P(y|z) at every site."""
-        log_post = self.log_weights + self.component_log_prob(y)
-        return MixturePosterior(
-            logits=log_post - torch.logsumexp(log_post, -1, keepdim=True), validate_args=False
-        )
+        return MixturePosterior.from_log_joint(self.log_weights + self.component_log_prob(y))
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> tuple[Tensor, Tensor]:
         """(z, y) with z: sample_shape + batch_shape, y: sample_shape + batch_shape + event_shape."""
