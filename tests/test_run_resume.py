@@ -284,3 +284,12 @@ def test_run_harness_resumes_only_when_asked_and_something_is_saved(tmp_path):
     )
     with pytest.raises(ValueError, match=r"^--states: .* was fitted with 3, got 5; resume with the same"):
         run.check_settings({"states": 3}, {"states": ("--states", 5)})
+
+
+def test_colorize_train_refuses_to_resume_another_model_with_the_harness_message(tmp_path):
+    from latentvar.colorize.train import TrainConfig, train
+
+    common = dict(data="twemoji", size=32, batch_size=4, steps=1, out=str(tmp_path), width=4, hidden=8)
+    train(TrainConfig(model="per-pixel", **common), show_progress=False)
+    with pytest.raises(ValueError, match="^--model: .* was fitted with 'per-pixel', got 'latent'; resume"):
+        train(TrainConfig(model="latent", **common), resume=True, show_progress=False)

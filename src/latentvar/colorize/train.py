@@ -46,8 +46,8 @@ from latentvar.colorize.images import rgba_to_lab
 from latentvar.colorize.metrics import auc
 from latentvar.colorize.model import ARCHS, MODELS, build_model, nats_per_pixel, parameter_count
 from latentvar.colorize.quantize import ABBins
-from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
-from latentvar.progress import progress
+from latentvar.io import load_checkpoint, save_checkpoint
+from latentvar.runs import Run, load_optimizer, module_tensors, save_optimizer, tensors_under
 
 
 @dataclass
@@ -113,11 +113,11 @@ class TrainConfig:
 
 
 def model_tensors(model: nn.Module) -> dict[str, Tensor]:
-    return {f"model.{k}": v for k, v in model.state_dict().items()}
+    return module_tensors(model, "model")
 
 
 def write_checkpoint(out: Path, model: nn.Module, opt, meta: dict) -> None:
-    save_checkpoint(out, {**model_tensors(model), **optimizer_tensors(opt)}, meta)
+    Run(out).save(model_tensors(model) | save_optimizer(opt), meta)
 
 
 def restore_model(tensors: dict[str, Tensor], meta: dict) -> nn.Module:
@@ -126,8 +126,7 @@ def restore_model(tensors: dict[str, Tensor], meta: dict) -> nn.Module:
     cfg = meta["config"]
     arch = cfg.get("arch") or "emoji"  # runs from before the photo trunk are emoji runs
     model = build_model(cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch)
-    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(tensors_under(tensors, "model"), strict=True)
     return model
 
 
@@ -273,29 +272,18 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
     ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, history, elapsed, checks = 0, [], 0.0, []
-    if resume and (out / "checkpoint.json").exists():
-        tensors, meta = load_checkpoint(out)
-        if meta["config"]["model"] != config.model:
-            raise ValueError(
-                f"resume: the run in {out} trains {meta['config']['model']!r}, not {config.model!r}"
-            )
-        model.load_state_dict(
-            {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-        )
-        load_optimizer_tensors(opt, {k: v.to(device) for k, v in tensors.items()})
-        step, history, elapsed = meta["step"], meta["history"], meta.get("train_seconds", 0.0)
-        checks = meta.get("validation", [])
+    run = Run(out, resume)
+    if (saved := run.load()) is not None:
+        run.check_settings(saved.meta["config"], {"model": ("--model", config.model)})
+        model.load_state_dict(tensors_under(saved.tensors, "model"))
+        load_optimizer(opt, {k: v.to(device) for k, v in saved.tensors.items()})
+        step, history, elapsed = saved.step, saved.meta["history"], saved.meta.get("train_seconds", 0.0)
+        checks = saved.meta.get("validation", [])
     net = model
     if config.devices > 1:
         net = nn.parallel.DistributedDataParallel(model)
     meta = {}
-    bar = progress(
-        range(step, config.steps),
-        desc=f"train {config.model}",
-        disable=not show_progress,
-        initial=step,
-        total=config.steps,
-    )
+    bar = run.progress(step, config.steps, f"train {config.model}", disable=not show_progress)
     t0 = time.perf_counter()
     stop = _patience_exhausted(checks, config.patience, config.select)
     for step in bar:
@@ -333,7 +321,7 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
         if config.devices > 1 and config.patience:
             stop = _agree(stop, device)
     if not meta:  # nothing left to do (a resumed, finished run)
-        meta = load_checkpoint(out)[1] if (out / "checkpoint.json").exists() else {}
+        meta = last.meta if (last := Run(out, resume=True).load()) is not None else {}
     return meta
 
 

@@ -108,7 +108,7 @@ def _batches(y: torch.Tensor, batch_size: int, seed: int, step: int):
         raise ValueError(f"batch_size: expected at most the {y.shape[0]} training images, got {batch_size}")
     epoch, first = divmod(step, per_epoch)
     while True:
-        g = torch.Generator().manual_seed((seed * 2**32 + epoch) % 2**64)
+        g = runs.step_generator(seed, epoch)
         perm = torch.randperm(y.shape[0], generator=g)
         for i in range(first * batch_size, per_epoch * batch_size, batch_size):
             yield y[perm[i : i + batch_size]]
