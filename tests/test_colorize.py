@@ -215,3 +215,29 @@ def test_openmoji_labels_from_palette():
     rgba[1, 2] = [250, 230, 40, 255]
     labels = label_pixels(rgba, rgb)
     np.testing.assert_array_equal(labels, [[1, 2, 3], [0, 255, 2]])
+
+
+def test_lightness_is_the_l_of_rgb_to_lab_for_every_input_kind():
+    from latentvar.colorize.lab import lightness, to_float_rgb
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (17, 23, 4), dtype=np.uint8)
+    levels = np.arange(256, dtype=np.uint8).repeat(3).reshape(1, 256, 3)  # every uint8 grey level
+    for image in (rgb, rgba, levels, rgb.astype(np.float32) / 255, torch.from_numpy(rgb)):
+        expected = rgb_to_lab(to_float_rgb(image))[..., 0]
+        assert torch.allclose(lightness(image), expected, atol=1e-4)
+    assert lightness(rgb[::2, ::3]).shape == (9, 8)  # any strides
+
+
+def test_in_gamut_matches_the_bin_set():
+    bins = ABBins()
+    assert bool(bins.in_gamut(bins.centres).all())
+    assert bins.in_gamut(
+        torch.tensor([[0.0, 0.0], [4.9, -4.9], [150.0, 0.0], [float("nan"), 0.0]])
+    ).tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]

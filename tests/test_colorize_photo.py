@@ -281,3 +281,55 @@ def test_eval_on_a_photo_corpus(tmp_path, corpus):
         assert result.exit_code == 0, result.output
         metrics = json.loads(report.read_text())
         assert metrics["num_images"] == 2 and metrics["split"] == "test" and 0 < metrics["auc"] <= 1
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "src/latentvar/data/photo_examples/lxqt-themes__fog.jpg"
+
+
+def test_palettes_are_the_segments_colour_law_by_brute_force():
+    """p̄_k(q) = Σ_p P(z_p=k|x) P(q|k,x_p) / Σ_p P(z_p=k|x), summed pixel by pixel here."""
+    from latentvar.colorize.model import lightness_bin
+
+    colorizer, photo = Colorizer.load(), np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    with torch.no_grad():
+        log_w, table, L = colorizer._latent(photo)
+    w, lb = log_w.double().exp().reshape(-1, 8), lightness_bin(L).reshape(-1)
+    per_pixel = table.double().exp()[:, lb].permute(1, 0, 2)  # (p, k, q)
+    law = ((w[..., None] * per_pixel).sum(0) / w.sum(0)[:, None]).float()
+    assert w.sum(0).min() < 1e-3  # a segment this photo barely uses: its law is still its own
+    for s in colorizer.palettes(photo, 5):
+        probs, idx = law[s["segment"]].topk(5)
+        assert torch.allclose(torch.tensor([c["probability"] for c in s["colours"]]), probs, atol=1e-5)
+        assert [c["ab"] for c in s["colours"]] == colorizer.bins.centres[idx].tolist()
+
+
+def test_recoloured_pixels_take_the_chosen_colour_where_the_law_allows():
+    """The tilt with a narrow width gives the chosen colour itself wherever the law puts mass near it."""
+    from latentvar.colorize.lab import rgb_to_lab
+
+    c = Colorizer.load()
+    rgb = np.full((64, 64, 3), 128, np.uint8)  # mid grey: L ≈ 54, where most ab bins are in gamut
+    seg = c.segment(rgb, dtype=np.uint8)
+    k = int(seg[0, 0])
+    out = c.recolour(rgb, k, (20.0, -30.0), segments=seg, width=2.0)
+    ab = rgb_to_lab(torch.from_numpy(out[seg == k]).float() / 255)[:, 1:]
+    assert torch.allclose(ab.mean(0), torch.tensor([20.0, -30.0]), atol=2.0)
+
+
+def test_recolour_refuses_bad_arguments_by_name():
+    c, rgb = Colorizer.load(), np.full((32, 32, 3), 100, np.uint8)
+    for kwargs, message in [
+        ({"segment": 8, "ab": (0, 0)}, r"^segment: expected a segment id in 0\.\.7, got 8"),
+        ({"segment": 0, "ab": (150, 0)}, r"^ab: \(150, 0\) is outside the sRGB gamut"),
+        ({"segment": 0, "ab": (1, 2, 3)}, r"^ab: expected a colour \(a, b\) of two finite numbers"),
+        ({"segment": 0, "ab": (0, 0), "width": 0}, r"^width: expected a positive number"),
+        ({"segment": 0, "ab": (0, 0), "base": np.zeros((2, 2, 3), np.uint8)}, r"^base: expected RGB uint8"),
+        (
+            {"segment": 0, "ab": (0, 0), "segments": np.zeros((2, 2))},
+            r"^segments: expected the image's shape",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            c.recolour(rgb, **kwargs)
+    with pytest.raises(ValueError, match=r"^n: expected an integer number of colours in 1\.\.261"):
+        c.palettes(rgb, 0)

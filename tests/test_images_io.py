@@ -393,3 +393,20 @@ def test_pillow_bomb_guard_is_lifted_only_for_our_reads(tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS == 100  # restored for other code
     with pytest.raises(Image.DecompressionBombError):
         Image.open(tmp_path / "big.jpg")
+
+
+def test_a_file_object_is_read_and_its_own_pixel_limit_holds():
+    import io
+
+    from latentvar.colorize.images import ImageTooLargeError
+
+    buf = io.BytesIO()
+    Image.fromarray(blocks()).save(buf, "PNG")
+    assert np.array_equal(read_image_rgb_uint8(io.BytesIO(buf.getvalue())), blocks()[..., :3])
+    with pytest.raises(
+        ImageTooLargeError, match=r"^images: cannot read 'the upload': 24×16 = 384 pixels"
+    ) as err:
+        read_image_rgb_uint8(io.BytesIO(buf.getvalue()), max_pixels=383)
+    assert (err.value.width, err.value.height) == (24, 16)
+    with pytest.raises(ImageReadError, match=r"^images: cannot read 'the upload' as an image"):
+        read_image_rgb_uint8(io.BytesIO(b"not an image"))

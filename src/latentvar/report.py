@@ -25,8 +25,9 @@ figcaption { font-size: 0.8em; color: #555; }
 """
 
 
-def png_bytes(image) -> bytes:
-    """PNG bytes of a PIL image or an array (h, w) / (h, w, 3|4), floats in [0, 1] or uint8."""
+def png_bytes(image, compress_level: int = 6) -> bytes:
+    """PNG bytes of a PIL image or an array (h, w) / (h, w, 3|4), floats in [0, 1] or uint8 (zlib level
+    ``compress_level``: 1 encodes a 1-Mpx photo in ~40 ms, for a web page)."""
     from PIL import Image
 
     if not isinstance(image, Image.Image):
@@ -35,7 +36,7 @@ def png_bytes(image) -> bytes:
             arr = (np.clip(arr, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
         image = Image.fromarray(arr)
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 

@@ -37,12 +37,13 @@ from torch import Tensor, nn
 
 from latentvar.colorize import grids
 from latentvar.colorize.images import read_image_rgb_uint8, to_rgba
-from latentvar.colorize.lab import lab_to_rgb, rgb_to_lab, to_float_rgb
+from latentvar.colorize.lab import lab_to_rgb, lightness, rgb_to_lab, to_float_rgb
 from latentvar.colorize.model import lightness_bin, nats_per_pixel
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint
 
 WORK_SIDE = 176
+RECOLOUR_WIDTH = 10.0  # ab units: the tilt of `Colorizer.recolour`, one bin of the ab grid
 
 
 def as_image(img) -> np.ndarray:
@@ -126,7 +127,7 @@ class Colorizer:
 
     def _L(self, rgb: np.ndarray, shape: tuple[int, int]) -> Tensor:
         """The lightness of ``rgb`` resized to ``shape``: (h', w') float32 on the device."""
-        return _lab(grids.resize(rgb, shape))[..., 0].to(self.device)
+        return lightness(grids.resize(rgb, shape)).to(self.device)
 
     def _require_latent(self, what: str) -> None:
         if self.kind != "latent":
@@ -138,23 +139,27 @@ class Colorizer:
         `apply` does) run the network once."""
         L = self._L(rgb, self.work_shape(*rgb.shape[:2]))
         key = (tuple(L.shape), hash(L.cpu().numpy().tobytes()))
-        if getattr(self, "_last", (None,))[0] != key:
-            mix = self.model.mixture(L[None])
-            self._last = (key, (mix.log_weights[0], mix.components.log_table[0], L))
-        return self._last[1]
+        last = getattr(self, "_last", (None, None))  # one read: another thread may replace it meanwhile
+        if last[0] == key:
+            return last[1]
+        mix = self.model.mixture(L[None])
+        result = (mix.log_weights[0], mix.components.log_table[0], L)
+        self._last = (key, result)
+        return result
 
-    def _strips(self, rgb: np.ndarray, low: Tensor, L_low: Tensor):
-        """(rows, Lab of the strip (r, W, 3), ``low`` (c, hw, ww) upsampled to those rows), top to bottom."""
-        for rows, strip in grids.strips(rgb):
-            lab = _lab(strip).to(self.device)
-            up = grids.joint_bilateral_rows(low, L_low, lab[..., 0], rgb.shape[:2], rows)
-            yield rows, lab, up
+    def _strips(self, rgb: np.ndarray, low: Tensor, L_low: Tensor, band: slice | None = None):
+        """(rows, L of the strip (r, W), ``low`` (c, hw, ww) upsampled to those rows), top to bottom, over
+        all rows or only the rows ``band``."""
+        for rows, strip in grids.strips(rgb, band=band):
+            L = lightness(strip).to(self.device)
+            yield rows, L, grids.joint_bilateral_rows(low, L_low, L, rgb.shape[:2], rows)
 
-    def _finish(self, rgb: np.ndarray, ab: Tensor, L_low: Tensor) -> np.ndarray:
-        """ab on the work grid (hw, ww, 2) + the input's full-resolution L -> RGB uint8 (h, w, 3)."""
+    def _finish(self, rgb: np.ndarray, ab: Tensor, L_low: Tensor, band: slice | None = None) -> np.ndarray:
+        """ab on the work grid (hw, ww, 2) + the input's full-resolution L -> RGB uint8 (h, w, 3), or only
+        the rows ``band`` of it (the others left unset)."""
         out = np.empty((*rgb.shape[:2], 3), np.uint8)
-        for rows, lab, up in self._strips(rgb, ab.permute(2, 0, 1).float(), L_low):
-            lab[..., 1:] = up.permute(1, 2, 0)
+        for rows, L, up in self._strips(rgb, ab.permute(2, 0, 1).float(), L_low, band):
+            lab = torch.cat([L[..., None], up.permute(1, 2, 0)], dim=-1)
             out[rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         return out
 
@@ -210,11 +215,11 @@ class Colorizer:
         ``colour_rgb``'s quantised ab at the pixel's own L-bin when given (the posterior)."""
         log_w, table, L = self._latent(rgb)
         out = np.empty(rgb.shape[:2], dtype)
-        for rows, lab, prior in self._strips(rgb, log_w.exp().permute(2, 0, 1), L):
+        for rows, L_rows, prior in self._strips(rgb, log_w.exp().permute(2, 0, 1), L):
             score = prior.clamp_min(1e-30).log()
             if colour_rgb is not None:
                 y = self.bins.encode(_lab(colour_rgb[rows])[..., 1:].to(self.device))
-                score = score + table[:, lightness_bin(lab[..., 0]), y]
+                score = score + table[:, lightness_bin(L_rows), y]
             out[rows] = score.max(0).indices.cpu().numpy()  # max(0) is ~5x faster than argmax(0) here
         return out
 
@@ -244,6 +249,100 @@ class Colorizer:
             choice = (table + gumbel(k, 1, q)).argmax(-1)  # (k, l): the bin each segment takes at each L-bin
             out.append(self._finish(rgb, self.bins.decode(choice[z, lbin]).to(self.device), L))
         return np.stack(out)
+
+    # -- the segments as a person uses them ----------------------------------------------------------
+    @torch.no_grad()
+    def palettes(self, img, n: int = 8) -> list[dict]:
+        """Each segment's ``n`` most probable colours under P(y | z = k, x): the law of a random pixel of
+        segment k on the work grid, p̄_k(q) = Σ_p P(z_p=k|x) P(y_p=q | z_p=k, x) / Σ_p P(z_p=k|x).
+
+        One dict per segment k, in order: ``segment`` k; ``area``, its share of the work grid under
+        argmax P(z|x); ``lightness``, the mean L of its pixels (weighted as p̄_k); ``colours``, a list of
+        {``ab``: [a, b], ``probability``: p̄_k(q), ``rgb``: [r, g, b] (uint8) of that ab at that lightness},
+        most probable first."""
+        self._require_latent("palettes")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= self.bins.num_bins:
+            raise ValueError(
+                f"n: expected an integer number of colours in 1..{self.bins.num_bins}, got {n!r}"
+            )
+        log_w, table, L = self._latent(as_image(img))
+        k, levels = table.shape[0], table.shape[1]
+        flat = log_w.reshape(-1, k)
+        # weights scaled by each segment's largest (the scale cancels in p̄_k), so a segment of tiny mass
+        # still has its own law instead of 0/0
+        w = (flat - flat.amax(0)).exp()  # (p, k)
+        # Σ_p w_pk P(q | k, l_p) = Σ_l (Σ_{p: l_p = l} w_pk) P(q | k, l): one (l, k) sum, no (p, k, q) tensor
+        per_level = torch.zeros(levels, k, device=w.device).index_add_(0, lightness_bin(L).reshape(-1), w)
+        mass = per_level.sum(0)  # (k,), each >= 1
+        law = torch.einsum("lk,klq->kq", per_level, table.exp()) / mass[:, None]
+        light = (w * L.reshape(-1, 1)).sum(0) / mass
+        area = torch.bincount(flat.argmax(-1), minlength=k).float() / w.shape[0]
+        probs, index = law.topk(n, dim=-1)  # (k, n)
+        ab = self.bins.decode(index.cpu())  # (k, n, 2)
+        lab = torch.cat([light.cpu()[:, None, None].expand(k, n, 1), ab], dim=-1)
+        rgb = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8)
+        return [
+            {
+                "segment": s,
+                "area": float(area[s]),
+                "lightness": float(light[s]),
+                "colours": [
+                    {"ab": ab[s, j].tolist(), "probability": float(probs[s, j]), "rgb": rgb[s, j].tolist()}
+                    for j in range(n)
+                ],
+            }
+            for s in range(k)
+        ]
+
+    @torch.no_grad()
+    def recolour(
+        self, img, segment: int, ab, base=None, segments=None, width: float = RECOLOUR_WIDTH
+    ) -> np.ndarray:
+        """``base`` (RGB uint8 (h, w, 3); default the colorization) with one segment recoloured toward the
+        colour ``ab`` = (a, b): every pixel p of segment k = ``segment`` (argmax_k P(z_p=k|x) at full
+        resolution, or the given ``segments`` (h, w)) takes the mean of its own colour law in k tilted
+        toward ab,
+
+            P'(y_p = q) ∝ P(y_p = q | z_p = k, x) · exp(-|c_q - ab|² / 2 width²),
+
+        (c_q the bin centres, width 10 ab units: one bin) joined with the pixel's own L; every other pixel
+        keeps base's value. The tilt is conditioning on a soft observation "the colour is near ab", so where
+        the segment's law allows ab the pixel takes it, and where it does not (a dark pixel cannot be a
+        light yellow) the pixel takes the nearest colour the law does allow."""
+        self._require_latent("recolour")
+        rgb = as_image(img)
+        log_w, table, L = self._latent(rgb)
+        k = table.shape[0]
+        if not isinstance(segment, (int, np.integer)) or isinstance(segment, bool) or not 0 <= segment < k:
+            raise ValueError(f"segment: expected a segment id in 0..{k - 1}, got {segment!r}")
+        target = torch.as_tensor(np.asarray(ab, dtype=np.float64), dtype=torch.float32)
+        if target.shape != (2,) or not bool(torch.isfinite(target).all()):
+            raise ValueError(f"ab: expected a colour (a, b) of two finite numbers, got {ab!r}")
+        if not bool(self.bins.in_gamut(target)):
+            raise ValueError(f"ab: ({target[0]:g}, {target[1]:g}) is outside the sRGB gamut of the ab bins")
+        if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+            raise ValueError(f"width: expected a positive number of ab units, got {width!r}")
+        shape = rgb.shape[:2]
+        segments = self._full_res_argmax(rgb, dtype=np.uint8) if segments is None else np.asarray(segments)
+        if segments.shape != shape:
+            raise ValueError(f"segments: expected the image's shape {shape}, got {segments.shape}")
+        base = self.colorize(rgb) if base is None else np.asarray(base)
+        if base.shape != (*shape, 3) or base.dtype != np.uint8:
+            raise ValueError(
+                f"base: expected RGB uint8 of shape {(*shape, 3)}, got {base.dtype} {base.shape}"
+            )
+        centres = self.bins.centres.to(self.device)
+        tilt = -(centres - target.to(self.device)).pow(2).sum(-1) / (2 * width**2)  # (q,)
+        law = torch.softmax(table[segment] + tilt, dim=-1)  # (l, q): the tilted law at each L-bin
+        ab_low = (law @ centres)[lightness_bin(L)]  # (hw, ww, 2)
+        mask = segments == segment
+        out = base.copy()
+        rows = np.flatnonzero(mask.any(1))
+        if rows.size:  # only the rows the segment touches are upsampled
+            band = slice(int(rows[0]), int(rows[-1]) + 1)
+            new = self._finish(rgb, ab_low, L, band)
+            out[band][mask[band]] = new[band][mask[band]]
+        return out
 
     @torch.no_grad()
     def log_prob(self, color_img) -> Tensor:

@@ -57,12 +57,16 @@ def _taps(n_in: int, n_out: int, index: Tensor) -> tuple[Tensor, Tensor, Tensor]
     return i0, i1, (src - i0).float()
 
 
-def strips(img: np.ndarray, max_pixels: int = STRIP_PIXELS) -> Iterator[tuple[slice, np.ndarray]]:
-    """(rows, img[rows]) in strips of about ``max_pixels`` pixels, top to bottom."""
+def strips(
+    img: np.ndarray, max_pixels: int = STRIP_PIXELS, band: slice | None = None
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, img[rows]) in strips of about ``max_pixels`` pixels, top to bottom (of the rows ``band`` only,
+    when given)."""
     h, w = img.shape[:2]
+    start, stop, _ = (band or slice(0, h)).indices(h)
     step = max(1, max_pixels // max(w, 1))
-    for top in range(0, h, step):
-        rows = slice(top, min(h, top + step))
+    for top in range(start, stop, step):
+        rows = slice(top, min(stop, top + step))
         yield rows, img[rows]
 
 

@@ -45,6 +45,14 @@ class ImageReadError(ValueError):
     """A file that cannot be read as an image: corrupt, truncated, empty, not an image, or too large."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than the reader's limit (refused before it is decoded)."""
+
+    def __init__(self, message: str, width: int, height: int):
+        super().__init__(message)
+        self.width, self.height = width, height
+
+
 @dataclass
 class ImageFolder:
     """Images of a folder (recursive), as RGBA uint8 (n, size, size, 4), with their paths and the skips."""
@@ -68,8 +76,13 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def _label(path) -> str:
+    """A file's name for messages: its path, or a file object's ``name`` (an upload: 'the upload')."""
+    return str(path) if isinstance(path, (str, os.PathLike)) else str(getattr(path, "name", "the upload"))
+
+
 def _cannot_read(path, why: str) -> ImageReadError:
-    return ImageReadError(f"images: cannot read {str(path)!r} as an image (expected {FORMATS}; {why})")
+    return ImageReadError(f"images: cannot read {_label(path)!r} as an image (expected {FORMATS}; {why})")
 
 
 _limit_lock, _limit_users, _limit_saved = threading.Lock(), 0, None
@@ -107,18 +120,22 @@ def _pil(path, call, *args):
         raise _cannot_read(path, f"PIL: {why}") from None
 
 
-def _decode(path):
-    """Open one file, check its size, decode it (first frame) -> a loaded PIL image."""
+def _decode(path, max_pixels: int | None = None):
+    """Open one file (a path or a binary file object), check its size, decode it (first frame) -> a loaded
+    PIL image."""
     from PIL import Image
 
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     with _our_pixel_limit():
         im = _pil(path, Image.open, path)
         try:
             w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageReadError(
-                    f"images: cannot read {str(path)!r}: {w}×{h} = {w * h:,} pixels is over the limit of "
-                    f"{MAX_PIXELS:,} pixels"
+            if w * h > max_pixels:
+                raise ImageTooLargeError(
+                    f"images: cannot read {_label(path)!r}: {w}×{h} = {w * h:,} pixels is over the limit of "
+                    f"{max_pixels:,} pixels",
+                    w,
+                    h,
                 )
             _pil(path, im.load)  # decode now, so truncation surfaces here
             if im.mode not in _MODES:
@@ -204,10 +221,12 @@ def _upright(im, in_place: bool):
     return ImageOps.exif_transpose(im) if turned and not in_place else im
 
 
-def read_image_rgb_uint8(path: str | os.PathLike, rgba: bool = False) -> np.ndarray:
-    """One image file -> upright sRGB uint8 (h, w, 3), or (h, w, 4) when it has alpha (or ``rgba``).
-    Raises ImageReadError (a ValueError) on a corrupt, non-image or over-`MAX_PIXELS` file."""
-    im = _decode(path)
+def read_image_rgb_uint8(path, rgba: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """One image file (a path, or a binary file object such as ``io.BytesIO(upload)``) -> upright sRGB
+    uint8 (h, w, 3), or (h, w, 4) when it has alpha (or ``rgba``). Raises ImageReadError (a ValueError) on
+    a corrupt or non-image file, ImageTooLargeError (one) on a file over ``max_pixels`` (default
+    `MAX_PIXELS`)."""
+    im = _decode(path, max_pixels)
     try:
         return _pixels(_upright(im, in_place=True), rgba)
     finally:

@@ -74,6 +74,15 @@ class ABBins:
             out[missing] = self._sq_dist(flat[missing]).argmin(-1)
         return out.reshape(ab.shape[:-1]).to(device)
 
+    def in_gamut(self, ab: Tensor) -> Tensor:
+        """bool (...): whether each ab (..., 2) falls in one of the Q in-gamut grid cells."""
+        table, offset = self._cell_lookup()
+        flat = ab.reshape(-1, 2).cpu().to(torch.float32)
+        cell = torch.round(flat / GRID).to(torch.int64) + offset
+        inside = ((cell >= 0) & (cell <= 2 * offset)).all(-1) & torch.isfinite(flat).all(-1)
+        cell = cell.clamp(0, 2 * offset)
+        return (inside & (table[cell[:, 0], cell[:, 1]] >= 0)).reshape(ab.shape[:-1])
+
     def soft_encode(self, ab: Tensor, neighbours: int = 5, sigma: float = 5.0) -> Tensor:
         """Zhang et al.'s soft encoding: (..., 2) -> (..., q), Gaussian weights on the 5 nearest centres."""
         d2 = self._sq_dist(ab)

@@ -61,3 +61,18 @@ def overlay(
         out[rows] = (mixed + 0.5).astype(np.uint8)
     out[boundaries(segments, line)] = 255
     return out
+
+
+def grey_image(rgb: np.ndarray) -> np.ndarray:
+    """What the model sees of a photo (h, w, 3|4): its CIE L alone, a = b = 0, as RGB uint8 (h, w, 3)."""
+    import torch
+
+    from latentvar.colorize.grids import strips
+    from latentvar.colorize.lab import lab_to_rgb, rgb_to_lab, to_float_rgb
+
+    out = np.empty(rgb.shape[:2] + (3,), np.uint8)
+    for rows, strip in strips(rgb):
+        lab = rgb_to_lab(to_float_rgb(strip))
+        lab[..., 1:] = 0.0
+        out[rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).numpy()
+    return out
