@@ -74,6 +74,15 @@ def test_bilateral_upsampling_taps_are_torch_bilinear(shape):
         torch.testing.assert_close(got, want[:, rows], atol=1e-5, rtol=0)
 
 
+def test_bilateral_upsampling_at_points_is_the_rows_version_at_those_pixels():
+    h, w, H, W = 6, 9, 37, 50
+    x, guide, guide_full = torch.randn(2, h, w), torch.rand(h, w) * 100, torch.rand(H, W) * 100
+    full = grids.joint_bilateral_rows(x, guide, guide_full, (H, W), slice(0, H))
+    ys, xs = torch.randint(0, H, (300,)), torch.randint(0, W, (300,))
+    got = grids.joint_bilateral_points(x, guide, guide_full[ys, xs], (H, W), ys, xs)
+    torch.testing.assert_close(got, full[:, ys, xs], atol=1e-6, rtol=0)
+
+
 def test_mixture_decode_equals_the_brute_force_marginal():
     k, nl, q = 3, 10, 261
     log_w = torch.log_softmax(torch.randn(6, 5, k), -1)

@@ -147,18 +147,16 @@ class Colorizer:
         self._last = (key, result)
         return result
 
-    def _strips(self, rgb: np.ndarray, low: Tensor, L_low: Tensor, band: slice | None = None):
-        """(rows, L of the strip (r, W), ``low`` (c, hw, ww) upsampled to those rows), top to bottom, over
-        all rows or only the rows ``band``."""
-        for rows, strip in grids.strips(rgb, band=band):
+    def _strips(self, rgb: np.ndarray, low: Tensor, L_low: Tensor):
+        """(rows, L of the strip (r, W), ``low`` (c, hw, ww) upsampled to those rows), top to bottom."""
+        for rows, strip in grids.strips(rgb):
             L = lightness(strip).to(self.device)
             yield rows, L, grids.joint_bilateral_rows(low, L_low, L, rgb.shape[:2], rows)
 
-    def _finish(self, rgb: np.ndarray, ab: Tensor, L_low: Tensor, band: slice | None = None) -> np.ndarray:
-        """ab on the work grid (hw, ww, 2) + the input's full-resolution L -> RGB uint8 (h, w, 3), or only
-        the rows ``band`` of it (the others left unset)."""
+    def _finish(self, rgb: np.ndarray, ab: Tensor, L_low: Tensor) -> np.ndarray:
+        """ab on the work grid (hw, ww, 2) + the input's full-resolution L -> RGB uint8 (h, w, 3)."""
         out = np.empty((*rgb.shape[:2], 3), np.uint8)
-        for rows, L, up in self._strips(rgb, ab.permute(2, 0, 1).float(), L_low, band):
+        for rows, L, up in self._strips(rgb, ab.permute(2, 0, 1).float(), L_low):
             lab = torch.cat([L[..., None], up.permute(1, 2, 0)], dim=-1)
             out[rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         return out
@@ -335,13 +333,16 @@ class Colorizer:
         tilt = -(centres - target.to(self.device)).pow(2).sum(-1) / (2 * width**2)  # (q,)
         law = torch.softmax(table[segment] + tilt, dim=-1)  # (l, q): the tilted law at each L-bin
         ab_low = (law @ centres)[lightness_bin(L)]  # (hw, ww, 2)
-        mask = segments == segment
         out = base.copy()
-        rows = np.flatnonzero(mask.any(1))
-        if rows.size:  # only the rows the segment touches are upsampled
-            band = slice(int(rows[0]), int(rows[-1]) + 1)
-            new = self._finish(rgb, ab_low, L, band)
-            out[band][mask[band]] = new[band][mask[band]]
+        ys, xs = np.nonzero(segments == segment)
+        low = ab_low.permute(2, 0, 1).float()
+        for start in range(0, len(ys), grids.STRIP_PIXELS):  # only the segment's pixels are upsampled
+            y, x = ys[start : start + grids.STRIP_PIXELS], xs[start : start + grids.STRIP_PIXELS]
+            L_p = lightness(rgb[y, x]).to(self.device)
+            at = (torch.from_numpy(y).to(self.device), torch.from_numpy(x).to(self.device))
+            up = grids.joint_bilateral_points(low, L, L_p, shape, *at)  # (2, n)
+            lab = torch.cat([L_p[:, None], up.T], dim=-1)
+            out[y, x] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         return out
 
     @torch.no_grad()

@@ -57,16 +57,12 @@ def _taps(n_in: int, n_out: int, index: Tensor) -> tuple[Tensor, Tensor, Tensor]
     return i0, i1, (src - i0).float()
 
 
-def strips(
-    img: np.ndarray, max_pixels: int = STRIP_PIXELS, band: slice | None = None
-) -> Iterator[tuple[slice, np.ndarray]]:
-    """(rows, img[rows]) in strips of about ``max_pixels`` pixels, top to bottom (of the rows ``band`` only,
-    when given)."""
+def strips(img: np.ndarray, max_pixels: int = STRIP_PIXELS) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, img[rows]) in strips of about ``max_pixels`` pixels, top to bottom."""
     h, w = img.shape[:2]
-    start, stop, _ = (band or slice(0, h)).indices(h)
     step = max(1, max_pixels // max(w, 1))
-    for top in range(start, stop, step):
-        rows = slice(top, min(stop, top + step))
+    for top in range(0, h, step):
+        rows = slice(top, min(h, top + step))
         yield rows, img[rows]
 
 
@@ -82,16 +78,39 @@ def joint_bilateral_rows(
     (_, h, w), (H, W) = x.shape, shape
     r0, r1, wr = _taps(h, H, torch.arange(rows.start, rows.stop, device=x.device))
     c0, c1, wc = _taps(w, W, torch.arange(W, device=x.device))
-    total = torch.zeros(x.shape[0], len(r0), W, device=x.device, dtype=x.dtype)
-    norm = torch.zeros(len(r0), W, device=x.device, dtype=x.dtype)
-    for ri, rw in ((r0, 1 - wr), (r1, wr)):
-        for ci, cw in ((c0, 1 - wc), (c1, wc)):
-            near = guide[ri][:, ci]  # (rows, W): the neighbour's lightness
-            weight = (
-                rw[:, None] * cw[None, :] * (torch.exp(-((guide_rows - near) ** 2) / (2 * sigma**2)) + 1e-4)
-            )
-            total += x[:, ri][:, :, ci] * weight
-            norm += weight
+    row_taps = ((r0, (1 - wr)[:, None]), (r1, wr[:, None]))
+    col_taps = ((c0, (1 - wc)[None, :]), (c1, wc[None, :]))
+    # a row gather then a column gather: 30 % faster than one broadcast gather [ri[:, None], ci[None, :]]
+    return _mix(x, guide, guide_rows, row_taps, col_taps, lambda a, ri, ci: a[..., ri, :][..., ci], sigma)
+
+
+def joint_bilateral_points(
+    x: Tensor,
+    guide: Tensor,
+    guide_points: Tensor,
+    shape: tuple[int, int],
+    ys: Tensor,
+    xs: Tensor,
+    sigma: float = SIGMA_L,
+) -> Tensor:
+    """The same upsampling at the pixels (ys, xs) (n,) of the (H, W) grid only, their own L in
+    ``guide_points`` (n,): (c, n), equal to `joint_bilateral_rows` at those pixels."""
+    (_, h, w), (H, W) = x.shape, shape
+    r0, r1, wr = _taps(h, H, ys)
+    c0, c1, wc = _taps(w, W, xs)
+    row_taps, col_taps = ((r0, 1 - wr), (r1, wr)), ((c0, 1 - wc), (c1, wc))
+    return _mix(x, guide, guide_points, row_taps, col_taps, lambda a, ri, ci: a[..., ri, ci], sigma)
+
+
+def _mix(x: Tensor, guide: Tensor, guide_p: Tensor, row_taps, col_taps, gather, sigma: float) -> Tensor:
+    """Σ_taps x_q w_q / Σ_taps w_q, w_q = bilinear weight × (exp(-(L_p - L_q)² / 2σ²) + 1e-4)."""
+    total = norm = None
+    for ri, rw in row_taps:
+        for ci, cw in col_taps:
+            near = gather(guide, ri, ci)  # the neighbour's lightness
+            weight = rw * cw * (torch.exp(-((guide_p - near) ** 2) / (2 * sigma**2)) + 1e-4)
+            term = gather(x, ri, ci) * weight
+            total, norm = (term, weight) if total is None else (total.add_(term), norm.add_(weight))
     return total / norm
 
 
