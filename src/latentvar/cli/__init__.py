@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from latentvar.cli import colorize, ctc, generator, hmm, lm, mixture
+from latentvar.cli import colorize, ctc, generator, hmm, lm, mixture, serve
 from latentvar.cli._errors import user_errors
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ for _module, _name in [
 ]:
     app.add_typer(_module.app, name=_name)
 app.command("demo", help="The main job on the embedded default data; writes OUT/report.html.")(colorize.demo)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -1,0 +1,56 @@
+"""`latentvar serve`: the local web app (latentvar.serve, docs/serve.md)."""
+
+from __future__ import annotations
+
+import typer
+
+from latentvar.cli._errors import user_errors
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind: loopback unless told otherwise."),
+    port: int = typer.Option(8000, help="TCP port (0: any free one)."),
+    run: str = typer.Option(
+        None, help="A run directory, or a shipped model: 'photo' (the default) or 'twemoji'."
+    ),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    workers: int = typer.Option(1, help="Model calls at once (each uses all of torch's threads)."),
+    store_mb: int = typer.Option(
+        1024, help="Memory for the photos being worked on, in MiB (oldest forgotten first)."
+    ),
+    ttl: float = typer.Option(1800.0, help="Seconds a photo is kept after its last use."),
+) -> None:
+    """Start the web app: colorize a photo in the browser and recolour it one latent segment at a time."""
+    import socket
+
+    with user_errors():
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port: expected 0..65535, got {port}")
+        if workers < 1:
+            raise ValueError(f"workers: expected a positive integer, got {workers}")
+        if store_mb < 16:
+            raise ValueError(f"store-mb: expected at least 16 MiB, got {store_mb}")
+        if not ttl > 0:
+            raise ValueError(f"ttl: expected a positive number of seconds, got {ttl}")
+        import uvicorn
+
+        from latentvar.colorize.colorizer import Colorizer
+        from latentvar.serve import ServeConfig, create_app
+
+        colorizer = Colorizer.load(run, device=device)
+        config = ServeConfig(workers=workers, store_bytes=store_mb << 20, ttl=ttl)
+        app = create_app(colorizer, config)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)  # listening before the URL is printed: early clients wait in the backlog
+        except OSError as err:
+            raise ValueError(f"port: cannot listen on {host}:{port} ({err.strerror})") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(
+        f"latentvar serve: http://{shown}:{bound}/  (model {colorizer.arch}; Ctrl-C to stop)", err=False
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])

@@ -1,0 +1,96 @@
+"""Uploads: reading a request's image within the limits, decoding it, and what a client's file name may
+become (a download's name, never a path). Errors are `ApiError`: a status, the field, a message."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import io
+import re
+from pathlib import PurePosixPath
+
+import numpy as np
+from fastapi import Request
+
+from latentvar.colorize.images import ImageReadError, ImageTooLargeError, read_image_rgb_uint8
+
+
+class ApiError(Exception):
+    """A bad request: the HTTP ``status``, the ``field`` at fault, and a message that starts with it."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(message)
+        self.status, self.field, self.message = status, field, message
+
+
+def safe_stem(name: str | None) -> str:
+    """A file name as it may appear in a download's name: its last component's stem, only [A-Za-z0-9_-],
+    at most 64 characters; never a path (``../../etc/passwd`` -> ``passwd``)."""
+    last = PurePosixPath(str(name or "").replace("\\", "/")).name
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", last.rsplit(".", 1)[0] if "." in last else last).strip("_")
+    return stem[:64] or "photo"
+
+
+def _multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
+    """The first file of a multipart/form-data body (field "image" preferred): (bytes, client file name)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise ApiError(400, "image", "image: expected a multipart/form-data body with a file field")
+    parts = [
+        p
+        for p in message.iter_parts()
+        if p.get_filename() is not None
+        or p.get_param("name", header="content-disposition") in ("image", "file")
+    ]
+    parts.sort(key=lambda p: p.get_param("name", header="content-disposition") != "image")
+    if not parts:
+        raise ApiError(400, "image", "image: expected a file in the multipart field 'image'")
+    return parts[0].get_payload(decode=True) or b"", parts[0].get_filename()
+
+
+async def read_upload(request: Request, limit: int) -> tuple[bytes, str | None]:
+    """The uploaded file of a request, read in chunks and refused (413) as soon as it passes ``limit`` bytes:
+    the raw body (its name from ``?name=``), or the file of a multipart/form-data body (its own name)."""
+    slack = 64 * 1024  # multipart headers around the file
+    too_big = ApiError(413, "image", f"image: expected at most {limit:,} bytes ({limit / 1e6:g} MB)")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + slack:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit + slack:
+            raise too_big
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    content_type = request.headers.get("content-type", "")
+    name = request.query_params.get("name")
+    if content_type.startswith("multipart/form-data"):
+        body, name = _multipart_file(body, content_type)
+    if len(body) > limit:
+        raise too_big
+    if not body:
+        raise ApiError(400, "image", "image: expected an image file in the request body, got nothing")
+    return body, name
+
+
+def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:
+    """The upload's pixels (upright sRGB uint8, (h, w, 3|4)); 413 over ``max_pixels`` (checked before
+    decoding), 415 for anything that is not an image Pillow reads."""
+    try:
+        return read_image_rgb_uint8(io.BytesIO(data), max_pixels=max_pixels)
+    except ImageTooLargeError as err:
+        raise ApiError(
+            413,
+            "image",
+            f"image: {err.width}×{err.height} = {err.width * err.height:,} pixels is over "
+            f"the limit of {max_pixels:,} pixels",
+        ) from None
+    except ImageReadError:
+        raise ApiError(
+            415,
+            "image",
+            "image: expected an image file (JPEG, PNG, TIFF, BMP, GIF, WebP or AVIF); "
+            "this body cannot be read as one",
+        ) from None
