@@ -1,6 +1,7 @@
 """The web app: a FastAPI application around one loaded `Colorizer` (docs/serve.md says why FastAPI).
 
-Routes (the OpenAPI schema at /openapi.json, browsable at /docs, is the reference):
+Routes (the OpenAPI schema at /openapi.json is the reference; FastAPI's /docs and /redoc pages are off,
+since they load Swagger UI and ReDoc from a CDN):
 
     GET  /                                   the page (static/index.html; its script and style under /static)
     POST /api/colorize                       an image in (raw body, or multipart field "image") -> a session
@@ -92,6 +93,8 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
         title="latentvar serve",
         summary="Colorize a photo and recolour it one latent segment at a time.",
         version="1",
+        docs_url=None,  # Swagger UI / ReDoc come from a CDN: nothing here loads from outside the app
+        redoc_url=None,
     )
     store = SessionStore(config.store_bytes, config.ttl)
     limiter = anyio.CapacityLimiter(config.workers)
