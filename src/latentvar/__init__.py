@@ -30,6 +30,7 @@ _LAZY = {
     "Generator": "latentvar.generator",
     "LinearGaussian": "latentvar.generator",
     "estimate": "latentvar.estimate",
+    "GridMRF": "latentvar.loopy",
     "colorize": "latentvar.colorize",
 }
 

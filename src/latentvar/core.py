@@ -32,12 +32,17 @@ class IntractableMarginalError(RuntimeError):
     as image generators with z ~ N(0, I). The message lists the estimators to use instead.
     """
 
-    def __init__(self, model: str, what: str = "log P(y)"):
+    def __init__(
+        self,
+        model: str,
+        what: str = "log P(y)",
+        why: str = "the integral over z has no closed form and cannot be enumerated",
+        estimators: tuple[str, ...] = ESTIMATORS,
+    ):
         self.model = model
         super().__init__(
-            f"{model}: {what} is intractable -- the integral over z has no closed form and cannot be "
-            f"enumerated. Estimate it instead with one of: {', '.join(ESTIMATORS)}. "
-            f"Each returns per-example estimates with standard errors."
+            f"{model}: {what} is intractable -- {why}. Estimate it instead with one of: "
+            f"{', '.join(estimators)}. Each returns estimates with standard errors."
         )
 
 

@@ -14,6 +14,8 @@ ais             log mean_c w_c over HMC chains, prior (or an       lower bound i
                 encoder q(z|y)) -> posterior
 bdmc            AIS forward (lower) and reverse from an exact      brackets log P(y) on simulated data
                 posterior sample (upper)                           (Grosse et al. 2015; Wu et al. 2017)
+ais_log_        log Z of a loopy model (GridMRF, RBM): AIS from    lower bound in expectation (Neal 2001;
+partition       its independent base model along a Gibbs path      Salakhutdinov & Murray 2008)
 ==============  ================================================  =========================================
 
 Standard errors. For the log-mean-exp estimators (naive_mc, importance, iwae, ais) the stderr is the
@@ -33,10 +35,12 @@ shape, or (for ``importance``) such a Distribution itself.
 Shapes: ``b`` images, ``s`` samples (or ``c`` AIS chains), ``...`` the latent shape.
 
 Rooms: weights.py (the results, log-space helpers, argument checks), sampling.py (naive_mc, importance,
-elbo, iwae), ais.py (sigmoid_schedule, ais, bdmc).
+elbo, iwae), ais.py (sigmoid_schedule, ais, bdmc), partition.py (ais_log_partition: the partition
+function of a model that offers an ``annealing_path()``; see its docstring for that protocol).
 """
 
 from latentvar.estimate.ais import ais, bdmc, sigmoid_schedule
+from latentvar.estimate.partition import ais_log_partition
 from latentvar.estimate.sampling import elbo, importance, iwae, naive_mc
 from latentvar.estimate.weights import BDMCResult, Estimate, effective_sample_size, log_mean_exp
 
@@ -49,6 +53,7 @@ __all__ = [
     "iwae",
     "ais",
     "bdmc",
+    "ais_log_partition",
     "sigmoid_schedule",
     "log_mean_exp",
     "effective_sample_size",
