@@ -169,15 +169,6 @@ def test_hmm_fit_resumed_after_sigkill_matches_unbroken_run(tmp_path, emission):
     _assert_same_tensors(killed, unbroken)  # the HMM, the emission network and Adam's moments
 
 
-@pytest.fixture
-def one_thread():
-    """The killed part ran with one thread; the in-process parts must too for bit-equal float sums."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_generator_train_resumed_after_sigkill_matches_unbroken_run(tmp_path, one_thread):
     from latentvar.apps.images.train import train

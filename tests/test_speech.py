@@ -60,15 +60,6 @@ def test_training_writes_metrics_report_and_checkpoint(tmp_path, monkeypatch):
     assert (out / "report.html").exists() and (out / "checkpoint.json").exists()
 
 
-@pytest.fixture
-def one_thread():
-    """The killed part ran with one thread; the in-process parts must too for bit-equal float sums."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_training_resumed_after_sigkill_matches_unbroken_run(tmp_path, monkeypatch, one_thread):
     """A run SIGKILLed mid-epoch and resumed with --resume ends with the unbroken run's weights, Adam's
