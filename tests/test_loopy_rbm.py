@@ -3,6 +3,7 @@
 Gibbs sampler that a wrong sampler fails."""
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -236,3 +237,48 @@ def test_bad_input_names_the_argument():
         rbm.annealing_path(torch.zeros(4))
     with pytest.raises(ValueError, match=r"^base_visible_bias: expected finite values"):
         rbm.annealing_path(torch.full((5,), float("nan")))
+
+
+# -- the digits application (latentvar.apps.rbm) ---------------------------------------------------------
+QUICK = ["--hidden", "6", "24", "--limit", "80", "--eval-every", "2", "--val-chains", "8", "--val-steps", "20",
+         "--ais-chains", "16", "--ais-steps", "40", "--gibbs-steps", "1", "3", "--quiet"]  # fmt: skip
+
+
+def test_digits_app_end_to_end_and_resume_continues_exactly(tmp_path):
+    from latentvar.apps.rbm.experiment import main
+    from latentvar.io import load_checkpoint
+
+    whole = main(["--out", str(tmp_path / "whole"), "--epochs", "4", *QUICK])
+    assert (tmp_path / "whole" / "report.html").stat().st_size > 10_000
+    assert json.loads((tmp_path / "whole" / "results.json").read_text())["models"][0]["hidden"] == 6
+    small, large = whole["models"]
+    assert small["test"]["exact"] is not None and large["test"]["exact"] is None  # 2^24 > 2^20: AIS only
+    assert abs(small["test"]["ais"] - small["test"]["exact"]) < 0.5
+    assert [h["epoch"] for h in small["history"]] == [2, 4] and small["best_epoch"] in (2, 4)
+    assert whole["data"] == {"train": 80, "val": 80, "test": 80, "threshold": 8, "split_seed": 20080705}
+    # the RBMs beat nothing yet after 4 epochs on 80 images, but are proper: log-likelihoods below 0
+    assert all(m["test"]["ais"] < 0 for m in whole["models"])
+
+    main(["--out", str(tmp_path / "split"), "--epochs", "2", *QUICK])
+    resumed = main(["--out", str(tmp_path / "split"), "--epochs", "4", "--resume", *QUICK])
+    for hidden in (6, 24):
+        a, meta_a = load_checkpoint(tmp_path / "whole" / f"h{hidden}")
+        b, meta_b = load_checkpoint(tmp_path / "split" / f"h{hidden}")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), hidden
+        assert meta_a["history"] == meta_b["history"] and meta_a["epoch"] == meta_b["epoch"] == 4
+    for a, b in zip(resumed["models"], whole["models"], strict=True):
+        assert (a["test"]["ais"], a["test"]["exact"]) == (b["test"]["ais"], b["test"]["exact"])
+    with pytest.raises(ValueError, match=r"^--lr: .* was fitted with 0\.02, got 0\.03"):
+        main(["--out", str(tmp_path / "split"), "--epochs", "6", "--resume", "--lr", "0.03", *QUICK])
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    from latentvar.apps.rbm.data import split_digits, split_indices
+
+    train, val, test = split_indices(1797)
+    assert (len(train), len(val), len(test)) == (1079, 359, 359)
+    assert torch.equal(torch.cat([train, val, test]).sort().values, torch.arange(1797))  # disjoint, complete
+    assert torch.equal(split_indices(1797)[2], test)
+    s = split_digits()
+    assert set(s.train.unique().tolist()) == {0.0, 1.0} and s.test.shape == (359, 64)
+    assert torch.equal(split_digits(40).test, s.test[:40])

@@ -1,0 +1,3 @@
+from latentvar.apps.rbm.experiment import main
+
+main()
