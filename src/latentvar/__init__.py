@@ -31,6 +31,7 @@ _LAZY = {
     "LinearGaussian": "latentvar.generator",
     "estimate": "latentvar.estimate",
     "GridMRF": "latentvar.loopy",
+    "RBM": "latentvar.loopy",
     "colorize": "latentvar.colorize",
 }
 

@@ -12,5 +12,6 @@ Rooms: grid.py (`GridMRF`, Potts / Ising grids; the transfer matrix; Onsager's f
 """
 
 from latentvar.loopy.grid import GridMRF, onsager_log_partition_per_site
+from latentvar.loopy.rbm import RBM
 
-__all__ = ["GridMRF", "onsager_log_partition_per_site"]
+__all__ = ["GridMRF", "RBM", "onsager_log_partition_per_site"]
