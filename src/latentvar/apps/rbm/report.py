@@ -15,7 +15,7 @@ from torch import Tensor
 from latentvar import report
 from latentvar.apps.rbm.data import SIDE
 
-SCALE = 4  # screen pixels per image pixel
+SCALE = 6  # screen pixels per image pixel
 
 
 def mosaic(images: Tensor | np.ndarray, columns: int = 10) -> np.ndarray:
