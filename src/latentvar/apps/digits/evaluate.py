@@ -13,6 +13,7 @@ import torch
 from latentvar.apps.digits.data import SPLIT_SEED, TEST_FRACTION, as_classes, test_lines
 from latentvar.apps.digits.model import BLANK, Config, LineReader, load
 from latentvar.ctc import CTC
+from latentvar.progress import progress
 
 
 def edit_distance(a: list[int], b: list[int]) -> int:
@@ -35,7 +36,7 @@ def evaluate(run: Path, beam_width: int = 1, n_lines: int = 500) -> dict:
     model_ctc = CTC(model(pixels), LineReader.frames(widths), blank=BLANK)
     decoded = model_ctc.decode(beam_width=beam_width)
     errors, exact = 0, 0
-    for i in range(n_lines):
+    for i in progress(range(n_lines), desc="ctc eval"):
         hyp = (decoded.labels[i, : int(decoded.lengths[i])] - 1).tolist()
         ref = digits[i, : int(lengths[i])].tolist()
         e = edit_distance(hyp, ref)

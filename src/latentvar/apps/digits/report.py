@@ -15,6 +15,7 @@ from latentvar.apps.digits.evaluate import evaluate
 from latentvar.apps.digits.model import BLANK, NUM_CLASSES, Config, LineReader, load
 from latentvar.ctc import CTC
 from latentvar.io import atomic_write_bytes, atomic_write_json
+from latentvar.progress import progress
 
 
 def _frame_to_column(frame: float) -> float:
@@ -45,7 +46,7 @@ def align(run: Path, out: Path, n_lines: int = 8) -> list[Path]:
     alignment = ctc.forced_align(targets, lengths)
     decoded = ctc.decode()
     paths, sections = [], []
-    for i in range(n_lines):
+    for i in progress(range(n_lines), desc="align"):
         w, t = int(widths[i]), int(frames[i])
         truth = "".join(str(d) for d in digits[i, : int(lengths[i])].tolist())
         guess = "".join(str(d - 1) for d in decoded.labels[i, : int(decoded.lengths[i])].tolist())

@@ -15,6 +15,7 @@ import torch
 from latentvar import estimate
 from latentvar.apps.images.data import IMAGE_DIMS, load_images
 from latentvar.apps.images.train import Run, load_eval
+from latentvar.progress import progress
 
 
 def bits_per_dim(log_prob_nats: float, dims: int = IMAGE_DIMS) -> float:
@@ -69,7 +70,7 @@ def loglik(
     y = load_images(data, split)[:num_images]
     torch.manual_seed(seed)
     results = {}
-    for name in estimators:
+    for name in progress(estimators, desc="loglik", disable=not show_progress or len(estimators) < 2):
         t0 = time.time()
         with torch.no_grad():
             if name == "elbo":

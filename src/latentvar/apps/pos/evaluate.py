@@ -113,7 +113,7 @@ def supervised(vocab_size: int | None, out: Path) -> dict:
     pred = []
     te_sorted = sort_by_length(te)
     golds = []
-    for idx in length_batches(te_sorted.lengths, 20000):
+    for idx in progress(length_batches(te_sorted.lengths, 20000), desc="supervised viterbi"):
         lengths = te_sorted.lengths[idx]
         y = te_sorted.words[idx, : int(lengths.max())]
         mask = torch.arange(y.shape[1]) < lengths[:, None]
