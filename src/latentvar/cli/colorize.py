@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from latentvar.cli._errors import user_errors
+from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
 app = typer.Typer(
     help="Colorization with latent segmentation: train, apply, eval, demo.", no_args_is_help=True
@@ -70,7 +71,7 @@ def train(
     last = meta["history"][-1] if meta.get("history") else float("nan")
     best = meta.get("best")
     chosen = f", best val NLL {best['val_nll']:.4f} at step {best['step']}" if best else ""
-    typer.echo(
+    say(
         f"{model}: step {meta.get('step')}, last loss {last:.4f}{chosen}, "
         f"{meta.get('parameters')} parameters -> {out}"
     )
@@ -114,7 +115,7 @@ def apply(
                 del seg
             for i, draw in enumerate(colorizer.sample(rgb, samples) if samples else []):
                 atomic_write_bytes(out / f"{stem}_sample{i}.png", png_bytes(draw))
-    typer.echo(f"{len(images)} image(s) -> {out}")
+    say(f"{len(images)} image(s) -> {out}")
 
 
 @app.command("eval")
@@ -127,7 +128,7 @@ def evaluate(
     labels: Path = typer.Option(None, help="Folder of label PNGs <stem>.png (class ids, 255 = ignore)."),
     size: int = typer.Option(None, help="Image side (default: the run's training size, 32 for grey)."),
     temperature: float = typer.Option(None, help="Annealed-mean temperature (default: the model's)."),
-    json_path: Path = typer.Option(..., "--json", help="Where to write the metrics (JSON)."),
+    json_path: Path = json_option(STDOUT),
     split: str = typer.Option("test", help="Split of 'twemoji' or a photo corpus: train, val or test."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
@@ -138,7 +139,6 @@ def evaluate(
     from latentvar.colorize.evaluate import grey_baseline, load_labels
     from latentvar.colorize.quantize import ABBins
     from latentvar.colorize.train import load_data
-    from latentvar.io import atomic_write_json
 
     with user_errors():
         if (run is None) == (baseline is None):
@@ -158,27 +158,24 @@ def evaluate(
         metrics = run_eval(colorizer, colour_data, label_maps, temperature, show_progress=True)
         metrics["split"] = split
         metrics["data"] = data
-        atomic_write_json(json_path, metrics)
-    shown = {
-        k: metrics[k] for k in ("nll_nats_per_pixel", "auc", "psnr", "colorfulness", "miou") if k in metrics
-    }
-    typer.echo(
-        " ".join(f"{k}={v:.4f}" for k, v in shown.items())
-        + f" ({metrics['num_images']} images) -> {json_path}"
-    )
+        write_json(json_path, metrics)
+    shown = scalars(metrics, ("nll_nats_per_pixel", "auc", "psnr", "colorfulness", "miou"))
+    say(f"{shown} ({metrics['num_images']} images)" + where(json_path))
 
 
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output directory for report.html and the runs."),
     steps: int = typer.Option(None, help="Training steps per model (default: the 5-minute budget)."),
+    json_path: Path = json_option(None, "every model's test metrics"),
 ) -> None:
     """Train the latent model and the baselines on the embedded Twemoji set; write OUT/report.html."""
     from latentvar.colorize.demo import run
 
     metrics = run(out, steps=steps)
+    write_json(json_path, metrics)
     latent = metrics["latent"]
-    typer.echo(
+    say(
         f"latent: NLL {latent['nll_nats_per_pixel']:.3f} nats/pixel, AuC {latent['auc']:.3f}; "
         f"report: {out / 'report.html'}"
     )
@@ -191,7 +188,7 @@ def prepare_openmoji(out: Path = typer.Option(..., help="Output folder: images/ 
 
     with user_errors():
         summary = build_openmoji(out)
-    typer.echo(f"{summary['num_images']} images, {summary['num_classes']} classes -> {out}")
+    say(f"{summary['num_images']} images, {summary['num_classes']} classes -> {out}")
 
 
 @prepare_app.command("tuxpaint")
@@ -203,7 +200,7 @@ def prepare_tuxpaint(
 
     with user_errors():
         summary = build_tuxpaint(out)
-    typer.echo(f"{summary['num_images']} images -> {out}")
+    say(f"{summary['num_images']} images -> {out}")
 
 
 @prepare_app.command("photos")
@@ -220,7 +217,7 @@ def prepare_photos(
     with user_errors():
         summary = build_photos(out, downloads=downloads)
     splits = summary["splits"]
-    typer.echo(
+    say(
         f"{summary['num_photos']} photos (train {splits['train']}, val {splits['val']}, test {splits['test']}; "
         f"{summary['dropped']['duplicates']} duplicates, {summary['dropped']['reserved']} reserved matches "
         f"dropped), {summary['total_bytes'] / 1e6:.1f} MB -> {out}"

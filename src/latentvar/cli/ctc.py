@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
 app = typer.Typer(help="CTC as a latent-variable model: train, align, decode.", no_args_is_help=True)
 
@@ -24,25 +25,21 @@ def train(
     from latentvar.apps.digits.train import train as run_training
 
     summary = run_training(out, Config(steps=steps, seed=seed), resume=resume)
-    typer.echo(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; checkpoint in {out}")
+    say(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; checkpoint in {out}")
 
 
 @app.command("eval")
 def evaluate(
     run: Path = typer.Option(..., "--run", help="Run directory written by `latentvar ctc train`."),
-    json_path: Path = typer.Option(
-        None, "--json", help="Write the metrics (cer, sequence_accuracy, ...) here."
-    ),
+    json_path: Path = json_option(STDOUT, "the metrics (cer, sequence_accuracy, ...)"),
     beam_width: int = typer.Option(1, help="1: greedy decoding; >1: CTC prefix beam search."),
 ) -> None:
     """Character error rate and sequence accuracy on the held-out test lines (scans never trained on)."""
     from latentvar.apps.digits.evaluate import evaluate as run_eval
-    from latentvar.io import atomic_write_json
 
     metrics = run_eval(run, beam_width=beam_width)
-    if json_path is not None:
-        atomic_write_json(json_path, metrics)
-    typer.echo(json.dumps(metrics, indent=2))
+    write_json(json_path, metrics)
+    say(scalars(metrics, ("cer", "sequence_accuracy", "mean_test_nll_per_line")) + where(json_path))
 
 
 @app.command("align")
@@ -55,4 +52,4 @@ def align(
     from latentvar.apps.digits.report import align as run_align
 
     paths = run_align(run, out, n_lines=lines)
-    typer.echo(f"wrote {len(paths)} pictures and {out / 'report.html'}")
+    say(f"wrote {len(paths)} pictures and {out / 'report.html'}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli._output import STDOUT, json_option, say, where, write_json
+
 app = typer.Typer(
     help="Image generators: train (GAN/VAE), sample, estimate log-likelihood, report.", no_args_is_help=True
 )
@@ -51,9 +53,7 @@ def train(
         sigma_images=sigma_images,
     )
     sigma = meta.get("sigma_selection", {}).get("sigma")
-    typer.echo(
-        f"trained {objective} for {meta['step']} steps -> {out}" + (f" (σ = {sigma:.4f})" if sigma else "")
-    )
+    say(f"trained {objective} for {meta['step']} steps -> {out}" + (f" (σ = {sigma:.4f})" if sigma else ""))
 
 
 @app.command("sample")
@@ -73,7 +73,7 @@ def sample(
         raise typer.BadParameter(f"expected a positive number of samples, got {n}", param_hint="-n")
     images = sample_images(load_eval(run), n, seed)
     save_png(out, image_grid(images, columns=math.ceil(math.sqrt(n))))
-    typer.echo(f"wrote {n} samples to {out}")
+    say(f"wrote {n} samples to {out}")
 
 
 @app.command("loglik")
@@ -81,7 +81,7 @@ def loglik(
     run: Path = typer.Option(..., help="Run directory written by `latentvar generator train`."),
     data: str = typer.Option("twemoji", help="Evaluation images: 'twemoji'."),
     estimators: str = typer.Option("elbo,iwae,ais", help="Comma-separated: elbo, iwae, ais, naive_mc."),
-    json_out: Path = typer.Option(..., "--json", help="Output JSON: one key per estimator."),
+    json_out: Path = json_option(STDOUT, "one key per estimator"),
     split: str = typer.Option("test", help="train, val or test."),
     num_images: int = typer.Option(100, help="Evaluate the first N images of the split."),
     num_samples: int = typer.Option(1000, help="Samples per image for elbo / iwae / naive_mc (k)."),
@@ -109,7 +109,6 @@ def loglik(
     from latentvar.apps.images.evaluate import loglik as run_loglik
 
     torch.set_num_threads(threads)
-    from latentvar.io import atomic_write_json
 
     names = [e.strip() for e in estimators.split(",") if e.strip()]
     results = run_loglik(
@@ -126,10 +125,12 @@ def loglik(
         ais_leapfrog=ais_leapfrog,
         ais_init=ais_init,
     )
-    atomic_write_json(json_out, results)
+    write_json(json_out, results)
     for name, r in results.items():
         nats, se, bpd = r["nats_per_image"], r["stderr"], r["bits_per_dim"]
-        typer.echo(f"{name:>8}: {nats:.2f} ± {se:.2f} nats/image, {bpd:.3f} bits/dim")
+        say(f"{name:>8}: {nats:.2f} ± {se:.2f} nats/image, {bpd:.3f} bits/dim")
+    if where(json_out):
+        say(where(json_out).lstrip())
 
 
 @app.command("report")
@@ -149,4 +150,4 @@ def report(
     from latentvar.apps.images.report import write_report
 
     path = write_report(out, vae, gan, num_images, quick, reuse)
-    typer.echo(f"report: {path}")
+    say(f"report: {path}")

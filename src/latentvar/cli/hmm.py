@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
 app = typer.Typer(help="Hidden Markov models on real text: fit, eval, report.", no_args_is_help=True)
 
@@ -69,26 +70,22 @@ def fit(
     meta = run_fit(
         out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads, features, init
     )
-    typer.echo(
-        f"{meta['iteration']} iterations, train log-likelihood/token {meta['history'][-1]:.4f}; run: {out}"
-    )
+    say(f"{meta['iteration']} iterations, train log-likelihood/token {meta['history'][-1]:.4f}; run: {out}")
 
 
 @app.command("eval")
 def evaluate(
     run: Path = typer.Option(..., help="Run directory written by `latentvar hmm fit`."),
-    json_path: Path = typer.Option(None, "--json", help="Write the metrics here (JSON)."),
+    json_path: Path = json_option(STDOUT),
     split: str = typer.Option("test", help="test, train or all."),
     max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
 ) -> None:
     """Viterbi states vs gold tags (many_to_one, v_measure) and held-out nll_per_token / perplexity."""
     from latentvar.apps.pos.evaluate import evaluate as run_eval
-    from latentvar.io import atomic_write_json
 
     metrics = run_eval(run, split, max_sentences)
-    if json_path is not None:
-        atomic_write_json(json_path, metrics)
-    typer.echo(json.dumps(metrics, indent=2))
+    write_json(json_path, metrics)
+    say(scalars(metrics, ("many_to_one", "v_measure", "nll_per_token", "perplexity")) + where(json_path))
 
 
 @app.command("supervised")
@@ -96,12 +93,15 @@ def supervised(
     data: str = typer.Option("brown", help="Bundled data set: brown."),
     out: Path = typer.Option(Path("runs/hmm-supervised"), help="Writes OUT/supervised.json."),
     vocab: int = typer.Option(None, help="Vocabulary size cap (default: every training word seen twice)."),
+    json_path: Path = json_option(STDOUT, "the metrics (as OUT/supervised.json)"),
 ) -> None:
     """The sanity check: a bigram HMM tagger from training counts; Viterbi tag accuracy on the test split."""
     _check_data(data)
     from latentvar.apps.pos.evaluate import supervised as run_supervised
 
-    typer.echo(json.dumps(run_supervised(vocab, out), indent=2))
+    metrics = run_supervised(vocab, out)
+    write_json(json_path, metrics)
+    say(scalars(metrics, ("accuracy", "accuracy_coarse")) + f"; {out / 'supervised.json'}" + where(json_path))
 
 
 @app.command("report")
@@ -119,4 +119,4 @@ def report(
     from latentvar.apps.pos.report import write_report
 
     path = write_report(run, lm, extra, out or run / "report.html")
-    typer.echo(f"report: {path}")
+    say(f"report: {path}")

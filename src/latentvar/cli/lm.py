@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
 app = typer.Typer(help="Autoregressive language models: fit, eval, sample.", no_args_is_help=True)
 
@@ -36,24 +37,22 @@ def fit(
     if note := rerun_note(out, resume):
         typer.echo(note, err=True)
     meta = run_fit(out, vocab, max_sentences, steps, batch_size, dim, hidden, lr, seed, threads)
-    typer.echo(f"{meta['step']} steps, train nll/token {meta['history'][-1]:.4f}; run: {out}")
+    say(f"{meta['step']} steps, train nll/token {meta['history'][-1]:.4f}; run: {out}")
 
 
 @app.command("eval")
 def evaluate(
     run: Path = typer.Option(..., help="Run directory written by `latentvar lm fit`."),
-    json_path: Path = typer.Option(None, "--json", help="Write the metrics here (JSON)."),
+    json_path: Path = json_option(STDOUT),
     split: str = typer.Option("test", help="test, train or all."),
     max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
 ) -> None:
     """Held-out nll_per_token (words, as the HMM's) and perplexity; also nll_per_token_with_eos."""
     from latentvar.apps.pos.lm import evaluate as run_eval
-    from latentvar.io import atomic_write_json
 
     metrics = run_eval(run, split, max_sentences)
-    if json_path is not None:
-        atomic_write_json(json_path, metrics)
-    typer.echo(json.dumps(metrics, indent=2))
+    write_json(json_path, metrics)
+    say(scalars(metrics, ("nll_per_token", "perplexity")) + where(json_path))
 
 
 @app.command("sample")
@@ -63,7 +62,8 @@ def sample(
     max_length: int = typer.Option(40, help="Stop a sentence after this many words."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
-    """Print N sentences sampled from the model (each ends at the end-of-sentence token)."""
+    """Print N sentences sampled from the model on stdout, one a line (each ends at the end-of-sentence
+    token): the sentences are this verb's output."""
     from latentvar.apps.pos.lm import sample_sentences
 
     for line in sample_sentences(run, n, max_length, seed):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli._output import json_option, say, where, write_json
+
 app = typer.Typer(
     help="Mixture models: fit by EM or gradient descent, report clusters.", no_args_is_help=True
 )
@@ -22,17 +24,34 @@ def fit(
     out: Path = typer.Option(
         Path("runs/mixture"), help="Run directory: checkpoint, metrics.json, report.html."
     ),
+    json_path: Path = json_option(None, "the metrics (as OUT/metrics.json)"),
 ) -> None:
     """Fit a K-component Gaussian mixture and write its checkpoint, metrics and an HTML report."""
     from latentvar.apps.mixtures.fit import run
 
     metrics = run(data, components, covariance, method, max_iter, seed, out)
-    typer.echo(f"mean log-likelihood {metrics['mean_loglik']:.5f} nats; report: {out / 'report.html'}")
+    write_json(json_path, metrics)
+    say(
+        f"mean log-likelihood {metrics['mean_loglik']:.5f} nats; report: {out / 'report.html'}"
+        + where(json_path)
+    )
 
 
-def demo(out: Path = typer.Option(Path("runs/demo"), help="Output directory for report.html.")) -> None:
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Output directory for report.html."),
+    json_path: Path = json_option(None, "the metrics (as OUT/metrics.json)"),
+) -> None:
     """Fit a 3-component full-covariance Gaussian mixture to the wine data set; write OUT/report.html."""
-    fit(data="wine", components=3, covariance="full", method="em", max_iter=500, seed=0, out=out)
+    fit(
+        data="wine",
+        components=3,
+        covariance="full",
+        method="em",
+        max_iter=500,
+        seed=0,
+        out=out,
+        json_path=json_path,
+    )
 
 
 app.command("demo")(demo)

@@ -55,8 +55,11 @@ def label_pixels(rgba: np.ndarray, palette_rgb: np.ndarray) -> np.ndarray:
 
 
 def build_openmoji(out: str | Path, size: int = 32, limit: int | None = None) -> dict:
-    import cairosvg
     from PIL import Image
+
+    from latentvar.extras import require
+
+    cairosvg = require("cairosvg", "prepare", "rendering OpenMoji's SVGs (colorize prepare openmoji)")
 
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
