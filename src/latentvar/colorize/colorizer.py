@@ -154,12 +154,19 @@ class Colorizer:
             yield rows, L, grids.joint_bilateral_rows(low, L_low, L, rgb.shape[:2], rows)
 
     def _finish(self, rgb: np.ndarray, ab: Tensor, L_low: Tensor) -> np.ndarray:
-        """ab on the work grid (hw, ww, 2) + the input's full-resolution L -> RGB uint8 (h, w, 3)."""
-        out = np.empty((*rgb.shape[:2], 3), np.uint8)
-        for rows, L, up in self._strips(rgb, ab.permute(2, 0, 1).float(), L_low):
-            lab = torch.cat([L[..., None], up.permute(1, 2, 0)], dim=-1)
-            out[rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-        return out
+        """ab on the work grid (hw, ww, 2), or n of them (n, hw, ww, 2), + the input's full-resolution L ->
+        RGB uint8 (h, w, 3), or (n, h, w, 3): the n fields are upsampled together, so the strip's L and the
+        bilateral weights are computed once for all of them."""
+        many = ab.dim() == 4
+        fields = ab if many else ab[None]
+        n = fields.shape[0]
+        out = np.empty((n, *rgb.shape[:2], 3), np.uint8)
+        low = fields.permute(0, 3, 1, 2).reshape(2 * n, *fields.shape[1:3]).float()  # (2n, hw, ww)
+        for rows, L, up in self._strips(rgb, low, L_low):
+            up = up.reshape(n, 2, *up.shape[1:]).permute(0, 2, 3, 1)  # (n, r, W, 2)
+            lab = torch.cat([L[None, ..., None].expand(n, *L.shape, 1), up], dim=-1)
+            out[:, rows] = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        return out if many else out[0]
 
     # -- the API -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -235,18 +242,17 @@ class Colorizer:
         if self.kind != "latent":  # no segments: per-pixel Gumbel noise shared by all pixels of a draw
             L = self._L(rgb, self.work_shape(*rgb.shape[:2]))
             logp = self.model.log_probs(L[None])[0].cpu()
-            return np.stack(
-                [self._finish(rgb, self.bins.decode((logp + gumbel(q)).argmax(-1)), L) for _ in range(n)]
-            )
+            draws = [self.bins.decode((logp + gumbel(q)).argmax(-1)) for _ in range(n)]
+            return self._finish(rgb, torch.stack(draws).to(self.device), L)
         log_w, table, L = self._latent(rgb)
         log_w, table, lbin = log_w.cpu(), table.cpu(), lightness_bin(L).cpu()
         k = table.shape[0]
-        out = []
+        draws = []
         for _ in range(n):
             z = (log_w + gumbel(k)).argmax(-1)  # (hw, ww)
             choice = (table + gumbel(k, 1, q)).argmax(-1)  # (k, l): the bin each segment takes at each L-bin
-            out.append(self._finish(rgb, self.bins.decode(choice[z, lbin]).to(self.device), L))
-        return np.stack(out)
+            draws.append(self.bins.decode(choice[z, lbin]))
+        return self._finish(rgb, torch.stack(draws).to(self.device), L)  # all n upsampled at once
 
     # -- the segments as a person uses them ----------------------------------------------------------
     @torch.no_grad()
