@@ -65,6 +65,11 @@ def as_image(img) -> np.ndarray:
         raise ValueError(f"img: expected an image of at least 1 × 1 pixels, got shape {arr.shape}")
     if arr.dtype != np.uint8 and not np.isfinite(arr).all():
         raise ValueError("img: expected finite pixel values, got NaN or infinity")
+    if arr.dtype != np.uint8 and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(
+            f"img: expected float pixels in [0, 1] (or uint8 in 0..255), got values in "
+            f"[{float(arr.min()):.4g}, {float(arr.max()):.4g}]"
+        )
     return arr
 
 
@@ -221,10 +226,10 @@ class Colorizer:
         log_w, table, L = self._latent(rgb)
         out = np.empty(rgb.shape[:2], dtype)
         for rows, L_rows, prior in self._strips(rgb, log_w.exp().permute(2, 0, 1), L):
-            score = prior.clamp_min(1e-30).log()
+            score = prior  # the prior's argmax needs no log
             if colour_rgb is not None:
                 y = self.bins.encode(_lab(colour_rgb[rows])[..., 1:].to(self.device))
-                score = score + table[:, lightness_bin(L_rows), y]
+                score = prior.clamp_min(1e-30).log() + table[:, lightness_bin(L_rows), y]
             out[rows] = score.max(0).indices.cpu().numpy()  # max(0) is ~5x faster than argmax(0) here
         return out
 
