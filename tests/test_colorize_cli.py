@@ -52,9 +52,9 @@ def test_folder_loading_converts_modes_and_counts_broken_files(tmp_path, folder)
     assert 60 < grey16[..., 0].mean() < 200  # scaled from 16 bits, not clipped to white
     both = load_image_folder(folder, 32)
     assert len(both.images) == 8 and both.num_skipped == 2
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match=r"^size: "):
         load_image_folder(folder, 30)
-    with pytest.raises(ValueError, match="data"):
+    with pytest.raises(ValueError, match=r"^data: "):
         load_image_folder(tmp_path / "missing", 16)
 
 
@@ -151,12 +151,12 @@ def test_ddp_two_processes_matches_one(tmp_path, folder):
 def test_pickles_are_refused(tmp_path):
     torch.save({"w": torch.zeros(2)}, tmp_path / "checkpoint.safetensors")
     (tmp_path / "checkpoint.json").write_text(json.dumps({"kind": "colorize-latent"}))
-    with pytest.raises(ValueError, match="pickle"):
+    with pytest.raises(ValueError, match=r"^run: .*pickle"):
         Colorizer.load(tmp_path)
     only_pickle = tmp_path / "p"
     only_pickle.mkdir()
     torch.save({"w": torch.zeros(2)}, only_pickle / "model.pt")
     with pytest.raises(FileNotFoundError, match="pickle"):
         Colorizer.load(only_pickle)
-    with pytest.raises(ValueError, match="pickle"):
+    with pytest.raises(ValueError, match=r"^run: .*pickle"):
         Colorizer.load(only_pickle / "model.pt")

@@ -180,17 +180,17 @@ def test_ais_initial_with_autograd_gradient_matches_closed_form():
 def test_bad_initial():
     model = _model()
     _, y = model.sample((2,))
-    with pytest.raises(ValueError, match="initial"):
+    with pytest.raises(ValueError, match=r"^initial: "):
         estimate.ais(model, y, 5, 2, initial="encoder")
-    with pytest.raises(ValueError, match="initial"):
+    with pytest.raises(ValueError, match=r"^initial: "):
         estimate.ais(model, y, 5, 2, initial=model.posterior(y))  # a Distribution, not a callable
-    with pytest.raises(ValueError, match="initial"):
+    with pytest.raises(ValueError, match=r"^initial: "):
         estimate.ais(model, y, 5, 2, initial=lambda images: torch.zeros(2, 2))
     wrong_event = lambda images: D.Independent(D.Normal(torch.zeros(2, 3, dtype=F64), 1.0), 1)  # noqa: E731
-    with pytest.raises(ValueError, match="initial"):
+    with pytest.raises(ValueError, match=r"^initial: "):
         estimate.ais(model, y, 5, 2, initial=wrong_event)
     wrong_batch = lambda images: D.Independent(D.Normal(torch.zeros(1, 2, dtype=F64), 1.0), 1)  # noqa: E731
-    with pytest.raises(ValueError, match="initial"):
+    with pytest.raises(ValueError, match=r"^initial: "):
         estimate.bdmc(model, 2, 5, 2, initial=wrong_batch)
 
 
@@ -257,28 +257,28 @@ def test_weights_evaluated_a_few_images_at_a_time_stay_with_their_images(monkeyp
 def test_bad_num_samples(bad):
     model = _model()
     _, y = model.sample((2,))
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(ValueError, match=r"^num_samples: "):
         estimate.iwae(model, y, model.posterior, bad)
-    with pytest.raises(ValueError, match="num_chains"):
+    with pytest.raises(ValueError, match=r"^num_chains: "):
         estimate.ais(model, y, 10, bad)
-    with pytest.raises(ValueError, match="num_steps"):
+    with pytest.raises(ValueError, match=r"^num_steps: "):
         estimate.ais(model, y, bad, 4)
 
 
 def test_bad_images():
     model = _model()
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match=r"^y: "):
         estimate.naive_mc(model, torch.zeros(3, 5, dtype=F64), 10)
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match=r"^y: "):
         estimate.naive_mc(model, torch.full((3, 8), float("nan"), dtype=F64), 10)
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match=r"^y: "):
         estimate.naive_mc(model, torch.zeros(8, dtype=F64), 10)  # one image, not a batch
     gen = Generator(_Decoder(), (2, 1, 1), "gaussian")
-    with pytest.raises(ValueError, match=r"y: expected pixel values"):
+    with pytest.raises(ValueError, match=r"^y: expected pixel values"):
         estimate.ais(gen, torch.full((2, 3, 4, 4), 255.0), 5, 2)
-    with pytest.raises(ValueError, match="step_size"):
+    with pytest.raises(ValueError, match=r"^step_size: "):
         estimate.ais(model, torch.zeros(2, 8, dtype=F64), 5, 2, step_size=0.0)
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(ValueError, match=r"^model: "):
         estimate.naive_mc(object(), torch.zeros(2, 8), 10)
 
 
@@ -293,7 +293,7 @@ def test_invalid_proposal_density_is_an_error_not_a_nan():
     def broken(images):
         return Broken(D.Normal(torch.zeros(2, 2, dtype=F64), 1.0), 1)
 
-    with pytest.raises(FloatingPointError, match="NaN"):
+    with pytest.raises(ValueError, match=r"^encoder: drew NaN"):
         estimate.iwae(model, y, broken, 5)
 
 

@@ -3,8 +3,10 @@ says what was expected and what was given -- never a silent NaN or a traceback f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -79,12 +81,74 @@ def check_lengths(name: str, lengths, batch: int, max_len: int) -> Tensor:
     return lengths
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_positive(name: str, value: float | int, integer: bool = False) -> None:
-    if integer and (not isinstance(value, int) or isinstance(value, bool)):
+    """A positive integer, or (``integer=False``) a positive finite number."""
+    if integer and not _is_int(value):
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if not integer and (
+        isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value)
+    ):
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
     if not value > 0:
         what = "a positive integer" if integer else "a positive value"
         raise ValueError(f"{name}: expected {what}, got {value!r}")
+
+
+def check_number(name: str, value: float) -> None:
+    """A real number, not NaN (a tolerance: a negative one, or -inf, runs every iteration)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or math.isnan(value):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+
+
+def check_non_negative(name: str, value: float) -> None:
+    """A finite number >= 0 (a pseudocount, a variance floor)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+
+
+# Draws beyond this many are refused up front: no machine holds them, and torch would fail deep inside
+# its allocator (or overflow its element count) instead.
+MAX_DRAWS = 2**40
+
+
+def check_count(name: str, value, limit: int = MAX_DRAWS) -> int:
+    """A non-negative integer of at most ``limit`` (a length, a number of steps)."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+    if value > limit:
+        raise ValueError(f"{name}: expected at most {limit:,} (2^{limit.bit_length() - 1}), got {value:,}")
+    return int(value)
+
+
+def check_sample_shape(name: str, shape, per_draw: int = 1) -> torch.Size:
+    """``shape`` as a torch.Size of non-negative integers whose draws, ``per_draw`` elements each, number at
+    most `MAX_DRAWS` (more is no real request: it would fail inside torch's allocator)."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, torch.Size)):
+        raise ValueError(f"{name}: expected a tuple of non-negative integers, got {shape!r}")
+    if not all(_is_int(s) and s >= 0 for s in shape):
+        raise ValueError(f"{name}: expected a tuple of non-negative integers, got {tuple(shape)!r}")
+    total = math.prod(int(s) for s in shape) * max(int(per_draw), 1)
+    if total > MAX_DRAWS:
+        raise ValueError(
+            f"{name}: {tuple(int(s) for s in shape)} asks for {total:,} values, more than the limit of "
+            f"{MAX_DRAWS:,} (2^40)"
+        )
+    return torch.Size(int(s) for s in shape)
+
+
+def check_real(name: str, x: Tensor) -> Tensor:
+    """Refuse complex and boolean tensors where real numbers are expected."""
+    if torch.is_complex(x) or x.dtype == torch.bool:
+        raise ValueError(f"{name}: expected real numbers, got dtype {x.dtype}")
+    return x
 
 
 def check_support(name: str, dist: torch.distributions.Distribution, value: Tensor) -> Tensor:

@@ -18,7 +18,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from latentvar._checks import as_tensor, check_integer, check_lengths, check_range
+from latentvar._checks import (
+    as_tensor,
+    check_count,
+    check_integer,
+    check_lengths,
+    check_positive,
+    check_range,
+    check_sample_shape,
+)
 
 
 class Autoregressive(nn.Module):
@@ -36,6 +44,8 @@ class Autoregressive(nn.Module):
             raise ValueError(
                 f"network: expected an nn.Module giving logits (b, t, v), got {type(network).__name__}"
             )
+        if eos is not None and (isinstance(eos, bool) or not isinstance(eos, int) or eos < 0):
+            raise ValueError(f"eos: expected None or a non-negative integer token id, got {eos!r}")
         self.network = network
         self.eos = eos
 
@@ -48,6 +58,8 @@ class Autoregressive(nn.Module):
             )
         if self.eos is None:
             self.eos = logits.shape[-1] - 1
+        if self.eos >= logits.shape[-1]:
+            raise ValueError(f"eos: expected a token id in [0, {logits.shape[-1] - 1}], got {self.eos}")
         return logits
 
     def _vocab_size(self) -> int:
@@ -82,11 +94,9 @@ class Autoregressive(nn.Module):
     def sample(self, sample_shape: torch.Size = torch.Size(), max_length: int = 50, temperature: float = 1.0):
         """(y, lengths): y (*sample_shape, max_length) token ids (``eos`` past each length), lengths
         (*sample_shape,) -- the number of tokens drawn before ``eos`` (max_length if none came)."""
-        if not isinstance(max_length, int) or max_length < 0:
-            raise ValueError(f"max_length: expected a non-negative integer, got {max_length!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected a positive value, got {temperature!r}")
-        sample_shape = torch.Size(sample_shape)
+        max_length = check_count("max_length", max_length)
+        check_positive("temperature", temperature)
+        sample_shape = check_sample_shape("sample_shape", sample_shape, max(max_length, 1))
         n = math.prod(sample_shape)
         self._vocab_size()
         prefix = torch.full((n, 1), self.eos, dtype=torch.long)

@@ -22,7 +22,7 @@ import torch.distributions as D
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from latentvar._checks import as_tensor, check_finite, check_ndim
+from latentvar._checks import as_tensor, check_finite, check_ndim, check_sample_shape
 from latentvar.core import IntractableMarginalError, LatentVariableModel, Posterior
 
 LOG_2PI = math.log(2 * math.pi)
@@ -121,7 +121,7 @@ class LinearGaussian(LatentVariableModel):
         return z @ self._Wt + self.b
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> tuple[Tensor, Tensor]:
-        z = self.prior.sample(sample_shape)
+        z = self.prior.sample(check_sample_shape("sample_shape", sample_shape, self.d_y + self.d_z))
         y = self.mean(z) + self.noise_std * torch.randn(*z.shape[:-1], self.d_y, dtype=z.dtype)
         return z, y
 
@@ -161,6 +161,10 @@ class LinearGaussian(LatentVariableModel):
     def posterior(self, y: Tensor) -> GaussianPosterior:
         """Exact P(z | y) = N(M⁻¹ Wᵀ (y - b), σ² M⁻¹) (PRML 12.42), batch shape y.shape[:-1]."""
         y = self.check_images(y)
+        if y.numel() == 0:
+            raise ValueError(
+                f"y: expected at least one observation for a posterior, got shape {tuple(y.shape)}"
+            )
         rhs = ((y - self.b) @ self.W).unsqueeze(-1)
         mean = torch.cholesky_solve(rhs, self._M_chol).squeeze(-1)
         # σ² M⁻¹ = (L_p L_pᵀ) with L_p = σ L⁻ᵀ; MultivariateNormal wants the precision's scale instead.
@@ -286,7 +290,12 @@ class Generator(nn.Module, LatentVariableModel):
         super().__init__()
         if not isinstance(decoder, nn.Module):
             raise ValueError(f"decoder: expected a torch.nn.Module, got {type(decoder).__name__}")
-        latent_shape = tuple(int(s) for s in latent_shape)
+        try:
+            latent_shape = tuple(int(s) for s in latent_shape)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"latent_shape: expected three positive sizes (J, X, Y), got {latent_shape!r}"
+            ) from None
         if len(latent_shape) != 3 or min(latent_shape) < 1:
             raise ValueError(f"latent_shape: expected three positive sizes (J, X, Y), got {latent_shape}")
         if isinstance(likelihood, str):
@@ -314,9 +323,15 @@ class Generator(nn.Module, LatentVariableModel):
         if self._event_shape is None:
             was_training = self.training
             self.eval()
-            with torch.no_grad():
-                out = self.decoder(torch.zeros(1, *self.latent_shape))
-            self.train(was_training)
+            try:
+                with torch.no_grad():
+                    out = self.decoder(torch.zeros(1, *self.latent_shape))
+            except RuntimeError as err:
+                raise ValueError(
+                    f"latent_shape: the decoder cannot decode z of shape (1, *{self.latent_shape}) ({err})"
+                ) from None
+            finally:
+                self.train(was_training)
             self._event_shape = tuple(out.shape[1:])
         return self._event_shape
 
@@ -346,7 +361,8 @@ class Generator(nn.Module, LatentVariableModel):
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> tuple[Tensor, Tensor]:
         """(z, y) with z ~ N(0, I) and y ~ P(y | z); ``mean_images`` gives the noiseless decoder means."""
-        z = self.prior.sample(torch.Size(sample_shape))
+        per_draw = math.prod(self.latent_shape) + math.prod(self.event_shape)
+        z = self.prior.sample(check_sample_shape("sample_shape", sample_shape, per_draw))
         return z, self.likelihood.sample(self.decode(z))
 
     def mean_images(self, z: Tensor) -> Tensor:

@@ -21,8 +21,12 @@ from latentvar._checks import (
     as_tensor,
     check_finite,
     check_integer,
+    check_non_negative,
+    check_number,
     check_positive,
     check_range,
+    check_real,
+    check_sample_shape,
     check_support,
 )
 from latentvar.core import FitResult, LatentVariableModel, Posterior, track_convergence
@@ -161,13 +165,17 @@ class Mixture(LatentVariableModel):
                 f"y: batch shape {tuple(y.shape[: y.dim() - ev])} does not broadcast with the model's "
                 f"batch shape {tuple(self.batch_shape)}"
             ) from None
-        check_finite("y", y)
+        check_finite("y", check_real("y", y))
         return y
 
     def component_log_prob(self, y: Tensor) -> Tensor:
         """log P(y | z=k) for every k: (..., k)."""
         y = self._check_y(y)
-        y_k = y.unsqueeze(y.dim() - len(self.event_shape))  # a k axis before the event dims
+        ev = len(self.event_shape)
+        if y.numel() == 0:  # no observations: an empty answer (some families cannot reshape empty input)
+            sites = torch.broadcast_shapes(y.shape[: y.dim() - ev], self.batch_shape)
+            return torch.zeros((*sites, self.num_components), dtype=self.logits.dtype)
+        y_k = y.unsqueeze(y.dim() - ev)  # a k axis before the event dims
         check_support("y", self.components, y_k)
         return self.components.log_prob(y_k)
 
@@ -189,7 +197,8 @@ class Mixture(LatentVariableModel):
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> tuple[Tensor, Tensor]:
         """(z, y) with z: sample_shape + batch_shape, y: sample_shape + batch_shape + event_shape."""
-        sample_shape = torch.Size(sample_shape)
+        per_draw = max(self.batch_shape.numel(), 1) * self.num_components * max(self.event_shape.numel(), 1)
+        sample_shape = check_sample_shape("sample_shape", sample_shape, per_draw)
         k = self.num_components
         logits = self.logits.expand(*self.batch_shape, k)
         z = D.Categorical(logits=logits).sample(sample_shape)
@@ -249,7 +258,15 @@ class Mixture(LatentVariableModel):
             raise ValueError(
                 f"y: expected shape (n, *{tuple(self.event_shape)}) -- n observations -- got {tuple(y.shape)}"
             )
+        if y.shape[0] == 0:
+            raise ValueError(f"y: expected at least one observation to fit, got shape {tuple(y.shape)}")
         check_positive("max_iter", max_iter, integer=True)
+        check_number("tol", tol)
+        check_non_negative("reg_covar", reg_covar)
+        check_non_negative("pseudocount", pseudocount)
+        check_positive("lr", lr)
+        if batch_size is not None:
+            check_positive("batch_size", batch_size, integer=True)
         if method == "em":
             return _fit_em(self, y, max_iter, tol, reg_covar, pseudocount, callback, show_progress)
         if method == "gradient":
@@ -326,11 +343,19 @@ class ConditionalMixture(nn.Module):
 
     def __init__(self, network: nn.Module):
         super().__init__()
+        if not callable(network):
+            raise ValueError(
+                f"network: expected an nn.Module (or callable) x -> (logits, components), got {type(network).__name__}"
+            )
         self.network = network
 
     def forward(self, x: Tensor) -> Mixture:
-        logits, components = self.network(x)
-        return Mixture(logits, components)
+        out = self.network(x)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError(
+                f"network: expected (logits, components) from network(x), got {type(out).__name__}"
+            )
+        return Mixture(*out)
 
     def log_prob(self, y: Tensor, x: Tensor) -> Tensor:
         return self(x).log_prob(y)

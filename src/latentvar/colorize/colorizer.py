@@ -47,7 +47,7 @@ RECOLOUR_WIDTH = 10.0  # ab units: the tilt of `Colorizer.recolour`, one bin of 
 
 
 def as_image(img) -> np.ndarray:
-    """Any accepted image -> (h, w, 3|4) uint8 or float array (not yet composited)."""
+    """Any accepted image -> (h, w, 3|4) uint8 or float array (floats in [0, 1]; not yet composited)."""
     from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
@@ -324,7 +324,10 @@ class Colorizer:
         k = table.shape[0]
         if not isinstance(segment, (int, np.integer)) or isinstance(segment, bool) or not 0 <= segment < k:
             raise ValueError(f"segment: expected a segment id in 0..{k - 1}, got {segment!r}")
-        target = torch.as_tensor(np.asarray(ab, dtype=np.float64), dtype=torch.float32)
+        try:
+            target = torch.as_tensor(np.asarray(ab, dtype=np.float64), dtype=torch.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"ab: expected a colour (a, b) of two finite numbers, got {ab!r}") from None
         if target.shape != (2,) or not bool(torch.isfinite(target).all()):
             raise ValueError(f"ab: expected a colour (a, b) of two finite numbers, got {ab!r}")
         if not bool(self.bins.in_gamut(target)):

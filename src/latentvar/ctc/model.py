@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from latentvar._checks import as_tensor, check_integer
+from latentvar._checks import as_tensor, check_integer, check_sample_shape
 from latentvar.core import LatentVariableModel, Posterior
 from latentvar.ctc.checks import check_blank, check_log_probs, check_targets
 from latentvar.ctc.decode import PAD, Decoded, Labels, collapse, collapses_to, prefix_beam_search
@@ -92,7 +92,7 @@ class CTC(LatentVariableModel):
 
         Returns (z, y): z (*sample_shape, b, t) with -1 past each input length, and y a `Labels`
         (targets (*sample_shape, b, l) padded with -1, lengths (*sample_shape, b))."""
-        shape = torch.Size(sample_shape)
+        shape = check_sample_shape("sample_shape", sample_shape, self.log_probs[..., 0].numel())
         probs = self.log_probs.detach().exp()
         flat = probs.reshape(-1, self.num_classes)
         n = math.prod(shape)

@@ -36,7 +36,7 @@ def _chunk(num_samples: int, batch: int) -> int:
 def _log_weights(model, y: Tensor, proposal, num_samples: int, name: str) -> Tensor:
     """log P(z_i, y) - log q(z_i), z_i ~ q, as (s, b). z is drawn for all b images a few samples at a time,
     and the model is evaluated on at most about MAX_EVALS (sample, image) pairs per pass."""
-    q = proposal_for(name, proposal, y) if proposal is not None else None
+    q = proposal_for(name, proposal, y, model.latent_shape) if proposal is not None else None
     b = y.shape[0]
     step = _chunk(num_samples, b)
     images_per_pass = max(1, MAX_EVALS // step)
@@ -52,6 +52,8 @@ def _log_weights(model, y: Tensor, proposal, num_samples: int, name: str) -> Ten
         else:
             z = q.sample((n,))
             log_q = q.log_prob(z)
+            if not bool(torch.isfinite(z).all()) or bool((torch.isnan(log_q) | torch.isposinf(log_q)).any()):
+                raise ValueError(f"{name}: drew NaN or infinite latents or log-densities (an invalid q)")
         if z.dim() == len(model.latent_shape) + 2 and z.shape[1] == b:  # (n, b, *latent): images in blocks
             parts = [
                 score(y[i : i + images_per_pass], z[:, i : i + images_per_pass])

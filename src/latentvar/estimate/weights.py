@@ -13,7 +13,7 @@ import torch
 import torch.distributions as D
 from torch import Tensor
 
-from latentvar._checks import check_positive
+from latentvar._checks import MAX_DRAWS, check_positive
 
 
 @dataclass
@@ -99,6 +99,8 @@ def summarise_lme(name: str, log_w: Tensor, extra: dict | None = None) -> Estima
 
 def check_num(name: str, value) -> int:
     check_positive(name, value, integer=True)
+    if value > MAX_DRAWS:
+        raise ValueError(f"{name}: expected at most {MAX_DRAWS:,} (2^40), got {value:,}")
     return int(value)
 
 
@@ -120,13 +122,27 @@ def check_batch(model, y) -> Tensor:
             f"y: expected a batch of images of shape (b, {', '.join(map(str, model.event_shape))}), "
             f"got {tuple(y.shape)}"
         )
+    if y.shape[0] == 0:
+        raise ValueError(f"y: expected at least one image, got shape {tuple(y.shape)}")
     return y
 
 
-def proposal_for(name: str, proposal, y: Tensor) -> D.Distribution:
+def proposal_for(name: str, proposal, y: Tensor, latent_shape=None) -> D.Distribution:
     q = proposal(y) if callable(proposal) and not isinstance(proposal, D.Distribution) else proposal
     if not isinstance(q, D.Distribution):
         raise ValueError(
             f"{name}: expected a Distribution or a callable returning one, got {type(q).__name__}"
         )
+    if latent_shape is not None:
+        b = y.shape[0]
+        try:
+            batch_ok = torch.broadcast_shapes(q.batch_shape, (b,)) == (b,)
+        except RuntimeError:
+            batch_ok = False
+        if not batch_ok or tuple(q.event_shape) != tuple(latent_shape):
+            raise ValueError(
+                f"{name}: expected a Distribution with batch shape ({b},) (or broadcasting to it) and event "
+                f"shape {tuple(latent_shape)} (the latents), got batch {tuple(q.batch_shape)}, event "
+                f"{tuple(q.event_shape)}"
+            )
     return q

@@ -22,6 +22,10 @@ class ConditionalHMM(nn.Module):
 
     def __init__(self, network: nn.Module):
         super().__init__()
+        if not callable(network):
+            raise ValueError(
+                f"network: expected an nn.Module (or callable) x -> HMM, got {type(network).__name__}"
+            )
         self.network = network
 
     def forward(self, x: Tensor) -> HMM:

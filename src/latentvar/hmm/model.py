@@ -25,10 +25,14 @@ from torch import Tensor, nn
 
 from latentvar._checks import (
     as_tensor,
+    check_count,
     check_finite,
     check_integer,
+    check_non_negative,
+    check_number,
     check_positive,
     check_range,
+    check_sample_shape,
 )
 from latentvar.core import FitResult, LatentVariableModel
 from latentvar.hmm.inputs import check_inputs
@@ -270,11 +274,11 @@ class HMM(LatentVariableModel):
         ``generator`` makes the draws reproducible (torch's global generator is forked and seeded from it,
         so any emission family can be sampled). A module emission can be sampled if it has a
         ``sample_given_states(z) -> y`` method."""
-        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-            raise ValueError(f"length: expected a non-negative integer, got {length!r}")
+        length = check_count("length", length)
         if self.num_steps is not None and length > self.num_steps:
             raise ValueError(f"length: expected at most {self.num_steps} steps (trans_logits), got {length}")
-        shape = torch.Size(sample_shape) + self.batch_shape
+        per_draw = max(self.batch_shape.numel(), 1) * max(length, 1) * max(self.event_shape.numel(), 1)
+        shape = check_sample_shape("sample_shape", sample_shape, per_draw) + self.batch_shape
         k = self.num_states
         with torch.no_grad(), _seeded(generator):
             init, trans = self.log_init, self.log_trans
@@ -354,8 +358,14 @@ class HMM(LatentVariableModel):
                 f"got init_logits {tuple(self.init_logits.shape)}, trans_logits {tuple(self.trans_logits.shape)}"
             )
         y, lengths, _ = self._check_inputs(y, lengths)
+        if int(lengths.sum()) == 0:
+            raise ValueError(f"y: expected at least one observed step to fit, got shape {tuple(y.shape)}")
         check_positive("max_iter", max_iter, integer=True)
         check_positive("batch_size", batch_size, integer=True)
+        check_number("tol", tol)
+        check_non_negative("pseudocount", pseudocount)
+        check_non_negative("reg_covar", reg_covar)
+        check_positive("lr", lr)
         if method == "em":
             return fit_em(
                 self, y, lengths, max_iter, tol, batch_size, pseudocount, reg_covar, callback, show_progress

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from latentvar._checks import as_tensor, check_finite
+from latentvar._checks import as_tensor, check_finite, check_positive, check_sample_shape
 from latentvar.core import IntractableMarginalError
 
 EXACT_ROW_STATES = 4096
@@ -66,6 +66,8 @@ class GridMRF:
     @classmethod
     def ising(cls, h: int, w: int, coupling: float, field: float = 0.0, periodic: bool = False) -> GridMRF:
         """Spins s = ±1 (state 0 is -1, state 1 is +1): log f(s) = coupling Σ_{p~q} s_p s_q + field Σ_p s_p."""
+        check_positive("h", h, integer=True)
+        check_positive("w", w, integer=True)
         spins = torch.tensor([-1.0, 1.0], dtype=torch.float64)
         unary = (float(field) * spins).expand(int(h), int(w), 2)
         return cls(unary, float(coupling) * torch.outer(spins, spins), periodic)
@@ -85,7 +87,9 @@ class GridMRF:
         return 2 * h * w if self.periodic else h * (w - 1) + (h - 1) * w
 
     def check(self, z, name: str = "y") -> Tensor:
-        z = torch.as_tensor(z)
+        z = as_tensor(name, z)
+        if torch.is_complex(z):
+            raise ValueError(f"{name}: expected integer states, got dtype {z.dtype}")
         if z.dim() < 2 or tuple(z.shape[-2:]) != self.shape:
             raise ValueError(
                 f"{name}: expected configurations (..., {self.shape[0]}, {self.shape[1]}), got {tuple(z.shape)}"
@@ -176,12 +180,21 @@ class GridMRF:
         the independent model's exact draws). MCMC: near the critical coupling it mixes slowly."""
         if not isinstance(num_steps, int) or num_steps < 0:
             raise ValueError(f"num_steps: expected a non-negative integer of Gibbs sweeps, got {num_steps!r}")
-        n = math.prod(torch.Size(sample_shape))
-        z = (
-            self.annealing_path().sample_base(n, generator)
-            if init is None
-            else self.check(init, "init").reshape(n, *self.shape)
-        )
+        sample_shape = check_sample_shape("sample_shape", sample_shape, 2 * self.unary.numel())
+        n = math.prod(sample_shape)
+        if init is None:
+            z = self.annealing_path().sample_base(n, generator)
+        else:
+            z = self.check(init, "init")
+            try:
+                # n configurations in any leading layout, or one that broadcasts to sample_shape
+                full = z.numel() == n * math.prod(self.shape)
+                z = (z if full else z.expand(*sample_shape, *self.shape)).reshape(n, *self.shape)
+            except RuntimeError:
+                raise ValueError(
+                    f"init: expected {n} configurations ({tuple(sample_shape)}, {self.shape[0]}, {self.shape[1]}) "
+                    f"or one to broadcast, got shape {tuple(z.shape)}"
+                ) from None
         for _ in range(num_steps):
             z = self.gibbs_sweep(z, 1.0, generator)
         return z.reshape(*sample_shape, *self.shape)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from latentvar._checks import as_tensor, check_finite, check_positive
+from latentvar._checks import as_tensor, check_finite, check_positive, check_sample_shape
 from latentvar.core import IntractableMarginalError
 
 MAX_ENUMERATED = 20  # 2^20 configurations of the smaller side, summed in chunks of 2^CHUNK_BITS
@@ -154,7 +154,8 @@ class RBM:
         law tends to p(v), but after finitely many steps they are *not* exact samples: a trained RBM mixes
         slowly between modes, and how many steps suffice is not known. Independent chains per sample."""
         check_positive("num_steps", num_steps, integer=True)
-        shape = torch.Size(sample_shape) + (self.num_visible,)
+        per_draw = self.num_visible + self.num_hidden
+        shape = check_sample_shape("sample_shape", sample_shape, per_draw) + (self.num_visible,)
         if init is None:
             v = _bernoulli(torch.sigmoid(self.visible_bias).expand(shape), generator)
         else:
