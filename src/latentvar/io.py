@@ -6,10 +6,20 @@ as JSON in its header, written to a temporary file in the same directory and mov
 checkpoint or the new one, never new weights paired with an old step. ``<name>.json`` beside it is a
 readable copy of the metadata, written after; loading trusts the header (older checkpoints, without one,
 are read from the JSON).
+
+Faults (tests/test_faults.py, bench/fault_injection.py): the header also holds a SHA-256 of the metadata and
+of every tensor (name, dtype, shape, bytes), so a truncated or bit-flipped checkpoint is refused with a
+ValueError naming the file instead of loading wrong values (checkpoints from before the checksum still
+load, unverified); safetensors' own errors are wrapped the same way, and nothing is ever unpickled. A write
+that meets a full disk (ENOSPC, EDQUOT) raises `DiskFullError` and leaves the file it was replacing as it
+was; temporary files left by a killed write are removed by the next run in that folder
+(`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -18,10 +28,20 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 META_KEY = "latentvar.meta"  # the checkpoint's metadata (JSON) in the safetensors header
+SUM_KEY = "latentvar.sha256"  # SHA-256 of that JSON and of every tensor (`checksum`), in the header too
+HEADER_KEYS = {META_KEY, SUM_KEY}
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A write that ran out of space (``errno`` ENOSPC or EDQUOT); the file it was to replace is unchanged."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def _file_mode() -> int:
@@ -36,20 +56,58 @@ FILE_MODE = _file_mode()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` (``.<name>.<random>.tmp``), fsync it and move it
+    into place: ``path`` holds the old bytes or the new ones, never a part. A full disk raises
+    `DiskFullError` (``path`` unchanged)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            was = "is unchanged" if path.exists() else "was not written"
+            raise DiskFullError(
+                err.errno, f"{path}: {os.strerror(err.errno)} writing {len(data):,} bytes; {path.name} {was}"
+            ) from err
         raise
+    _fsync_directory(path.parent)
     return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a power cut after it keeps the new name); best effort, as
+    some file systems refuse to fsync a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, name: str) -> list[Path]:
+    """Remove the temporary files a killed `save_checkpoint` of ``name`` left in ``directory``
+    (``.<name>.safetensors.<random>.tmp``, ``.<name>.json.<random>.tmp``, and older versions'
+    ``.<name>.<random>.safetensors.tmp``); call it only where no other process is writing that checkpoint.
+    Returns what was removed."""
+    directory = Path(directory)
+    stale = sorted(directory.glob(f".{name}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -78,23 +136,27 @@ def _json_default(o):
 def save_checkpoint(
     directory: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict, name: str = "checkpoint"
 ) -> Path:
-    """Write ``name.safetensors`` (tensors + the metadata in its header) in one atomic replace, then the
-    readable copy ``name.json``."""
+    """Write ``name.safetensors`` (tensors + the metadata and its checksum in the header) in one atomic
+    replace, then the readable copy ``name.json``. A full disk raises `DiskFullError`, the previous
+    checkpoint unchanged."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".safetensors.tmp")
-    os.close(fd)
-    try:
-        header = {META_KEY: json.dumps(meta, sort_keys=True, default=_json_default)}
-        save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, directory / f"{name}.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    meta_text = json.dumps(meta, sort_keys=True, default=_json_default)
+    header = {META_KEY: meta_text, SUM_KEY: checksum(meta_text, tensors)}
+    atomic_write_bytes(directory / f"{name}.safetensors", save(tensors, metadata=header))
     atomic_write_json(directory / f"{name}.json", meta)
     return directory
+
+
+def checksum(meta_text: str, tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of the metadata JSON and of each tensor's name, dtype, shape and bytes, in name order:
+    what a checkpoint's header records and `load_checkpoint` verifies."""
+    digest = hashlib.sha256(meta_text.encode("utf-8"))
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        digest.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode("utf-8"))
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
 
 
 def load_checkpoint(
@@ -122,13 +184,31 @@ def load_checkpoint(
         raise ValueError(
             f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load"
         )
-    with safe_open(str(tensors_path), framework="pt") as f:
-        header = f.metadata() or {}
+    corrupt = f"run: {tensors_path} is corrupt or truncated"
+    try:
+        with safe_open(str(tensors_path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 -- safe_open has no iterator
+    except Exception as err:  # noqa: BLE001 -- safetensors' own errors (bad length, JSON, offsets, dtype)
+        raise ValueError(f"{corrupt} ({type(err).__name__}: {' '.join(str(err).split())})") from None
+    if unknown := sorted(set(header) - HEADER_KEYS):
+        raise ValueError(f"{corrupt} (unknown header keys {unknown})")
+    if SUM_KEY in header:
+        if META_KEY not in header or checksum(header[META_KEY], tensors) != header[SUM_KEY]:
+            raise ValueError(f"{corrupt} (its checksum does not match its metadata and tensors)")
     if META_KEY in header:
-        return load_file(str(tensors_path)), json.loads(header[META_KEY])
-    if not meta_path.exists():
+        text, source = header[META_KEY], tensors_path
+    elif not meta_path.exists():
         raise FileNotFoundError(f"run: {tensors_path} has no metadata in its header and no {meta_path.name}")
-    return load_file(str(tensors_path)), json.loads(meta_path.read_text())
+    else:  # older checkpoints: the metadata only in the JSON beside the tensors
+        text, source = meta_path.read_text(), meta_path
+    try:
+        meta = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"run: {source} holds metadata that is not JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"run: {source} holds metadata that is not a JSON object")
+    return tensors, meta
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optimizer") -> dict[str, torch.Tensor]:

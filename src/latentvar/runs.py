@@ -29,7 +29,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentvar.io import load_checkpoint, load_optimizer_tensors, optimizer_tensors, save_checkpoint
+from latentvar.io import (
+    load_checkpoint,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from latentvar.progress import progress
 
 NAME = "checkpoint"
@@ -69,7 +75,10 @@ class Run:
         return self.path.exists()
 
     def load(self) -> Checkpoint | None:
-        """The checkpoint to continue, or None when the run starts afresh (not resuming, or nothing saved)."""
+        """The checkpoint to continue, or None when the run starts afresh (not resuming, or nothing saved).
+        Called as a run starts, so it also removes the temporary files a killed checkpoint write left."""
+        if self.out.is_dir():
+            remove_stale_temporaries(self.out, NAME)
         if not (self.resume and self.exists):
             return None
         tensors, meta = load_checkpoint(self.out, NAME)
