@@ -125,6 +125,7 @@ class KillReport:
     finished_early: int = 0
     checks: int = 0  # checkpoints loaded and checked after a kill
     same_as_unbroken: bool | None = None
+    difference: float | None = None  # the largest |tensor difference| from the unbroken run
     seconds: float = 0.0
 
 
@@ -224,12 +225,23 @@ def assert_same_runs(a: Path, b: Path) -> None:
             torch.testing.assert_close(ta[key], tb[key], atol=0, rtol=0, msg=f"{name}: {key}")
 
 
-def kill_and_resume(verb: Verb, work: Path, kills: int, seed: int) -> KillReport:
+def max_difference(a: Path, b: Path) -> float:
+    """The largest |difference| between two runs' floating-point tensors (same names)."""
+    worst = 0.0
+    for name, folder in checkpoints(a).items():
+        ta, tb = load_checkpoint(folder)[0], load_checkpoint(checkpoints(b)[name])[0]
+        for key, t in ta.items():
+            if t.is_floating_point() and t.numel() and key in tb:
+                worst = max(worst, float((t.double() - tb[key].double()).abs().max()))
+    return worst
+
+
+def kill_and_resume(verb: Verb, work: Path, kills: int, seed: int, strict: bool = True) -> KillReport:
     """SIGKILL ``verb`` ``kills`` times (alternately inside a checkpoint write and at a random moment, in a
     seeded random order), resuming after each; then resume it to the end in this process and check it: every
     checkpoint after every kill loads with finite tensors and a step that never went back, the finished run
     reached ``verb.final``, no temporary file is left, and (``verb.exact``) its tensors equal an unbroken
-    run's."""
+    run's (``strict``; else the report records whether they are, and the largest difference)."""
     import random
 
     rng = random.Random(seed)
@@ -262,8 +274,10 @@ def kill_and_resume(verb: Verb, work: Path, kills: int, seed: int) -> KillReport
     assert not temporaries(out), temporaries(out)
     if verb.exact:
         run_inline(verb.code(work / "unbroken", False))
-        assert_same_runs(out, work / "unbroken")
-        report.same_as_unbroken = True
+        if strict:
+            assert_same_runs(out, work / "unbroken")
+        report.difference = max_difference(out, work / "unbroken")
+        report.same_as_unbroken = report.difference == 0.0
     report.seconds = time.time() - t0
     return report
 
