@@ -1,5 +1,6 @@
 """How the `latentvar` command ends: exit status 0 (done), 2 (bad input: `error: <argument>: ...` on
-stderr), 1 (an internal error: one line on stderr). Set LATENTVAR_DEBUG=1 to see the traceback instead."""
+stderr), 1 (an error of the environment -- a full disk, a permission: `error: <what>` -- or an internal
+error: one line on stderr). Set LATENTVAR_DEBUG=1 to see the traceback instead."""
 
 from __future__ import annotations
 
@@ -84,6 +85,11 @@ def run(app: typer.Typer, args: list[str] | None = None) -> int:
         return INTERNAL_ERROR
     except KeyboardInterrupt:
         return 130
+    except OSError as err:  # the environment, not the input: a full disk, a permission (exit 1, one line)
+        if _debug():
+            raise
+        typer.echo(f"error: {' '.join(str(err).split())}", err=True)
+        return INTERNAL_ERROR
     except Exception as err:  # noqa: BLE001 -- the last resort: one line, not a traceback
         if _debug():
             raise
