@@ -132,16 +132,19 @@ def fit(
         t0 = time.time()
         if step is not None:
             model, loglik = step(model, enc, batches)
-            # carry on from exactly what the checkpoint holds (normalised logits), so that a resumed run
-            # continues bit for bit as an unbroken one
-            model = build_model(_tensors(model), meta)
+            # carry on from exactly what the checkpoint holds: the model a resume builds from these
+            # tensors. (Rebuilding renormalises the logits, which is not idempotent to the last bit, so
+            # saving the rebuilt model's tensors instead put one more renormalisation into every resume.)
+            tensors = _tensors(model)
+            model = build_model(tensors, meta)
         else:
             loglik = gradient_epoch(model, enc, batches, opt, seed + it)
+            tensors = _tensors(model)
         meta["history"].append(loglik / n_tokens)
         meta["iteration"] = it + 1
         meta["seconds"] += time.time() - t0
         bar.set_postfix(ll=f"{loglik / n_tokens:.4f}")
-        run.save(_tensors(model) | (save_optimizer(opt) if opt is not None else {}), meta)
+        run.save(tensors | (save_optimizer(opt) if opt is not None else {}), meta)
     return meta
 
 
