@@ -294,7 +294,7 @@ def speech_prompts(root: Path, n: int = 12) -> None:
     sounds = root / "en_US_f_Allison"
     sounds.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    lines = []
+    lines = ["; a comment", "tone: [a beep]"]  # what the reader must skip: a comment, a non-spoken prompt
     for i in range(n):
         lines.append(f"p{i:02d}: Press {i % 10} or *")
         audio = (rng.standard_normal(4000 + 400 * i) * 3000).astype(np.int16)

@@ -1,15 +1,13 @@
 """The speech application runs end to end on synthetic prompts laid out like the Asterisk packages (the real
 data is fetched by scripts/ctc_speech_prepare.sh and is not part of the suite)."""
 
-import gzip
 import json
 import sys
-import wave
 
-import numpy as np
 import pytest
 import torch
 
+import killing
 from killing import kill_once_checkpointed
 from latentvar.apps.speech import train
 from latentvar.apps.speech.data import load_prompts, normalise
@@ -17,19 +15,7 @@ from latentvar.io import load_checkpoint
 
 
 def _prompts(root, n=12):
-    sounds = root / "en_US_f_Allison"
-    sounds.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    lines = ["; a comment", "tone: [a beep]"]
-    for i in range(n):
-        name = f"p{i:02d}"
-        lines.append(f"{name}: Press {i % 10} or *")
-        audio = (rng.standard_normal(4000 + 400 * i) * 3000).astype(np.int16)
-        with wave.open(str(sounds / f"{name}.wav"), "wb") as w:
-            w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
-            w.writeframes(audio.tobytes())
-    with gzip.open(root / "core-sounds-en.txt.gz", "wt") as f:
-        f.write("\n".join(lines) + "\n")
+    killing.speech_prompts(root, n)
 
 
 def test_transcripts_are_spelled_out_and_descriptions_dropped(tmp_path):
