@@ -174,3 +174,16 @@ def test_a_full_tmpfs_stops_a_training_verb_with_a_clear_error_and_it_resumes_on
         killing.run_inline(verb.code(out, True).replace(f"iters={verb.final}", f"iters={reached + 1}"))
         assert load_checkpoint(out)[1]["iteration"] == reached + 1
         assert not killing.temporaries(out)
+
+
+def test_only_the_checkpoint_writer_removes_a_killed_writes_temporaries(tmp_path, monkeypatch):
+    """A non-zero rank of a distributed run starting (or reloading) while rank 0 writes must not delete
+    rank 0's temporary file: only the writer cleans up."""
+    from latentvar.runs import Run
+
+    stale = tmp_path / ".checkpoint.safetensors.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    monkeypatch.setenv("RANK", "1")
+    assert Run(tmp_path, resume=True).load() is None and stale.exists()
+    monkeypatch.setenv("RANK", "0")
+    assert Run(tmp_path, resume=True).load() is None and not stale.exists()

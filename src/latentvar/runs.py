@@ -22,6 +22,7 @@ optimiser prefixes older runs used (``opt.`` for `lm fit`, ``optim.`` for `ctc t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,10 @@ class Run:
 
     def load(self) -> Checkpoint | None:
         """The checkpoint to continue, or None when the run starts afresh (not resuming, or nothing saved).
-        Called as a run starts, so it also removes the temporary files a killed checkpoint write left."""
-        if self.out.is_dir():
+        Called as a run starts, so it also removes the temporary files a killed checkpoint write left --
+        in the process that writes the checkpoints only (not in another rank of a distributed run, which
+        would delete rank 0's write in progress)."""
+        if self.out.is_dir() and _writes_checkpoints():
             remove_stale_temporaries(self.out, NAME)
         if not (self.resume and self.exists):
             return None
@@ -172,3 +175,13 @@ def rerun_note(out: Path, resume: bool) -> str | None:
         f"note: {out} holds a checkpoint; continuing it. Resuming on a re-run without --resume is "
         "deprecated: pass --resume to continue a run, or choose a new --out"
     )
+
+
+def _writes_checkpoints() -> bool:
+    """Whether this process writes a run's checkpoints: every process but a non-zero rank of a distributed
+    run (DDP, torchrun), where rank 0 alone writes them."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
