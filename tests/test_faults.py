@@ -187,3 +187,15 @@ def test_only_the_checkpoint_writer_removes_a_killed_writes_temporaries(tmp_path
     assert Run(tmp_path, resume=True).load() is None and stale.exists()
     monkeypatch.setenv("RANK", "0")
     assert Run(tmp_path, resume=True).load() is None and not stale.exists()
+
+
+def test_a_killed_write_of_the_best_checkpoint_is_cleaned_up_too(tmp_path):
+    from latentvar.runs import Run
+
+    stale = [tmp_path / ".best.safetensors.x1.tmp", tmp_path / ".best.json.x2.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    keep = tmp_path / ".report.html.x3.tmp"  # not a checkpoint's: left alone
+    keep.write_bytes(b"other")
+    Run(tmp_path, resume=True).load()
+    assert not any(p.exists() for p in stale) and keep.exists()

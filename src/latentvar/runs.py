@@ -40,6 +40,7 @@ from latentvar.io import (
 from latentvar.progress import progress
 
 NAME = "checkpoint"
+KEPT_ALSO = ("best",)  # other checkpoints a run folder holds (colorize train's best-on-val)
 PREFIX = "optimizer"
 LEGACY_PREFIXES = ("optim", "opt")  # before issue 12: ctc train, lm fit
 RNG = "rng"
@@ -81,7 +82,8 @@ class Run:
         in the process that writes the checkpoints only (not in another rank of a distributed run, which
         would delete rank 0's write in progress)."""
         if self.out.is_dir() and _writes_checkpoints():
-            remove_stale_temporaries(self.out, NAME)
+            for name in (NAME, *KEPT_ALSO):
+                remove_stale_temporaries(self.out, name)
         if not (self.resume and self.exists):
             return None
         tensors, meta = load_checkpoint(self.out, NAME)
