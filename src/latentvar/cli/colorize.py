@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli import flags
 from latentvar.cli._errors import user_errors
 from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
@@ -47,6 +48,19 @@ def train(
     from latentvar.colorize.train import train as run_training
 
     with user_errors():
+        if data != "twemoji":
+            flags.run_dir("data", data)
+        for flag, value, low in [
+            ("segments", segments, 1), ("size", size, 1), ("steps", steps, 1), ("devices", devices, 1),
+            ("batch-size", batch_size, 1), ("checkpoint-every", checkpoint_every, 1), ("width", width, 1),
+            ("val-every", val_every, 0), ("patience", patience, 0),
+        ]:  # fmt: skip
+            flags.count(flag, value, minimum=low, maximum=2**20 if flag in ("size", "devices") else 2**40)
+        flags.positive("lr", lr)
+        flags.device("device", device)
+        flags.out_dir("out", out)
+        if resume:
+            flags.checkpoint("run", out, resume_only=True)
         config = TrainConfig(
             data=data,
             model=model,
@@ -67,7 +81,8 @@ def train(
             lr_decay=lr_decay,
             select=select,
         )
-        meta = run_training(config, resume=resume)
+        with flags.run_named("run"):
+            meta = run_training(config, resume=resume)
     last = meta["history"][-1] if meta.get("history") else float("nan")
     best = meta.get("best")
     chosen = f", best val NLL {best['val_nll']:.4f} at step {best['step']}" if best else ""
@@ -101,8 +116,11 @@ def apply(
         missing = [str(p) for p in images if not p.is_file()]
         if missing:
             raise ValueError(f"images: expected existing image files, these do not exist: {missing}")
-        if samples < 0:
-            raise ValueError(f"samples: expected a non-negative integer, got {samples}")
+        flags.count("samples", samples, minimum=0, maximum=10_000)
+        flags.positive("temperature", temperature)
+        flags.device("device", device)
+        flags.model_run("run", run)
+        flags.out_dir("out", out)
         colorizer = Colorizer.load(run, device=device)
         for path in progress(images, desc="colorize", disable=len(images) < 2):
             stem = path.stem
@@ -147,6 +165,14 @@ def evaluate(
             raise ValueError(f"baseline: expected 'grey', got {baseline!r}")
         if split not in ("train", "val", "test"):
             raise ValueError(f"split: expected train, val or test, got {split!r}")
+        if data != "twemoji":
+            flags.run_dir("data", data)
+        flags.model_run("run", run)
+        flags.run_dir("labels", labels)
+        flags.count("size", size, maximum=2**20)
+        flags.positive("temperature", temperature)
+        flags.device("device", device)
+        flags.out_file("json", json_path)
         photos = corpus_dir(data) is not None
         if run is not None:
             colorizer = Colorizer.load(run, device=device)
@@ -172,6 +198,9 @@ def demo(
     """Train the latent model and the baselines on the embedded Twemoji set; write OUT/report.html."""
     from latentvar.colorize.demo import run
 
+    flags.count("steps", steps)
+    flags.out_dir("out", out)
+    flags.out_file("json", json_path)
     metrics = run(out, steps=steps)
     write_json(json_path, metrics)
     latent = metrics["latent"]
@@ -187,6 +216,7 @@ def prepare_openmoji(out: Path = typer.Option(..., help="Output folder: images/ 
     from latentvar.colorize.prepare import build_openmoji
 
     with user_errors():
+        flags.out_dir("out", out)
         summary = build_openmoji(out)
     say(f"{summary['num_images']} images, {summary['num_classes']} classes -> {out}")
 
@@ -199,6 +229,7 @@ def prepare_tuxpaint(
     from latentvar.colorize.prepare import build_tuxpaint
 
     with user_errors():
+        flags.out_dir("out", out)
         summary = build_tuxpaint(out)
     say(f"{summary['num_images']} images -> {out}")
 
@@ -215,6 +246,8 @@ def prepare_photos(
     from latentvar.colorize.photos import build_photos
 
     with user_errors():
+        flags.out_dir("out", out)
+        flags.out_dir("downloads", downloads)
         summary = build_photos(out, downloads=downloads)
     splits = summary["splits"]
     say(

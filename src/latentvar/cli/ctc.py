@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli import flags
 from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
 app = typer.Typer(help="CTC as a latent-variable model: train, align, decode.", no_args_is_help=True)
@@ -21,10 +22,13 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint (after a kill)."),
 ) -> None:
     """Train a CNN + BiGRU with CTC on lines of 3-10 handwritten digits (sklearn's 8x8 scans)."""
+    flags.count("steps", steps)
+    flags.out_dir("out", out)
     from latentvar.apps.digits.model import Config
     from latentvar.apps.digits.train import train as run_training
 
-    summary = run_training(out, Config(steps=steps, seed=seed), resume=resume)
+    with flags.run_named("run"):
+        summary = run_training(out, Config(steps=steps, seed=seed), resume=resume)
     say(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; checkpoint in {out}")
 
 
@@ -35,6 +39,9 @@ def evaluate(
     beam_width: int = typer.Option(1, help="1: greedy decoding; >1: CTC prefix beam search."),
 ) -> None:
     """Character error rate and sequence accuracy on the held-out test lines (scans never trained on)."""
+    flags.run_dir("run", run)
+    flags.count("beam-width", beam_width)
+    flags.out_file("json", json_path)
     from latentvar.apps.digits.evaluate import evaluate as run_eval
 
     metrics = run_eval(run, beam_width=beam_width)
@@ -49,6 +56,9 @@ def align(
     lines: int = typer.Option(8, help="How many test lines to draw."),
 ) -> None:
     """Draw alignment posteriors P(z_t|x,y) and forced-alignment spans over test line images."""
+    flags.run_dir("run", run)
+    flags.count("lines", lines)
+    flags.out_dir("out", out)
     from latentvar.apps.digits.report import align as run_align
 
     paths = run_align(run, out, n_lines=lines)

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli import flags
 from latentvar.cli._output import STDOUT, json_option, say, where, write_json
+
+ESTIMATORS = ("elbo", "iwae", "ais", "naive_mc")
 
 app = typer.Typer(
     help="Image generators: train (GAN/VAE), sample, estimate log-likelihood, report.", no_args_is_help=True
@@ -34,24 +37,37 @@ def train(
     vae: decoder + convolutional encoder by the ELBO, Gaussian P(y|z) with a learned σ. gan: decoder vs
     a DCGAN discriminator; afterwards the decoder is frozen, an encoder and σ are fitted by the ELBO on
     the training images, and σ is chosen on the validation images by the IWAE bound (k=16)."""
+    flags.choice("data", data, ("twemoji",))
+    flags.choice("objective", objective, ("gan", "vae"))
+    for flag, value, low in [
+        ("steps", steps, 1),
+        ("encoder-steps", encoder_steps, 0),
+        ("latent-channels", latent_channels, 1),
+        ("features", features, 1),
+        ("threads", threads, 1),
+        ("sigma-images", sigma_images, 1),
+    ]:
+        flags.count(flag, value, minimum=low)
+    flags.out_dir("out", out)
     import torch
 
     from latentvar.apps.images.train import train as run_train
 
     torch.set_num_threads(threads)
 
-    meta = run_train(
-        data,
-        objective,
-        out,
-        steps,
-        encoder_steps,
-        latent_channels,
-        features,
-        seed=seed,
-        resume=resume,
-        sigma_images=sigma_images,
-    )
+    with flags.run_named("run"):
+        meta = run_train(
+            data,
+            objective,
+            out,
+            steps,
+            encoder_steps,
+            latent_channels,
+            features,
+            seed=seed,
+            resume=resume,
+            sigma_images=sigma_images,
+        )
     sigma = meta.get("sigma_selection", {}).get("sigma")
     say(f"trained {objective} for {meta['step']} steps -> {out}" + (f" (σ = {sigma:.4f})" if sigma else ""))
 
@@ -69,8 +85,9 @@ def sample(
     from latentvar.apps.images.samples import image_grid, sample_images, save_png
     from latentvar.apps.images.train import load_eval
 
-    if n < 1:
-        raise typer.BadParameter(f"expected a positive number of samples, got {n}", param_hint="-n")
+    flags.run_dir("run", run)
+    flags.count("n", n)
+    flags.out_file("out", out)
     images = sample_images(load_eval(run), n, seed)
     save_png(out, image_grid(images, columns=math.ceil(math.sqrt(n))))
     say(f"wrote {n} samples to {out}")
@@ -104,13 +121,34 @@ def loglik(
     nats_per_image is the mean over images of -log P(y) (lower is better; an upper bound in expectation,
     since every estimator here is a stochastic lower bound on log P(y)); stderr is the Monte Carlo
     standard error of that mean; bits_per_dim treats the 8-bit values with the continuous density."""
+    flags.run_dir("run", run)
+    flags.choice("data", data, ("twemoji",))
+    names = [e.strip() for e in estimators.split(",") if e.strip()]
+    if not names:
+        raise ValueError(
+            f"estimators: expected a comma-separated list of {', '.join(ESTIMATORS)}, got {estimators!r}"
+        )
+    for name in names:
+        flags.choice("estimators", name, ESTIMATORS)
+    flags.choice("split", split, ("train", "val", "test"))
+    for flag, value in [
+        ("num-images", num_images),
+        ("num-samples", num_samples),
+        ("ais-steps", ais_steps),
+        ("ais-chains", ais_chains),
+        ("ais-leapfrog", ais_leapfrog),
+        ("threads", threads),
+    ]:
+        flags.count(flag, value)
+    flags.positive("ais-step-size", ais_step_size)
+    flags.choice("ais_init", ais_init, ("auto", "encoder", "prior"))
+    flags.out_file("json", json_out)
     import torch
 
     from latentvar.apps.images.evaluate import loglik as run_loglik
 
     torch.set_num_threads(threads)
 
-    names = [e.strip() for e in estimators.split(",") if e.strip()]
     results = run_loglik(
         run,
         data,
@@ -147,6 +185,10 @@ def report(
     ),
 ) -> None:
     """Estimators on the LinearGaussian against exact log P(y), and on Twemoji runs: OUT/report.html."""
+    flags.checkpoint("vae", vae)
+    flags.checkpoint("gan", gan)
+    flags.count("num-images", num_images)
+    flags.out_dir("out", out)
     from latentvar.apps.images.report import write_report
 
     path = write_report(out, vae, gan, num_images, quick, reuse)

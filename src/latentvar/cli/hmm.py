@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli import flags
 from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
 app = typer.Typer(help="Hidden Markov models on real text: fit, eval, report.", no_args_is_help=True)
@@ -62,14 +63,39 @@ def fit(
         )
     if init not in ("random", "clusters"):
         raise typer.BadParameter(f"expected random or clusters, got {init!r}", param_hint="--init")
+    for flag, value in [
+        ("states", states),
+        ("vocab", vocab),
+        ("max-sentences", max_sentences),
+        ("iters", iters),
+        ("batch-tokens", batch_tokens),
+        ("threads", threads),
+    ]:
+        flags.count(flag, value)
+    flags.positive("lr", lr)
+    flags.out_dir("out", out)
+    if resume:
+        flags.checkpoint("run", out, resume_only=True)
     from latentvar.apps.pos.train import fit as run_fit
     from latentvar.runs import rerun_note
 
     if note := rerun_note(out, resume):
         typer.echo(note, err=True)
-    meta = run_fit(
-        out, states, emission, vocab, max_sentences, iters, batch_tokens, lr, seed, threads, features, init
-    )
+    with flags.run_named("run"):
+        meta = run_fit(
+            out,
+            states,
+            emission,
+            vocab,
+            max_sentences,
+            iters,
+            batch_tokens,
+            lr,
+            seed,
+            threads,
+            features,
+            init,
+        )
     say(f"{meta['iteration']} iterations, train log-likelihood/token {meta['history'][-1]:.4f}; run: {out}")
 
 
@@ -81,6 +107,10 @@ def evaluate(
     max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
 ) -> None:
     """Viterbi states vs gold tags (many_to_one, v_measure) and held-out nll_per_token / perplexity."""
+    flags.run_dir("run", run)
+    flags.choice("split", split, ("test", "train", "all"))
+    flags.count("max-sentences", max_sentences)
+    flags.out_file("json", json_path)
     from latentvar.apps.pos.evaluate import evaluate as run_eval
 
     metrics = run_eval(run, split, max_sentences)
@@ -97,6 +127,9 @@ def supervised(
 ) -> None:
     """The sanity check: a bigram HMM tagger from training counts; Viterbi tag accuracy on the test split."""
     _check_data(data)
+    flags.count("vocab", vocab)
+    flags.out_dir("out", out)
+    flags.out_file("json", json_path)
     from latentvar.apps.pos.evaluate import supervised as run_supervised
 
     metrics = run_supervised(vocab, out)
@@ -116,6 +149,11 @@ def report(
     out: Path = typer.Option(None, help="HTML file (default RUN/report.html)."),
 ) -> None:
     """HTML report: top words per state, state/tag confusion, sampled sentences from the HMM and the LM."""
+    flags.run_dir("run", run)
+    flags.run_dir("lm", lm)
+    for path in extra:
+        flags.run_dir("extra", path)
+    flags.out_file("out", out)
     from latentvar.apps.pos.report import write_report
 
     path = write_report(run, lm, extra, out or run / "report.html")

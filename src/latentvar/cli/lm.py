@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli import flags
 from latentvar.cli._output import STDOUT, json_option, say, scalars, where, write_json
 
 app = typer.Typer(help="Autoregressive language models: fit, eval, sample.", no_args_is_help=True)
@@ -31,12 +32,27 @@ def fit(
     """Train a word-level LSTM language model on the Brown training split."""
     if data != "brown":
         raise typer.BadParameter(f"expected 'brown', got {data!r}", param_hint="--data")
+    for flag, value in [
+        ("vocab", vocab),
+        ("max-sentences", max_sentences),
+        ("steps", steps),
+        ("batch-size", batch_size),
+        ("dim", dim),
+        ("hidden", hidden),
+        ("threads", threads),
+    ]:
+        flags.count(flag, value)
+    flags.positive("lr", lr)
+    flags.out_dir("out", out)
+    if resume:
+        flags.checkpoint("run", out, resume_only=True)
     from latentvar.apps.pos.lm import fit as run_fit
     from latentvar.runs import rerun_note
 
     if note := rerun_note(out, resume):
         typer.echo(note, err=True)
-    meta = run_fit(out, vocab, max_sentences, steps, batch_size, dim, hidden, lr, seed, threads)
+    with flags.run_named("run"):
+        meta = run_fit(out, vocab, max_sentences, steps, batch_size, dim, hidden, lr, seed, threads)
     say(f"{meta['step']} steps, train nll/token {meta['history'][-1]:.4f}; run: {out}")
 
 
@@ -48,6 +64,10 @@ def evaluate(
     max_sentences: int = typer.Option(None, help="Evaluate on the first N sentences of the split."),
 ) -> None:
     """Held-out nll_per_token (words, as the HMM's) and perplexity; also nll_per_token_with_eos."""
+    flags.run_dir("run", run)
+    flags.choice("split", split, ("test", "train", "all"))
+    flags.count("max-sentences", max_sentences)
+    flags.out_file("json", json_path)
     from latentvar.apps.pos.lm import evaluate as run_eval
 
     metrics = run_eval(run, split, max_sentences)
@@ -64,6 +84,9 @@ def sample(
 ) -> None:
     """Print N sentences sampled from the model on stdout, one a line (each ends at the end-of-sentence
     token): the sentences are this verb's output."""
+    flags.run_dir("run", run)
+    flags.count("n", n)
+    flags.count("max-length", max_length)
     from latentvar.apps.pos.lm import sample_sentences
 
     for line in sample_sentences(run, n, max_length, seed):

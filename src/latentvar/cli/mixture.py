@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from latentvar.cli import flags
 from latentvar.cli._output import json_option, say, where, write_json
 
 app = typer.Typer(
@@ -27,6 +28,13 @@ def fit(
     json_path: Path = json_option(None, "the metrics (as OUT/metrics.json)"),
 ) -> None:
     """Fit a K-component Gaussian mixture and write its checkpoint, metrics and an HTML report."""
+    flags.choice("data", data, ("iris", "wine"))
+    flags.count("components", components)
+    flags.choice("covariance", covariance, ("full", "diag"))
+    flags.choice("method", method, ("em", "gradient"))
+    flags.count("max-iter", max_iter)
+    flags.out_dir("out", out)
+    flags.out_file("json", json_path)
     from latentvar.apps.mixtures.fit import run
 
     metrics = run(data, components, covariance, method, max_iter, seed, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from latentvar.cli import flags
 from latentvar.cli._errors import user_errors
 
 
@@ -21,16 +22,23 @@ def serve(
     ttl: float = typer.Option(1800.0, help="Seconds a photo is kept after its last use."),
 ) -> None:
     """Start the web app: colorize a photo in the browser and recolour it one latent segment at a time."""
+    import math
     import socket
 
     with user_errors():
+        try:
+            socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError) as err:
+            raise ValueError(
+                f"host: cannot resolve {host!r} ({getattr(err, 'strerror', None) or err})"
+            ) from None
         if not 0 <= port <= 65535:
             raise ValueError(f"port: expected 0..65535, got {port}")
-        if workers < 1:
-            raise ValueError(f"workers: expected a positive integer, got {workers}")
-        if store_mb < 16:
-            raise ValueError(f"store-mb: expected at least 16 MiB, got {store_mb}")
-        if not ttl > 0:
+        flags.count("workers", workers, maximum=1024)
+        flags.count("store-mb", store_mb, minimum=16, maximum=2**30)  # 16 MiB .. 1 PiB
+        flags.model_run("run", run)
+        flags.device("device", device)
+        if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"ttl: expected a positive number of seconds, got {ttl}")
         import uvicorn
 
