@@ -315,3 +315,17 @@ def run_case(case: Case, paths: dict[str, str]) -> Outcome:
 
 def first_line(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().splitlines()[0] if text.strip() else "")[:200]
+
+
+def cli_verbs(command=None, prefix=()):
+    """(verb words, click command) for every verb of `latentvar`, groups walked recursively."""
+    import typer.main
+
+    from latentvar.cli import app
+
+    command = command or typer.main.get_command(app)
+    for name, sub in getattr(command, "commands", {}).items():
+        if hasattr(sub, "commands"):
+            yield from cli_verbs(sub, (*prefix, name))
+        else:
+            yield (*prefix, name), sub

@@ -5,10 +5,8 @@ with exit status 2 and `error: <flag>: ` on stderr, before the verb starts any r
 never a traceback. The verbs run in-process through latentvar.cli._errors.run, the entry point's code."""
 
 import pytest
-import typer.main
 
-from cli_bad_inputs import CASES, KINDS, fixtures, run_case
-from latentvar.cli import app
+from cli_bad_inputs import CASES, KINDS, cli_verbs, fixtures, run_case
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +22,8 @@ def test_bad_flag_exits_2_naming_the_flag(case, paths, monkeypatch):
     assert "Traceback" not in outcome.stderr
 
 
-def _verbs(command=None, prefix=()):
-    command = command or typer.main.get_command(app)
-    for name, sub in getattr(command, "commands", {}).items():
-        if hasattr(sub, "commands"):
-            yield from _verbs(sub, (*prefix, name))
-        else:
-            yield (*prefix, name), sub
-
-
 def test_every_verb_and_every_kind_is_covered():
-    verbs = {v for v, _ in _verbs()}
+    verbs = {v for v, _ in cli_verbs()}
     covered = {c.verb for c in CASES}
     assert verbs == covered, (sorted(verbs - covered), sorted(covered - verbs))
     assert {c.kind for c in CASES} == set(KINDS)
@@ -45,7 +34,7 @@ def test_every_flag_of_every_verb_is_tried():
     tried = {(c.verb, a.lstrip("-")) for c in CASES for a in c.args if a.startswith("-") and a != "-"}
     switches = {"resume", "quick", "reuse", "help"}
     missing = []
-    for verb, command in _verbs():
+    for verb, command in cli_verbs():
         for param in command.params:
             opts = [o.lstrip("-") for o in getattr(param, "opts", [])]
             if not opts or set(opts) & switches or param.param_type_name == "argument":

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer.main
 
+from cli_bad_inputs import cli_verbs
 from latentvar import __version__
 from latentvar.cli import app
 from latentvar.cli._errors import run
@@ -37,15 +37,6 @@ METRICS_VERBS = {
 STDOUT_VERBS = {("lm", "sample"), ("serve",)}
 
 
-def _verbs(command=None, prefix=()):
-    command = command or typer.main.get_command(app)
-    for name, sub in getattr(command, "commands", {}).items():
-        if hasattr(sub, "commands"):
-            yield from _verbs(sub, (*prefix, name))
-        else:
-            yield (*prefix, name), sub
-
-
 def _cli(capsys, *args):
     """(exit status, stdout, stderr) of `latentvar ARGS`."""
     code = run(app, [str(a) for a in args])
@@ -54,7 +45,7 @@ def _cli(capsys, *args):
 
 
 def test_every_verb_is_classified_and_metrics_verbs_take_json():
-    verbs = dict(_verbs())
+    verbs = dict(cli_verbs())
     unclassified = set(verbs) - set(METRICS_VERBS) - STDOUT_VERBS
     for verb, command in verbs.items():
         json_opts = [p for p in command.params if "--json" in getattr(p, "opts", [])]
