@@ -35,6 +35,20 @@ def choice(flag: str, value: str | None, choices: Iterable[str]) -> None:
         raise ValueError(f"{flag}: expected one of {list(choices)}, got {value!r}")
 
 
+def counts(*pairs: tuple[str, int | None]) -> None:
+    """`count` (at least 1) for each (flag, value)."""
+    for flag, value in pairs:
+        count(flag, value)
+
+
+def training_out(out: Path | str, resume: bool) -> None:
+    """A training verb's --out: a folder (or not there yet), and with --resume a checkpoint there that
+    loads -- named `run:`, as the training verbs' loader always has."""
+    out_dir("out", out)
+    if resume:
+        checkpoint("run", out, resume_only=True)
+
+
 def run_dir(flag: str, path: Path | str | None) -> None:
     """A run folder to read: it must exist and be a folder (what it holds, the loader checks)."""
     if path is None:

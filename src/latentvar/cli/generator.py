@@ -131,15 +131,14 @@ def loglik(
     for name in names:
         flags.choice("estimators", name, ESTIMATORS)
     flags.choice("split", split, ("train", "val", "test"))
-    for flag, value in [
+    flags.counts(
         ("num-images", num_images),
         ("num-samples", num_samples),
         ("ais-steps", ais_steps),
         ("ais-chains", ais_chains),
         ("ais-leapfrog", ais_leapfrog),
         ("threads", threads),
-    ]:
-        flags.count(flag, value)
+    )
     flags.positive("ais-step-size", ais_step_size)
     flags.choice("ais_init", ais_init, ("auto", "encoder", "prior"))
     flags.out_file("json", json_out)

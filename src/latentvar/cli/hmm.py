@@ -63,19 +63,16 @@ def fit(
         )
     if init not in ("random", "clusters"):
         raise typer.BadParameter(f"expected random or clusters, got {init!r}", param_hint="--init")
-    for flag, value in [
+    flags.counts(
         ("states", states),
         ("vocab", vocab),
         ("max-sentences", max_sentences),
         ("iters", iters),
         ("batch-tokens", batch_tokens),
         ("threads", threads),
-    ]:
-        flags.count(flag, value)
+    )
     flags.positive("lr", lr)
-    flags.out_dir("out", out)
-    if resume:
-        flags.checkpoint("run", out, resume_only=True)
+    flags.training_out(out, resume)
     from latentvar.apps.pos.train import fit as run_fit
     from latentvar.runs import rerun_note
 

@@ -32,7 +32,7 @@ def fit(
     """Train a word-level LSTM language model on the Brown training split."""
     if data != "brown":
         raise typer.BadParameter(f"expected 'brown', got {data!r}", param_hint="--data")
-    for flag, value in [
+    flags.counts(
         ("vocab", vocab),
         ("max-sentences", max_sentences),
         ("steps", steps),
@@ -40,12 +40,9 @@ def fit(
         ("dim", dim),
         ("hidden", hidden),
         ("threads", threads),
-    ]:
-        flags.count(flag, value)
+    )
     flags.positive("lr", lr)
-    flags.out_dir("out", out)
-    if resume:
-        flags.checkpoint("run", out, resume_only=True)
+    flags.training_out(out, resume)
     from latentvar.apps.pos.lm import fit as run_fit
     from latentvar.runs import rerun_note
 
