@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -105,7 +106,10 @@ class GridMRF:
 
     def log_unnormalized(self, z, beta: float = 1.0) -> Tensor:
         """log f_β(z) = Σ_p unary[p, z_p] + β Σ_{p~q} pairwise[z_p, z_q]: (...) float64."""
-        z = self.check(z, "z")
+        return self._log_f(self.check(z, "z"), beta)
+
+    def _log_f(self, z: Tensor, beta: float) -> Tensor:
+        """`log_unnormalized` of configurations already checked (the AIS path's own, every step)."""
         unary = self.unary.expand(*z.shape, self.num_states).gather(-1, z[..., None])[..., 0].sum((-1, -2))
         return unary + beta * self._pair_sum(z)
 
@@ -153,19 +157,25 @@ class GridMRF:
     def gibbs_sweep(self, z: Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """One checkerboard Gibbs sweep of p_β (the sites with i + j even, then odd, each drawn from its
         conditional given its 4 neighbours): z (c, h, w) -> a new (c, h, w)."""
-        h, w = self.shape
-        i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        unary = self.unary.float()  # sampling in float32: the energies are still summed in float64
+        unary, _, colour = self._sampling
         for parity in (0, 1):
             logits = unary + beta * self._neighbour_terms(z)  # (c, h, w, k)
             u = torch.rand(logits.shape, generator=generator).clamp_(1e-30, 1.0)
             drawn = (logits - torch.log(-torch.log(u))).argmax(-1)  # Gumbel-max: a draw of each conditional
-            z = torch.where((i + j) % 2 == parity, drawn, z)
+            z = torch.where(colour == parity, drawn, z)
         return z
+
+    @cached_property
+    def _sampling(self) -> tuple[Tensor, Tensor, Tensor]:
+        """What every sweep reuses: unary and pairwise in float32 (sampling in float32; the energies are
+        still summed in float64) and each site's checkerboard colour (i + j) % 2."""
+        h, w = self.shape
+        i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        return self.unary.float(), self.pairwise.float(), (i + j) % 2
 
     def _neighbour_terms(self, z: Tensor) -> Tensor:
         """Σ_{q ~ p} pairwise[k, z_q] for every site p and state k: (c, h, w, k)."""
-        rows = self.pairwise.float()[z]  # (c, h, w, k): pairwise[z_q, k] = pairwise[k, z_q]
+        rows = self._sampling[1][z]  # (c, h, w, k): pairwise[z_q, k] = pairwise[k, z_q]
         if self.periodic:
             return sum(torch.roll(rows, s, d) for s, d in ((1, 1), (-1, 1), (1, 2), (-1, 2)))
         out = torch.zeros_like(rows)
@@ -222,7 +232,7 @@ class _PottsPath:
         return draws.T.reshape(num_chains, *self.model.shape)
 
     def log_unnormalized(self, z: Tensor, beta: float) -> Tensor:
-        return self.model.log_unnormalized(z, beta)
+        return self.model._log_f(z, beta)  # its own draws: no need to check them at every step
 
     def transition(self, z: Tensor, beta: float, generator=None) -> Tensor:
         return self.model.gibbs_sweep(z, beta, generator)
