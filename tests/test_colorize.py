@@ -224,7 +224,9 @@ def test_lightness_is_the_l_of_rgb_to_lab_for_every_input_kind():
     rgb = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
     rgba = rng.integers(0, 256, (17, 23, 4), dtype=np.uint8)
     levels = np.arange(256, dtype=np.uint8).repeat(3).reshape(1, 256, 3)  # every uint8 grey level
-    for image in (rgb, rgba, levels, rgb.astype(np.float32) / 255, torch.from_numpy(rgb)):
+    a, c = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+    pairs = np.stack([c, c.T, 255 - c, a], -1)  # every (alpha, level) pair, on each channel
+    for image in (rgb, rgba, levels, pairs, rgb.astype(np.float32) / 255, torch.from_numpy(rgb)):
         expected = rgb_to_lab(to_float_rgb(image))[..., 0]
         assert torch.allclose(lightness(image), expected, atol=1e-4)
     assert lightness(rgb[::2, ::3]).shape == (9, 8)  # any strides

@@ -74,6 +74,25 @@ def test_bilateral_upsampling_taps_are_torch_bilinear(shape):
         torch.testing.assert_close(got, want[:, rows], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "shape", [(5, 7, 23, 41), (3, 4, 100, 7), (16, 16, 16, 16), (8, 9, 5, 4), (1, 1, 3, 2)]
+)
+def test_compiled_bilateral_kernel_equals_the_torch_expression(shape, monkeypatch):
+    """The numba kernel (`_bilateral`) against the torch expression it replaces on CPU, with a range kernel
+    that matters (σ = 8 L units over guides spread on 0..100), any strip of rows, several channels."""
+    h, w, H, W = shape
+    g = torch.Generator().manual_seed(h * 1000 + W)
+    x = torch.randn(5, h, w, generator=g)
+    guide, guide_full = torch.rand(h, w, generator=g) * 100, torch.rand(H, W, generator=g) * 100
+    for rows in (slice(0, H), slice(1, min(H, 4)), slice(H - 1, H)):
+        monkeypatch.setattr(grids, "COMPILED", False)
+        want = grids.joint_bilateral_rows(x, guide, guide_full[rows], (H, W), rows)
+        monkeypatch.setattr(grids, "COMPILED", True)
+        got = grids.joint_bilateral_rows(x, guide, guide_full[rows], (H, W), rows)
+        assert got.shape == want.shape == (5, rows.stop - rows.start, W)
+        torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
+
+
 def test_bilateral_upsampling_at_points_is_the_rows_version_at_those_pixels():
     h, w, H, W = 6, 9, 37, 50
     x, guide, guide_full = torch.randn(2, h, w), torch.rand(h, w) * 100, torch.rand(H, W) * 100

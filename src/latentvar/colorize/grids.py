@@ -15,6 +15,8 @@ from torch import Tensor
 
 STRIP_PIXELS = 1 << 19  # pixels per strip of rows (0.5 Mpx: ~2 MB per channel of float32)
 SIGMA_L = 8.0  # L units: the range kernel of the joint bilateral upsampling
+RANGE_FLOOR = 1e-4  # added to each range weight: a pixel unlike all 4 neighbours gets their bilinear mix
+COMPILED = True  # CPU float32 strips use the compiled kernel (`_bilateral`); False: the torch expression
 
 
 def short_side_shape(
@@ -74,14 +76,31 @@ def joint_bilateral_rows(
     bilinear weight times exp(-(L_p - L_q)² / 2σ²), the L_q of ``guide`` (h, w) against the pixel's own
     L_p in ``guide_rows`` (len(rows), W) -- joint bilateral upsampling (Kopf et al. 2007) with a 2×2
     support. Across a lightness edge the values of the pixel's own side win, so upsampled segments and
-    colours stop at the edge instead of bleeding 4-px blocks over it. Returns (c, len(rows), W)."""
+    colours stop at the edge instead of bleeding 4-px blocks over it. Returns (c, len(rows), W).
+
+    CPU float32 tensors go through the compiled kernel `_bilateral.bilateral_rows` (the same taps, weights
+    and sums, one pass over the output pixels; `COMPILED`), anything else (CUDA, float64, autograd)
+    through the torch expression `_mix`."""
     (_, h, w), (H, W) = x.shape, shape
     r0, r1, wr = _taps(h, H, torch.arange(rows.start, rows.stop, device=x.device))
     c0, c1, wc = _taps(w, W, torch.arange(W, device=x.device))
+    if COMPILED and _compiled_applies(x, guide, guide_rows):
+        from latentvar.colorize._bilateral import bilateral_rows
+
+        out = torch.empty(x.shape[0], *guide_rows.shape, dtype=torch.float32)
+        arrays = [
+            t.contiguous().numpy() for t in (x.permute(1, 2, 0), guide, guide_rows, r0, r1, wr, c0, c1, wc)
+        ]
+        bilateral_rows(*arrays, np.float32(1 / (2 * sigma**2)), np.float32(RANGE_FLOOR), out.numpy())
+        return out
     row_taps = ((r0, (1 - wr)[:, None]), (r1, wr[:, None]))
     col_taps = ((c0, (1 - wc)[None, :]), (c1, wc[None, :]))
     # a row gather then a column gather: 30 % faster than one broadcast gather [ri[:, None], ci[None, :]]
     return _mix(x, guide, guide_rows, row_taps, col_taps, lambda a, ri, ci: a[..., ri, :][..., ci], sigma)
+
+
+def _compiled_applies(*tensors: Tensor) -> bool:
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 and not t.requires_grad for t in tensors)
 
 
 def joint_bilateral_points(
@@ -108,7 +127,7 @@ def _mix(x: Tensor, guide: Tensor, guide_p: Tensor, row_taps, col_taps, gather, 
     for ri, rw in row_taps:
         for ci, cw in col_taps:
             near = gather(guide, ri, ci)  # the neighbour's lightness
-            weight = rw * cw * (torch.exp(-((guide_p - near) ** 2) / (2 * sigma**2)) + 1e-4)
+            weight = rw * cw * (torch.exp(-((guide_p - near) ** 2) / (2 * sigma**2)) + RANGE_FLOOR)
             term = gather(x, ri, ci) * weight
             total, norm = (term, weight) if total is None else (total.add_(term), norm.add_(weight))
     return total / norm

@@ -75,14 +75,27 @@ def _linear_lut() -> Tensor:
     return srgb_to_linear(torch.arange(256, dtype=torch.float32) / 255.0)
 
 
+@lru_cache(maxsize=1)
+def _linear_over_white_lut() -> Tensor:
+    """(256 alpha levels, 256 levels) -> srgb_to_linear(c·α + (1 − α)) (float32, as `to_float_rgb` then
+    `srgb_to_linear` compute them): the linear light of a uint8 channel composited on white."""
+    c = torch.arange(256, dtype=torch.float32) / 255.0
+    alpha = c[:, None]
+    return srgb_to_linear(c[None, :] * alpha + (1.0 - alpha))  # composite_on_white's expression
+
+
 def lightness(images) -> Tensor:
     """CIE L (..., h, w) of uint8 or float images (..., h, w, 3|4) (alpha on white), as the first channel
     of ``rgb_to_lab(to_float_rgb(images))``, computed without a and b: for uint8 RGB the linear light of
-    each level is a table lookup, and only Y is formed (3x faster at 1 Mpx than the whole Lab)."""
+    each level is a table lookup (for uint8 RGBA, of each (alpha, level) pair), and only Y is formed (3x
+    faster at 1 Mpx than the whole Lab)."""
     if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.shape[-1] == 3:
         linear = torch.from_numpy(_linear_lut().numpy()[images])  # a new array: any input is fine
     elif isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.shape[-1] == 3:
         linear = _linear_lut()[images.long()]
+    elif isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.shape[-1] == 4:
+        rgb, alpha = images[..., :3].astype(np.intp), images[..., 3:].astype(np.intp)
+        linear = torch.from_numpy(_linear_over_white_lut().numpy().reshape(-1)[alpha * 256 + rgb])
     else:
         linear = srgb_to_linear(to_float_rgb(images))
     y = (linear @ _RGB_TO_XYZ[1].to(linear.dtype)) / _WHITE[1].to(linear.dtype)
