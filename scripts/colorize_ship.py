@@ -3,11 +3,13 @@
     python scripts/colorize_ship.py photo --corpus data-cache/photos --runs runs/ship
     python scripts/colorize_ship.py twemoji --runs runs/ship
 
-photo: picks the decoding temperature of the latent run on the corpus's **val** split (the highest val
-AuC among temperatures whose colourfulness is at least half the ground truth's), then measures the
-latent, per-pixel, regression and grey models once on the **test** split; writes the latent run's
-best-on-val weights (no optimiser state) with ``temperature``, ``val_temperatures`` and ``test_metrics``
-in its JSON to src/latentvar/data/models/photo/.
+photo: picks the decoding of the latent run on the corpus's **val** split -- the temperature T and the
+rebalancing λ (`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train*
+split's views) with the highest val AuC among the (T, λ) whose colourfulness is at least half the ground
+truth's (none: the most colourful) -- then measures the latent, per-pixel (its own (T, λ) by the same
+rule), regression and grey models once on the **test** split; writes the latent run's best-on-val
+weights (no optimiser state) with ``temperature``, ``rebalance``, ``bin_prior``, ``val_decodings`` and
+``test_metrics`` in its JSON to src/latentvar/data/models/photo/.
 twemoji: the twemoji run's weights with its Twemoji test metrics to src/latentvar/data/models/twemoji/.
 The MODEL_CARD.md files beside them are written by hand from these numbers.
 """
@@ -24,28 +26,27 @@ import torch
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.crops import EVAL_SIDE
 from latentvar.colorize.evaluate import evaluate, grey_baseline
+from latentvar.colorize.quantize import bin_prior
 from latentvar.colorize.shipped import MODELS_DIR
 from latentvar.colorize.train import load_data
 from latentvar.io import load_checkpoint, save_checkpoint
 
-TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.7, 1.0)
+TEMPERATURES = (0.2, 0.38, 0.5, 0.7, 1.0)
+REBALANCES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
-def choose_temperature(colorizer: Colorizer, val) -> tuple[float, list[dict]]:
+def choose_decoding(colorizer: Colorizer, val) -> tuple[float, float, list[dict]]:
+    """(T, λ, every val row): the highest val AuC among the rows at least half as colourful as the
+    ground truth, else the most colourful row."""
     rows = []
-    for t in TEMPERATURES:
-        m = evaluate(colorizer, val, temperature=t)
-        rows.append(
-            {
-                "temperature": t,
-                "auc": m["auc"],
-                "colorfulness": m["colorfulness"],
-                "colorfulness_ground_truth": m["colorfulness_ground_truth"],
-            }
-        )
+    for lam in REBALANCES:
+        for t in TEMPERATURES:
+            m = evaluate(colorizer, val, temperature=t, rebalance=lam)
+            rows.append({"temperature": t, "rebalance": lam, "auc": m["auc"], "colorfulness": m["colorfulness"],
+                         "colorfulness_ground_truth": m["colorfulness_ground_truth"]})  # fmt: skip
     vivid = [r for r in rows if r["colorfulness"] >= 0.5 * r["colorfulness_ground_truth"]]
     best = max(vivid or rows, key=lambda r: r["auc"] if vivid else r["colorfulness"])
-    return best["temperature"], rows
+    return best["temperature"], best["rebalance"], rows
 
 
 def export(run: Path, name: str, extra: dict) -> Path:
@@ -76,20 +77,30 @@ def main(argv=None) -> int:
         print(f"-> {out}")
         return 0
     latent = Colorizer.load(args.runs / "photo-latent")
+    train = load_data(str(args.corpus), EVAL_SIDE, "train", latent.bins)
+    prior = bin_prior(train.y, latent.bins.num_bins)  # the train split's views, never val or test
     val = load_data(str(args.corpus), EVAL_SIDE, "val", latent.bins)
-    temperature, table = choose_temperature(latent, val)
-    print(json.dumps(table, indent=1), f"\nchosen temperature {temperature}", file=sys.stderr)
+    latent.bin_prior = prior
+    temperature, rebalance, table = choose_decoding(latent, val)
+    print(
+        json.dumps(table, indent=1), f"\nchosen T = {temperature}, rebalance = {rebalance}", file=sys.stderr
+    )
     test = load_data(str(args.corpus), EVAL_SIDE, "test", latent.bins)
-    metrics = {"latent": evaluate(latent, test, temperature=temperature)}
+    metrics = {"latent": evaluate(latent, test, temperature=temperature, rebalance=rebalance)}
     for kind in ("per-pixel", "regression"):
         run = args.runs / f"photo-{kind}"
         if run.exists():
             other = Colorizer.load(run)
-            t = choose_temperature(other, val)[0] if kind == "per-pixel" else None
-            metrics[kind] = evaluate(other, test, temperature=t)
+            if kind == "per-pixel":
+                other.bin_prior = prior
+                t, lam, _ = choose_decoding(other, val)
+                metrics[kind] = evaluate(other, test, temperature=t, rebalance=lam)
+            else:
+                metrics[kind] = evaluate(other, test)
     metrics["grey"] = evaluate(grey_baseline(EVAL_SIDE, str(args.corpus)), test)
     print(json.dumps(metrics, indent=1))
-    extra = {"temperature": temperature, "val_temperatures": table, "test_metrics": metrics}
+    extra = {"temperature": temperature, "rebalance": rebalance, "bin_prior": prior.tolist(),
+             "val_decodings": table, "test_metrics": metrics}  # fmt: skip
     print(f"-> {export(args.runs / 'photo-latent', 'photo', extra)}")
     return 0
 

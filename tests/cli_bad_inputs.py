@@ -133,6 +133,8 @@ def _cases() -> list[Case]:
     c += _run_in(v, base=("{png}", *base)) + _choice(v, "run", ("{png}", *base))
     c += _ints(v, "samples", ("{png}", *base), minimum=0)
     c += _floats(v, "temperature", ("{png}", *base)) + _choice(v, "device", ("{png}", *base))
+    c += _floats(v, "rebalance", ("{png}", *base), positive=False)
+    c += [Case(v, "float", ("{png}", *base, "--rebalance", "-0.5"), "rebalance")]
     v = ("colorize", "eval")
     grey = ("--baseline", "grey")
     c += [Case(v, "missing", ("--data", "{missing}", *grey), "data")]
@@ -142,6 +144,10 @@ def _cases() -> list[Case]:
     c += [Case(v, "missing", ("--labels", "{missing}", *grey), "labels")]
     c += [Case(v, "kind", ("--labels", "{file}", *grey), "labels")]
     c += _ints(v, "size", grey) + _floats(v, "temperature", grey) + _json(v, grey)
+    c += _floats(v, "rebalance", grey, positive=False) + [
+        Case(v, "float", (*grey, "--rebalance", "-1"), "rebalance")
+    ]
+    c += [Case(v, "kind", (*grey, "--rebalance", "0.5"), "rebalance")]  # grey predicts one colour: no law
     v = ("colorize", "demo")
     c += _ints(v, "steps") + _out_dir(v) + _json(v)
     for name in ("openmoji", "tuxpaint", "photos"):

@@ -23,7 +23,7 @@ from latentvar.cli import app
 from latentvar.colorize import grids
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.crops import PhotoCrops
-from latentvar.colorize.model import PhotoTrunk, build_model
+from latentvar.colorize.model import PhotoTrunk, build_model, lightness_bin
 from latentvar.colorize.photos import write_manifest
 from latentvar.colorize.quantize import ABBins
 from latentvar.colorize.train import TrainConfig, train
@@ -100,6 +100,67 @@ def test_bilateral_upsampling_at_points_is_the_rows_version_at_those_pixels():
     ys, xs = torch.randint(0, H, (300,)), torch.randint(0, W, (300,))
     got = grids.joint_bilateral_points(x, guide, guide_full[ys, xs], (H, W), ys, xs)
     torch.testing.assert_close(got, full[:, ys, xs], atol=1e-6, rtol=0)
+
+
+def test_rebalanced_mixture_decode_equals_the_brute_force_reweighted_marginal():
+    """Rebalancing reweights the per-pixel marginal by prior(q)^-λ before the annealed mean / mode:
+    checked against the (pixels, k, q) marginal built by hand, and against the smoothed prior's formula."""
+    from latentvar.colorize.quantize import bin_prior, rebalance_weights
+
+    k, nl, q = 3, 10, 261
+    g = torch.Generator().manual_seed(3)
+    log_w = torch.log_softmax(torch.randn(6, 5, k, generator=g), -1)
+    table = torch.log_softmax(torch.randn(k, nl, q, generator=g), -1)
+    lbin = torch.randint(0, nl, (6, 5), generator=g)
+    y = torch.randint(0, 40, (500,), generator=g)  # a prior concentrated on the first 40 bins
+    prior = bin_prior(y, q)
+    counts = torch.bincount(y, minlength=q).double()
+    torch.testing.assert_close(prior, 0.5 * counts / 500 + 0.5 / q)
+    assert abs(float(prior.sum()) - 1) < 1e-12
+    centres = ABBins().centres
+    marginal = torch.logsumexp(log_w[..., None] + table[:, lbin].permute(1, 2, 0, 3), dim=2)  # (6, 5, q)
+    for lam in (0.3, 1.0):
+        w = rebalance_weights(prior, lam)
+        assert float(w.max()) == 1.0
+        torch.testing.assert_close(
+            w.double().log(), -lam * prior.log() + lam * prior.log().min(), atol=1e-5, rtol=0
+        )
+        adjusted = marginal - lam * prior.log().float()
+        want = torch.softmax(adjusted / 0.5, -1) @ centres
+        got = grids.mixture_decode(log_w, table, lbin, centres, 0.5, bin_weights=w)
+        torch.testing.assert_close(got, want, atol=1e-3, rtol=0)
+        mode = grids.mixture_decode(log_w, table, lbin, centres, 0.5, decode="mode", bin_weights=w)
+        torch.testing.assert_close(mode, centres[adjusted.argmax(-1)])
+    with pytest.raises(ValueError, match=r"^y: expected bin ids in \[0, 261\)"):
+        bin_prior(torch.tensor([], dtype=torch.int64), q)
+
+
+def test_colorize_rebalance_reweights_the_law_and_names_bad_values():
+    from latentvar.colorize.quantize import bin_prior
+
+    c = _untrained()
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    plain = c.colorize(rgb)
+    with pytest.raises(ValueError, match=r"^rebalance: this run carries no bin prior"):
+        c.colorize(rgb, rebalance=0.5)
+    np.testing.assert_array_equal(c.colorize(rgb, rebalance=0), plain)
+    c.bin_prior = bin_prior(torch.arange(10).repeat(50), c.bins.num_bins)  # grey-ish bins common
+    log_w, table, L = c._latent(rgb)
+    w = c.rebalance_weights(0.7)
+    want = c._finish(
+        rgb,
+        grids.mixture_decode(log_w, table, lightness_bin(L), c.bins.centres, c.temperature, "annealed", w),
+        L,
+    )
+    got = c.colorize(rgb, rebalance=0.7)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(got, plain)
+    for bad in (-0.1, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match=r"^rebalance: expected a finite number >= 0"):
+            c.colorize(rgb, rebalance=bad)
+    grey = Colorizer.grey()
+    with pytest.raises(ValueError, match=r"^rebalance: a grey model predicts one colour"):
+        grey.colorize(rgb, rebalance=0.5)
 
 
 def test_mixture_decode_equals_the_brute_force_marginal():

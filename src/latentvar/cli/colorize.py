@@ -101,6 +101,9 @@ def apply(
     out: Path = typer.Option(..., help="Output folder."),
     samples: int = typer.Option(3, help="Diverse samples per image."),
     temperature: float = typer.Option(None, help="Annealed-mean temperature (default: the model's)."),
+    rebalance: float = typer.Option(
+        None, help="Favour rare colours: decode P(y|x) / prior^λ (default: the model's λ; 0: off)."
+    ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """Write <stem>_color.png, <stem>_segments.png, <stem>_overlay.png and <stem>_sample<i>.png per image."""
@@ -118,14 +121,19 @@ def apply(
             raise ValueError(f"images: expected existing image files, these do not exist: {missing}")
         flags.count("samples", samples, minimum=0, maximum=10_000)
         flags.positive("temperature", temperature)
+        flags.non_negative("rebalance", rebalance)
         flags.device("device", device)
         flags.model_run("run", run)
         flags.out_dir("out", out)
         colorizer = Colorizer.load(run, device=device)
+        colorizer.rebalance_weights(rebalance)  # a bad --rebalance for this model fails before any output
         for path in progress(images, desc="colorize", disable=len(images) < 2):
             stem = path.stem
             rgb = as_image(path)
-            atomic_write_bytes(out / f"{stem}_color.png", png_bytes(colorizer.colorize(rgb, temperature)))
+            atomic_write_bytes(
+                out / f"{stem}_color.png",
+                png_bytes(colorizer.colorize(rgb, temperature, rebalance=rebalance)),
+            )
             if colorizer.kind == "latent":
                 seg = colorizer.segment(rgb, dtype=np.uint8)
                 atomic_write_bytes(out / f"{stem}_segments.png", png_bytes(segment_colours(seg)))
@@ -146,6 +154,9 @@ def evaluate(
     labels: Path = typer.Option(None, help="Folder of label PNGs <stem>.png (class ids, 255 = ignore)."),
     size: int = typer.Option(None, help="Image side (default: the run's training size, 32 for grey)."),
     temperature: float = typer.Option(None, help="Annealed-mean temperature (default: the model's)."),
+    rebalance: float = typer.Option(
+        None, help="Favour rare colours: decode P(y|x) / prior^λ (default: the model's λ; 0: off)."
+    ),
     json_path: Path = json_option(STDOUT),
     split: str = typer.Option("test", help="Split of 'twemoji' or a photo corpus: train, val or test."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -171,6 +182,7 @@ def evaluate(
         flags.run_dir("labels", labels)
         flags.count("size", size, maximum=2**20)
         flags.positive("temperature", temperature)
+        flags.non_negative("rebalance", rebalance)
         flags.device("device", device)
         flags.out_file("json", json_path)
         photos = corpus_dir(data) is not None
@@ -181,7 +193,9 @@ def evaluate(
         side = size or (EVAL_SIDE if photos else colorizer.size)
         colour_data = load_data(data, side, split, ABBins(colorizer.bins.centres))
         label_maps = load_labels(colour_data.names, labels, side) if labels is not None else None
-        metrics = run_eval(colorizer, colour_data, label_maps, temperature, show_progress=True)
+        metrics = run_eval(
+            colorizer, colour_data, label_maps, temperature, show_progress=True, rebalance=rebalance
+        )
         metrics["split"] = split
         metrics["data"] = data
         write_json(json_path, metrics)

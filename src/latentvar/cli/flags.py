@@ -29,6 +29,12 @@ def positive(flag: str, value: float | None) -> None:
         raise ValueError(f"{flag}: expected a positive finite number, got {value}")
 
 
+def non_negative(flag: str, value: float | None) -> None:
+    """A finite number >= 0; None passes."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{flag}: expected a finite number >= 0, got {value}")
+
+
 def choice(flag: str, value: str | None, choices: Iterable[str]) -> None:
     choices = tuple(choices)
     if value is not None and value not in choices:

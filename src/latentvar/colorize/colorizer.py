@@ -95,6 +95,9 @@ class Colorizer:
         self.arch = getattr(model, "config", {}).get("arch", "emoji")
         self.work_side = int(self.meta.get("work_side", WORK_SIDE))
         self.temperature = float(self.meta.get("temperature", 0.38))  # chosen on val for shipped models
+        self.rebalance = float(self.meta.get("rebalance", 0.0))  # likewise; 0: the model's own law
+        prior = self.meta.get("bin_prior")  # the train split's smoothed bin marginal (`quantize.bin_prior`)
+        self.bin_prior = None if prior is None else torch.tensor(prior, dtype=torch.float64)
 
     @classmethod
     def load(cls, run: str | os.PathLike | None = None, device: str = "cpu") -> Colorizer:
@@ -175,27 +178,58 @@ class Colorizer:
 
     # -- the API -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def colorize(self, img, temperature: float | None = None, decode: str = "annealed") -> np.ndarray:
+    def colorize(
+        self, img, temperature: float | None = None, decode: str = "annealed", rebalance: float | None = None
+    ) -> np.ndarray:
         """RGB uint8 (h, w, 3): annealed mean (``temperature``, default the model's; Zhang et al. eq. 5) or
-        ``decode='mode'``."""
+        ``decode='mode'`` of each pixel's law P(y_p | x), reweighted by prior(q)^-``rebalance`` first
+        (default the model's; 0 for a run without a bin prior; `quantize.rebalance_weights`): the
+        shipped photo model's λ and T were chosen on val for colour without losing AuC to grey."""
         rgb = as_image(img)
         if decode not in ("annealed", "mode"):
             raise ValueError(f"decode: expected 'annealed' or 'mode', got {decode!r}")
         temperature = self.temperature if temperature is None else temperature
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
+        weights = self.rebalance_weights(rebalance)
         if self.kind != "latent":
             L = self._L(rgb, self.work_shape(*rgb.shape[:2]))
             if self.kind in ("regression", "grey"):
                 return self._finish(rgb, self.model.predict_ab(L[None])[0], L)
             logp = self.model.log_probs(L[None])[0]
+            if weights is not None:
+                logp = logp + weights.to(logp).log()
             ab = self.bins.annealed_mean(logp, temperature) if decode == "annealed" else self.bins.mode(logp)
             return self._finish(rgb, ab, L)
         log_w, table, L = self._latent(rgb)
         centres = self.bins.centres.to(self.device)
-        return self._finish(
-            rgb, grids.mixture_decode(log_w, table, lightness_bin(L), centres, temperature, decode), L
-        )
+        ab = grids.mixture_decode(log_w, table, lightness_bin(L), centres, temperature, decode, weights)
+        return self._finish(rgb, ab, L)
+
+    def rebalance_weights(self, rebalance: float | None = None) -> Tensor | None:
+        """The (q,) decoding weights prior^-λ (`quantize.rebalance_weights`) for λ = ``rebalance`` (None:
+        the model's), on the device; None when λ = 0."""
+        from latentvar.colorize.quantize import rebalance_weights
+
+        rebalance = self.rebalance if rebalance is None else rebalance
+        if (
+            isinstance(rebalance, bool)
+            or not isinstance(rebalance, (int, float))
+            or not (math.isfinite(rebalance) and rebalance >= 0)
+        ):
+            raise ValueError(f"rebalance: expected a finite number >= 0, got {rebalance!r}")
+        if rebalance == 0:
+            return None
+        if self.kind in ("regression", "grey"):
+            raise ValueError(
+                f"rebalance: a {self.kind} model predicts one colour, there is no law to reweight"
+            )
+        if self.bin_prior is None:
+            raise ValueError(
+                "rebalance: this run carries no bin prior (the shipped models do; "
+                "scripts/colorize_ship.py writes one from the train split)"
+            )
+        return rebalance_weights(self.bin_prior, rebalance).to(self.device)
 
     @torch.no_grad()
     def segment_probs(self, img) -> Tensor:

@@ -47,13 +47,17 @@ def predict(
     temperature: float | None = None,
     batch: int = 16,
     show_progress: bool = False,
+    rebalance: float | None = None,
 ):
     """(per-pixel NLL sum, predicted ab (n, h, w, 2), prior segments (n, h, w) or None), on the model's
-    device; ``temperature`` None: the model's own."""
+    device; ``temperature`` and ``rebalance`` None: the model's own (`Colorizer.colorize`)."""
     from latentvar.progress import progress
 
     model, bins, device = colorizer.model, colorizer.bins, colorizer.device
     temperature = colorizer.temperature if temperature is None else temperature
+    point = colorizer.kind in ("regression", "grey")
+    weights = None if point and rebalance is None else colorizer.rebalance_weights(rebalance)
+    log_weights = None if weights is None else weights.log()
     centres = bins.centres.to(device)
     nll_sum, abs_, segs = 0.0, [], []
     starts = range(0, len(data), batch)
@@ -61,10 +65,11 @@ def predict(
         L, y = data.L[start : start + batch].to(device), data.y[start : start + batch].to(device)
         logp = model.log_probs(L)
         nll_sum += float(nats_per_pixel(logp, y)) * y.numel()
-        if colorizer.kind in ("regression", "grey"):
+        if point:
             abs_.append(model.predict_ab(L).cpu())
         else:
-            abs_.append((torch.softmax(logp / temperature, -1) @ centres).cpu())
+            tilted = logp if log_weights is None else logp + log_weights
+            abs_.append((torch.softmax(tilted / temperature, -1) @ centres).cpu())
         if colorizer.kind == "latent":
             segs.append(model.mixture(L).log_weights.argmax(-1).cpu())
     return nll_sum, torch.cat(abs_), (torch.cat(segs) if segs else None)
@@ -105,10 +110,17 @@ def evaluate(
     labels: np.ndarray | None = None,
     temperature: float | None = None,
     show_progress: bool = False,
+    rebalance: float | None = None,
 ) -> dict:
     """The issue's metrics as a dict (JSON keys of ``latentvar colorize eval``)."""
     temperature = colorizer.temperature if temperature is None else temperature
-    nll_sum, pred_ab, segments = predict(colorizer, data, temperature, show_progress=show_progress)
+    point = colorizer.kind in ("regression", "grey")
+    rebalance = (
+        0.0 if point and rebalance is None else colorizer.rebalance if rebalance is None else rebalance
+    )
+    nll_sum, pred_ab, segments = predict(
+        colorizer, data, temperature, show_progress=show_progress, rebalance=rebalance
+    )
     true_rgb = to_float_rgb(data.rgba)
     pred_rgb = lab_to_rgb(torch.cat([data.L[..., None], pred_ab], dim=-1))
     result = {
@@ -127,6 +139,7 @@ def evaluate(
         "colorfulness": colorfulness(pred_rgb),
         "colorfulness_ground_truth": colorfulness(true_rgb),
         "temperature": temperature,
+        "rebalance": rebalance,
     }
     if labels is not None:
         num_classes = int(labels[labels != IGNORE].max()) + 1

@@ -134,10 +134,17 @@ def _mix(x: Tensor, guide: Tensor, guide_p: Tensor, row_taps, col_taps, gather, 
 
 
 def mixture_decode(
-    log_w: Tensor, table: Tensor, lbin: Tensor, centres: Tensor, temperature: float, decode: str = "annealed"
+    log_w: Tensor,
+    table: Tensor,
+    lbin: Tensor,
+    centres: Tensor,
+    temperature: float,
+    decode: str = "annealed",
+    bin_weights: Tensor | None = None,
 ) -> Tensor:
     """ab (h, w, 2) of the per-pixel marginal Σ_k P(z_p=k|x) P(·|z_p=k, x): its annealed mean (Zhang et
-    al. eq. 5) or mode. log_w (h, w, k), table (k, l, q) log-probabilities, lbin (h, w) each pixel's L-bin.
+    al. eq. 5) or mode. log_w (h, w, k), table (k, l, q) log-probabilities, lbin (h, w) each pixel's L-bin;
+    ``bin_weights`` (q,), when given, multiply the marginal first (`quantize.rebalance_weights`).
 
     Pixels are sorted by L-bin, so the marginal of the pixels at L-bin l is one matrix product of
     contiguous rows, weights (n_l, k) @ P(·|k, l) (k, q); no (pixels, k, q) tensor is built."""
@@ -152,6 +159,8 @@ def mixture_decode(
             blocks.append(weights[order[start : start + count]] @ probs[:, level])
             start += count
     mixed = torch.cat(blocks)  # (h·w, q) in sorted order
+    if bin_weights is not None:
+        mixed = mixed * bin_weights.to(mixed)
     if decode == "mode":
         ab_sorted = centres[mixed.argmax(-1)]
     else:

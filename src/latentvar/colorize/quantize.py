@@ -7,7 +7,8 @@ of them falls in is kept. With ``steps=64`` (262,144 colours) this gives 261 bin
 
 Encodings: ``encode`` (hard: the nearest in-gamut centre, a class index per pixel -- what the NLL is
 measured on), ``soft_encode`` (Zhang et al.'s 5 nearest neighbours with a Gaussian kernel, σ = 5).
-Decodings: ``annealed_mean`` (Zhang et al. eq. 5, T = 0.38) and ``mode``.
+Decodings: ``annealed_mean`` (Zhang et al. eq. 5, T = 0.38) and ``mode``; `rebalance_weights` turns a
+bin prior (`bin_prior`) into the weights of a rebalanced decoding (`colorizer.Colorizer.colorize`).
 """
 
 from __future__ import annotations
@@ -106,3 +107,25 @@ class ABBins:
     def mode(self, log_probs: Tensor) -> Tensor:
         """(..., q) -> (..., 2): the centre of the most probable bin."""
         return self.decode(log_probs.argmax(-1))
+
+
+def bin_prior(y: Tensor, num_bins: int, uniform: float = 0.5) -> Tensor:
+    """The smoothed marginal of quantised colours ``y`` (int64 bin ids, any shape): (1 - u) p̂ + u / Q, p̂
+    the share of each bin, mixed with the uniform law as Zhang et al. (2016, §3.2) smooth theirs (u = 1/2),
+    so no bin's weight under `rebalance_weights` exceeds (u / Q)^-λ. (q,) float64 summing to 1."""
+    counts = torch.bincount(y.reshape(-1).cpu(), minlength=num_bins).double()
+    if counts.numel() != num_bins or counts.sum() == 0:
+        raise ValueError(
+            f"y: expected bin ids in [0, {num_bins}) and at least one pixel, got shape {tuple(y.shape)}"
+        )
+    return (1.0 - uniform) * counts / counts.sum() + uniform / num_bins
+
+
+def rebalance_weights(prior: Tensor, rebalance: float) -> Tensor:
+    """(q,) weights prior^-λ, scaled so the largest is 1: a decoding of p(q | x) · prior(q)^-λ
+    (renormalised) favours the bins that are rare overall -- the saturated colours a model hedges away
+    from -- by λ (0: the model's own law; 1: p(q | x) / p(q), a pointwise-mutual-information decoding).
+    Zhang et al. rebalance the training loss by the same smoothed prior (λ = 1); here it is a decoding
+    only, so the model and its NLL stay the exact maximum-likelihood ones."""
+    log_w = -rebalance * prior.double().log()
+    return (log_w - log_w.max()).exp().float()
