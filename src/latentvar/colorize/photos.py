@@ -81,10 +81,11 @@ class Source:
     include: tuple[str, ...]  # fnmatch globs on the path inside the package (rcc: "<rcc path>:<inner path>")
     exclude: tuple[str, ...] = ()
     licences: dict = field(default_factory=dict)  # path -> (SPDX-like name, notice): PyPI files only
+    tree_root: str = ""  # where the source tree's root is installed (its debian/copyright paths are below it)
 
 
 SOURCES = (
-    Source("deb", "tuxpaint-stamps-default", "2022.06.04-1", ("usr/share/tuxpaint/stamps/*.png",), exclude=(
+    Source("deb", "tuxpaint-stamps-default", "2022.06.04-1", ("usr/share/tuxpaint/stamps/*.png",), tree_root="usr/share/tuxpaint/", exclude=(
         # drawings, renders and flat sign graphics that pass `is_photo_cutout` (looked at one by one)
         *_each("usr/share/tuxpaint/stamps/", "animals/mammals/aquatic/whale clothes/button "
                "clothes/hats/feathered_hat food/pizza people/body_parts/eye seasonal/christmas/Santa "
@@ -107,6 +108,13 @@ SOURCES = (
     Source("deb", "lxqt-themes", "1.2.0-1", _each(
         "usr/share/lxqt/wallpapers/", "Butterfly-Kenneth-Wimer Valendas after-the-rain appleflower beam "
         "butterfly cloud drop flowers fog this-is-not-windows", ".*")),
+    Source("deb", "scratch", "1.4.0.6~dfsg1-6.1", (  # Scratch 1.4's photo backgrounds: scenes, full frame
+        "usr/share/scratch/Media/Backgrounds/*/*.jpg", *_each("usr/share/scratch/Media/Costumes/",
+        "Animals/squirrel1 Things/tennisball Transportation/street-cleaner-mit", ".png")), exclude=_each(
+        "usr/share/scratch/Media/Backgrounds/", "Indoors/party-room Indoors/room1 Indoors/room2 Indoors/room3 "
+        "Indoors/spotlight-stage Nature/woods-and-bench Outdoors/night-city-with-street Outdoors/school2",
+        ".jpg"), tree_root="usr/share/scratch/"),  # drawings among the backgrounds (looked at one by one)
+    Source("deb", "palapeli-data", "4:22.12.3-1", ("usr/share/palapeli/collection/*.jpg",)),  # 5 puzzle photos
     Source("pypi", "scikit-image", "0.24.0", _each(_MDATA, "astronaut.png chelsea.png coffee.png rocket.jpg "
            "motorcycle_left.png"), licences={
         _MDATA + "astronaut.png": ("public-domain", "NASA; 'No known copyright restrictions' (skimage.data)"),
@@ -286,7 +294,7 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
                 if src.kind == "pypi":
                     licence, holder = src.licences[path]
                 else:
-                    licence, holder = licence_for(stanzas, inner.removeprefix("usr/share/tuxpaint/"))
+                    licence, holder = licence_for(stanzas, inner.removeprefix(src.tree_root))
                 cands.append({"id": pid, "package": src.name, "version": src.version, "source": path,
                               "licence": licence, "copyright": _short(holder, src.name), "licence_file": licence_file,
                               "width": size[0], "height": size[1], "phash": f"{h:016x}", "_load": load})  # fmt: skip
