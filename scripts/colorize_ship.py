@@ -5,8 +5,8 @@
 
 photo: picks the decoding of the latent run on the corpus's **val** split -- the temperature T and the
 rebalancing λ (`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train*
-split's views) with the highest val AuC among the (T, λ) whose colourfulness is at least half the ground
-truth's (none: the most colourful) -- then measures the latent, per-pixel (its own (T, λ) by the same
+split's views) by `choose_decoding`'s rule: never below the grey baseline's val AuC, then half the ground
+truth's colourfulness at the best AuC, else the most colour -- then measures the latent, per-pixel (its own (T, λ) by the same
 rule), regression and grey models once on the **test** split; writes the latent run's best-on-val
 weights (no optimiser state) with ``temperature``, ``rebalance``, ``bin_prior``, ``val_decodings`` and
 ``test_metrics`` in its JSON to src/latentvar/data/models/photo/.
@@ -31,21 +31,28 @@ from latentvar.colorize.shipped import MODELS_DIR
 from latentvar.colorize.train import load_data
 from latentvar.io import load_checkpoint, save_checkpoint
 
-TEMPERATURES = (0.2, 0.38, 0.5, 0.7, 1.0)
-REBALANCES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+TEMPERATURES = (0.2, 0.38, 0.5, 0.6, 0.7, 1.0)
+REBALANCES = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.0)
 
 
-def choose_decoding(colorizer: Colorizer, val) -> tuple[float, float, list[dict]]:
-    """(T, λ, every val row): the highest val AuC among the rows at least half as colourful as the
-    ground truth, else the most colourful row."""
+def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, float, list[dict]]:
+    """(T, λ, every val row), in this order of priority: never below "no colour at all" (val AuC >= the
+    grey baseline's ``grey_auc``); then at least half as colourful as the ground truth, the highest val
+    AuC among such rows; else the most colourful row that still beats grey (none does: the highest AuC)."""
     rows = []
     for lam in REBALANCES:
         for t in TEMPERATURES:
             m = evaluate(colorizer, val, temperature=t, rebalance=lam)
             rows.append({"temperature": t, "rebalance": lam, "auc": m["auc"], "colorfulness": m["colorfulness"],
                          "colorfulness_ground_truth": m["colorfulness_ground_truth"]})  # fmt: skip
-    vivid = [r for r in rows if r["colorfulness"] >= 0.5 * r["colorfulness_ground_truth"]]
-    best = max(vivid or rows, key=lambda r: r["auc"] if vivid else r["colorfulness"])
+    beats_grey = [r for r in rows if r["auc"] >= grey_auc]
+    vivid = [r for r in beats_grey if r["colorfulness"] >= 0.5 * r["colorfulness_ground_truth"]]
+    if vivid:
+        best = max(vivid, key=lambda r: r["auc"])
+    elif beats_grey:
+        best = max(beats_grey, key=lambda r: r["colorfulness"])
+    else:
+        best = max(rows, key=lambda r: r["auc"])
     return best["temperature"], best["rebalance"], rows
 
 
@@ -81,7 +88,9 @@ def main(argv=None) -> int:
     prior = bin_prior(train.y, latent.bins.num_bins)  # the train split's views, never val or test
     val = load_data(str(args.corpus), EVAL_SIDE, "val", latent.bins)
     latent.bin_prior = prior
-    temperature, rebalance, table = choose_decoding(latent, val)
+    grey = grey_baseline(EVAL_SIDE, str(args.corpus))
+    grey_auc = evaluate(grey, val)["auc"]
+    temperature, rebalance, table = choose_decoding(latent, val, grey_auc)
     print(
         json.dumps(table, indent=1), f"\nchosen T = {temperature}, rebalance = {rebalance}", file=sys.stderr
     )
@@ -93,14 +102,14 @@ def main(argv=None) -> int:
             other = Colorizer.load(run)
             if kind == "per-pixel":
                 other.bin_prior = prior
-                t, lam, _ = choose_decoding(other, val)
+                t, lam, _ = choose_decoding(other, val, grey_auc)
                 metrics[kind] = evaluate(other, test, temperature=t, rebalance=lam)
             else:
                 metrics[kind] = evaluate(other, test)
-    metrics["grey"] = evaluate(grey_baseline(EVAL_SIDE, str(args.corpus)), test)
+    metrics["grey"] = evaluate(grey, test)
     print(json.dumps(metrics, indent=1))
     extra = {"temperature": temperature, "rebalance": rebalance, "bin_prior": prior.tolist(),
-             "val_decodings": table, "test_metrics": metrics}  # fmt: skip
+             "val_grey_auc": grey_auc, "val_decodings": table, "test_metrics": metrics}  # fmt: skip
     print(f"-> {export(args.runs / 'photo-latent', 'photo', extra)}")
     return 0
 
