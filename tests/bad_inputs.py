@@ -1485,9 +1485,10 @@ GREY4 = np.full((4, 4, 3), 128, np.uint8)
 @case(
     "Colorizer.colorize",
     NEGATIVE,
-    "temperature decode",
+    "temperature decode rebalance",
     st.sampled_from([0.0, -1.0, NAN, INF, "0.4", None]).map(lambda t: {"temperature": t})
-    | st.sampled_from(["median", 1]).map(lambda d: {"decode": d}),
+    | st.sampled_from(["median", 1]).map(lambda d: {"decode": d})
+    | st.sampled_from([-0.5, NAN, INF, -INF, "0.4", True]).map(lambda r: {"rebalance": r}),
     may_succeed=False,
 )
 def _(kw):
