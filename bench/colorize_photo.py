@@ -3,7 +3,7 @@
     PYTHONPATH=src python bench/colorize_photo.py [--repeats 5] [--steps 5] [--big]
 
 - Training: optimiser steps on batches of 64 random 64×64 crops (the shipped photo model's settings:
-  latent, K = 8, photo trunk width 32), median of ``repeats`` runs of ``steps`` steps, with 1 and 2
+  latent, the shipped photo model's K, photo trunk width 32), median of ``repeats`` runs of ``steps`` steps, with 1 and 2
   intra-op threads; the regression model (same trunk, no latent) is the in-process reference.
 - Colorizing: `Colorizer.load().colorize(path)` on a 512×512 JPEG from disk (loading the model, reading,
   network, decoding, joint bilateral upsampling, Lab -> RGB), a fresh Colorizer per call, median of
@@ -33,6 +33,8 @@ from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.model import build_model, parameter_count
 from latentvar.colorize.quantize import ABBins
 
+SEGMENTS = Colorizer.load().meta["config"]["segments"]  # the shipped photo model's K
+
 
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A smooth random 'photo' (low-frequency colour fields plus texture), RGB uint8."""
@@ -49,7 +51,7 @@ def train_rate(kind: str, threads: int, steps: int, repeats: int) -> tuple[float
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     bins = ABBins()
-    model = build_model(kind, bins.centres, segments=8, width=32, hidden=64, arch="photo")
+    model = build_model(kind, bins.centres, segments=SEGMENTS, width=32, hidden=64, arch="photo")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     from latentvar.colorize.images import rgba_to_lab
 
@@ -126,7 +128,7 @@ def train_table(args) -> None:
     for threads in (1, 2):
         ref, _ = train_rate("regression", threads, args.steps, args.repeats)
         for kind in ("regression", "latent", "per-pixel"):
-            rate, params = (ref, parameter_count(build_model(kind, ABBins().centres, 8, 32, 64, "photo")))
+            rate, params = (ref, parameter_count(build_model(kind, ABBins().centres, SEGMENTS, 32, 64, "photo")))
             if kind != "regression":
                 rate, params = train_rate(kind, threads, args.steps, args.repeats)
             print(f"{kind:<12}{threads:>8}{params:>12,}{rate:>10.0f}{rate / ref:>15.2f}")

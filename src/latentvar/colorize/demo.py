@@ -111,8 +111,8 @@ def photo_section(generator_seed: int = 0) -> list[str]:
     gallery = f"<table class='gallery'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     note = (
         f"<p class='note'>The shipped photo model ({model.meta.get('parameters', '?')} parameters, K = "
-        f"{model.meta['config']['segments']} segments, decoding temperature {model.temperature:g} chosen on "
-        "val) on photos of its corpus's <b>test split</b>, never seen in training or selection. Segment "
+        f"{model.meta['config']['segments']} segments, decoding temperature {model.temperature:g} and "
+        f"rebalancing λ = {model.rebalance:g} chosen on val) on photos of its corpus's <b>test split</b>, never seen in training or selection. Segment "
         "overlays: each segment's id colour blended over the photo, boundaries in white; the prior is "
         "argmax P(z|x) from the grey image alone, the posterior argmax P(z|x,y) once the colours are "
         "seen. See MODEL_CARD.md of the model for its data and known failures.</p>"

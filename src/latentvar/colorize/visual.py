@@ -17,9 +17,19 @@ SEGMENT_PALETTE = np.array(
         [127, 127, 127],
         [188, 189, 34],
         [23, 190, 207],
+        [174, 199, 232],
+        [255, 187, 120],
+        [152, 223, 138],
+        [255, 152, 150],
+        [197, 176, 213],
+        [196, 156, 148],
+        [247, 182, 210],
+        [219, 219, 141],
+        [158, 218, 229],
+        [57, 59, 121],
     ],
     np.uint8,
-)
+)  # 20 distinct colours (matplotlib's tab10 and its light tab20 companions, one dark blue): K <= 20 never repeats
 
 
 def segment_colours(segments: np.ndarray) -> np.ndarray:
