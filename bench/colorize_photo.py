@@ -128,7 +128,10 @@ def train_table(args) -> None:
     for threads in (1, 2):
         ref, _ = train_rate("regression", threads, args.steps, args.repeats)
         for kind in ("regression", "latent", "per-pixel"):
-            rate, params = (ref, parameter_count(build_model(kind, ABBins().centres, SEGMENTS, 32, 64, "photo")))
+            rate, params = (
+                ref,
+                parameter_count(build_model(kind, ABBins().centres, SEGMENTS, 32, 64, "photo")),
+            )
             if kind != "regression":
                 rate, params = train_rate(kind, threads, args.steps, args.repeats)
             print(f"{kind:<12}{threads:>8}{params:>12,}{rate:>10.0f}{rate / ref:>15.2f}")

@@ -202,8 +202,16 @@ def test_bad_requests_name_the_field(client, method, url, kwargs, status, messag
 @pytest.mark.parametrize(
     "body, field, message",
     [
-        ({"segment": K, "ab": [0, 0]}, "segment", rf"^segment: expected a segment id in 0\.\.{K - 1}, got {K}"),
-        ({"segment": -1, "ab": [0, 0]}, "segment", rf"^segment: expected a segment id in 0\.\.{K - 1}, got -1"),
+        (
+            {"segment": K, "ab": [0, 0]},
+            "segment",
+            rf"^segment: expected a segment id in 0\.\.{K - 1}, got {K}",
+        ),
+        (
+            {"segment": -1, "ab": [0, 0]},
+            "segment",
+            rf"^segment: expected a segment id in 0\.\.{K - 1}, got -1",
+        ),
         ({"segment": 0, "ab": [150, 0]}, "ab", r"^ab: \(150, 0\) is outside the sRGB gamut"),
         ({"segment": 0, "ab": [1]}, "ab", r"^ab: List should have at least 2 items"),
         ({"segment": 0}, "ab", r"^ab: give the colour as exactly one of 'ab'"),
