@@ -110,7 +110,7 @@ def photo_section(generator_seed: int = 0) -> list[str]:
     head = "".join(f"<th>{h}</th>" for h in heads)
     gallery = f"<table class='gallery'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     note = (
-        f"<p class='note'>The shipped photo model ({model.meta.get('parameters', '?')} parameters, K = "
+        f"<p class='note'>The shipped photo model ({model.meta.get('parameters', 0):,} parameters, K = "
         f"{model.meta['config']['segments']} segments, decoding temperature {model.temperature:g} and "
         f"rebalancing λ = {model.rebalance:g} chosen on val) on photos of its corpus's <b>test split</b>, never seen in training or selection. Segment "
         "overlays: each segment's id colour blended over the photo, boundaries in white; the prior is "
