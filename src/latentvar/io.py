@@ -22,12 +22,13 @@ import errno
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors.torch import load as load_bytes
 from safetensors.torch import save
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
@@ -176,8 +177,11 @@ def load_checkpoint(
         )
         hint = f" (found pickles {pickles}, which latentvar refuses to load)" if pickles else ""
         raise FileNotFoundError(f"run: no checkpoint '{name}' (.safetensors + .json) in {directory}{hint}")
-    with open(tensors_path, "rb") as f:
-        head = f.read(9)
+    # One read of the whole file: safetensors' safe_open reopens the file by name for the tensor bytes
+    # (torch.UntypedStorage.from_file), so a writer replacing it meanwhile could pair one version's header
+    # with the next one's tensors (the checksum then refuses it). Bytes in memory are one version.
+    data = tensors_path.read_bytes()
+    head = data[:9]
     # a pickle starts with its protocol marker 0x80, a torch.save archive with "PK" (zip); safetensors with
     # an 8-byte little-endian header length (whose low byte can be 0x80 too) and then the JSON header's "{"
     if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
@@ -186,9 +190,9 @@ def load_checkpoint(
         )
     corrupt = f"run: {tensors_path} is corrupt or truncated"
     try:
-        with safe_open(str(tensors_path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 -- safe_open has no iterator
+        (length,) = struct.unpack("<Q", data[:8])  # the safetensors layout: u64 header length, JSON header
+        header = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+        tensors = load_bytes(data)
     except Exception as err:  # noqa: BLE001 -- safetensors' own errors (bad length, JSON, offsets, dtype)
         raise ValueError(f"{corrupt} ({type(err).__name__}: {' '.join(str(err).split())})") from None
     if unknown := sorted(set(header) - HEADER_KEYS):
