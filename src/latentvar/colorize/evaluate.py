@@ -56,7 +56,7 @@ def predict(
     model, bins, device = colorizer.model, colorizer.bins, colorizer.device
     temperature = colorizer.temperature if temperature is None else temperature
     point = colorizer.kind in ("regression", "grey")
-    weights = None if point and rebalance is None else colorizer.rebalance_weights(rebalance)
+    weights = colorizer.rebalance_weights(rebalance)  # None for λ = 0 (a point model's own λ)
     log_weights = None if weights is None else weights.log()
     centres = bins.centres.to(device)
     nll_sum, abs_, segs = 0.0, [], []
@@ -114,10 +114,7 @@ def evaluate(
 ) -> dict:
     """The issue's metrics as a dict (JSON keys of ``latentvar colorize eval``)."""
     temperature = colorizer.temperature if temperature is None else temperature
-    point = colorizer.kind in ("regression", "grey")
-    rebalance = (
-        0.0 if point and rebalance is None else colorizer.rebalance if rebalance is None else rebalance
-    )
+    rebalance = colorizer.rebalance if rebalance is None else rebalance
     nll_sum, pred_ab, segments = predict(
         colorizer, data, temperature, show_progress=show_progress, rebalance=rebalance
     )
