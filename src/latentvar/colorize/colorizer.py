@@ -39,7 +39,7 @@ from latentvar.colorize import grids
 from latentvar.colorize.images import read_image_rgb_uint8, to_rgba
 from latentvar.colorize.lab import lab_to_rgb, lightness, rgb_to_lab, to_float_rgb
 from latentvar.colorize.model import lightness_bin, nats_per_pixel
-from latentvar.colorize.quantize import ABBins
+from latentvar.colorize.quantize import ABBins, rebalance_weights
 from latentvar.io import load_checkpoint
 
 WORK_SIDE = 176
@@ -209,8 +209,6 @@ class Colorizer:
     def rebalance_weights(self, rebalance: float | None = None) -> Tensor | None:
         """The (q,) decoding weights prior^-λ (`quantize.rebalance_weights`) for λ = ``rebalance`` (None:
         the model's), on the device; None when λ = 0."""
-        from latentvar.colorize.quantize import rebalance_weights
-
         rebalance = self.rebalance if rebalance is None else rebalance
         if (
             isinstance(rebalance, bool)
@@ -226,7 +224,7 @@ class Colorizer:
             )
         if self.bin_prior is None:
             raise ValueError(
-                "rebalance: this run carries no bin prior (the shipped models do; "
+                "rebalance: this run carries no bin prior (the shipped photo model does; "
                 "scripts/colorize_ship.py writes one from the train split)"
             )
         return rebalance_weights(self.bin_prior, rebalance).to(self.device)
