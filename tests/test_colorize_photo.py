@@ -131,8 +131,9 @@ def test_rebalanced_mixture_decode_equals_the_brute_force_reweighted_marginal():
         torch.testing.assert_close(got, want, atol=1e-3, rtol=0)
         mode = grids.mixture_decode(log_w, table, lbin, centres, 0.5, decode="mode", bin_weights=w)
         torch.testing.assert_close(mode, centres[adjusted.argmax(-1)])
-    with pytest.raises(ValueError, match=r"^y: expected bin ids in \[0, 261\)"):
-        bin_prior(torch.tensor([], dtype=torch.int64), q)
+    for bad in (torch.tensor([], dtype=torch.int64), torch.tensor([3, -1]), torch.tensor([q])):
+        with pytest.raises(ValueError, match=r"^y: expected bin ids in \[0, 261\)"):
+            bin_prior(bad, q)
 
 
 def test_colorize_rebalance_reweights_the_law_and_names_bad_values():

@@ -112,12 +112,14 @@ class ABBins:
 def bin_prior(y: Tensor, num_bins: int, uniform: float = 0.5) -> Tensor:
     """The smoothed marginal of quantised colours ``y`` (int64 bin ids, any shape): (1 - u) p̂ + u / Q, p̂
     the share of each bin, mixed with the uniform law as Zhang et al. (2016, §3.2) smooth theirs (u = 1/2),
-    so no bin's weight under `rebalance_weights` exceeds (u / Q)^-λ. (q,) float64 summing to 1."""
-    counts = torch.bincount(y.reshape(-1).cpu(), minlength=num_bins).double()
-    if counts.numel() != num_bins or counts.sum() == 0:
+    so every bin's prior is at least u / Q and under `rebalance_weights` a bin never seen weighs at most
+    (Q / u)^λ times one holding every pixel. (q,) float64 summing to 1."""
+    flat = y.reshape(-1).cpu()
+    if flat.numel() == 0 or int(flat.min()) < 0 or int(flat.max()) >= num_bins:
         raise ValueError(
             f"y: expected bin ids in [0, {num_bins}) and at least one pixel, got shape {tuple(y.shape)}"
         )
+    counts = torch.bincount(flat, minlength=num_bins).double()
     return (1.0 - uniform) * counts / counts.sum() + uniform / num_bins
 
 
