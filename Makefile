@@ -21,7 +21,18 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base
 demo: $(VENV)/.stamp-base
 	$(VENV)/bin/latentvar demo --out runs/demo
 
+# The browser test of `latentvar serve` needs Debian's chromium: installed here when it is missing and apt-get
+# is usable (root, or sudo without a password), as .ci/run does; otherwise that one test skips outside CI.
 test: $(VENV)/.stamp-dev
+	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    { DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq && \
+	      DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } || \
+	      echo "could not install chromium: the browser test will skip"; \
+	  fi; \
+	fi
 	$(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.stamp-dev

@@ -114,15 +114,18 @@ def _cases() -> list[Case]:
     c += [Case(v, "kind", ("--data", "{file}", *base), "data")]
     c += [Case(v, "missing", ("--data", "{dir}", *base), "data")]
     c += [Case(v, "corrupt", ("--data", "{bad_images}", *base), "data")]
-    for flag in ("model", "arch", "device", "lr-decay", "select"):
+    for flag in ("model", "arch", "device", "lr-decay", "select", "prior"):
         c += _choice(v, flag, base)
     for flag, low in [
         ("size", 1), ("steps", 1), ("devices", 1), ("batch-size", 1), ("checkpoint-every", 1),
-        ("width", 1), ("val-every", 0), ("patience", 0),
+        ("width", 1), ("val-every", 0), ("patience", 0), ("smooth-steps", 0),
     ]:  # fmt: skip
         c += _ints(v, flag, base, minimum=low)
     c += _ints(v, "segments", base, opt="-k")
     c += _floats(v, "lr", base)
+    for flag in ("balance", "invariance"):
+        c += _floats(v, flag, base, positive=False) + [Case(v, "float", (*base, f"--{flag}", "-1"), flag)]
+    c += _run_in(v, "init", base)
     c += [Case(v, "missing", (), "out")] + _out_dir(v)
     c += [Case(v, "corrupt", ("--out", "{corrupt_run}", "--resume"), "run")]
     v = ("colorize", "apply")

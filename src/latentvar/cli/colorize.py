@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -42,6 +43,11 @@ def train(
     patience: int = typer.Option(0, help="Photo corpus: stop after N val checks without gain (0: never)."),
     lr_decay: str = typer.Option("none", help="Learning-rate schedule: none or cosine."),
     select: str = typer.Option("nll", help="Photo corpus: keep the best val 'nll' or val 'auc'."),
+    prior: str = typer.Option("learned", help="Latent: segment prior, 'learned' or 'lightness' (the old)."),
+    smooth_steps: int = typer.Option(3, help="Latent, learned prior: edge-aware smoothing steps (0-8)."),
+    balance: float = typer.Option(0.5, help="Latent, learned prior: weight of balanced segment use."),
+    invariance: float = typer.Option(1.0, help="Latent, learned prior: weight of photometric invariance."),
+    init: str = typer.Option(None, help="Warm start from a run folder or shipped model (matching weights)."),
 ) -> None:
     """Train a colorization model; checkpoints (safetensors + JSON) go to OUT every N steps."""
     from latentvar.colorize.train import TrainConfig
@@ -56,7 +62,15 @@ def train(
             ("val-every", val_every, 0), ("patience", patience, 0),
         ]:  # fmt: skip
             flags.count(flag, value, minimum=low, maximum=2**20 if flag in ("size", "devices") else 2**40)
+        flags.count("smooth-steps", smooth_steps, minimum=0, maximum=8)
         flags.positive("lr", lr)
+        for flag, value in (("balance", balance), ("invariance", invariance)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{flag}: expected a finite number >= 0, got {value}")
+        from latentvar.colorize.shipped import SHIPPED
+
+        if init is not None and init not in SHIPPED:
+            flags.checkpoint("init", init)
         flags.device("device", device)
         flags.out_dir("out", out)
         if resume:
@@ -80,6 +94,11 @@ def train(
             patience=patience,
             lr_decay=lr_decay,
             select=select,
+            prior=prior,
+            smooth_steps=smooth_steps,
+            balance=balance,
+            invariance=invariance,
+            init=init,
         )
         with flags.run_named("run"):
             meta = run_training(config, resume=resume)

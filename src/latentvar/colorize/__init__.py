@@ -4,8 +4,8 @@
     c = Colorizer.load()  # the shipped photo model; "twemoji" or a run directory
     rgb = c.colorize("photo.png"); seg = c.segment("photo.png"); draws = c.sample("photo.png", 3)
 
-Modules: `lab` (sRGB <-> Lab), `quantize` (in-gamut ab bins), `model` (the latent model, its emoji and photo
-trunks, the baselines), `data` (data sets in model form), `crops` (photo crops and views), `train` (one
+Modules: `lab` (sRGB <-> Lab), `quantize` (in-gamut ab bins), `model` (the latent model and its emoji and photo
+trunks), `prior` (the learned segment prior's smoothing and training terms), `baselines`, `data` (data sets in model form), `crops` (photo crops and views), `train` (one
 training loop, val selection, checkpoints, resume, DDP / torchrun), `colorizer` (the trained-model API) with
 `grids` (work and full grids, joint bilateral upsampling, strips) and `visual` (segment palettes,
 overlays), `shipped` (the packaged models), `evaluate` and `metrics`, `images` (reading photos as people

@@ -15,6 +15,7 @@ from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.lab import lab_to_rgb, to_float_rgb
 from latentvar.colorize.metrics import (
     auc,
+    auc_rebalanced,
     colorfulness,
     confusion,
     hungarian_segmentation_scores,
@@ -132,6 +133,7 @@ def evaluate(
             else "NLL of a Gaussian over the Q bins centred on the point prediction, variance = training MSE"
         ),
         "auc": auc(pred_ab, data.ab),
+        "auc_rebalanced": auc_rebalanced(pred_ab, data.ab, colorizer.bins.centres),
         "psnr": psnr(pred_rgb, true_rgb),
         "colorfulness": colorfulness(pred_rgb),
         "colorfulness_ground_truth": colorfulness(true_rgb),

@@ -2,6 +2,10 @@
 
 - `auc`: area under the cumulative curve of per-pixel ab error, thresholds 0..150 (Zhang et al. 2016, §3.1
   "raw accuracy (AuC)"), normalised to [0, 1].
+- `auc_rebalanced`: the same curve with each pixel weighted by 1 / p̃(its true ab bin), p̃ the evaluated set's
+  own bin marginal smoothed by a Gaussian of σ = 5 ab units (Zhang et al. 2016's class-rebalanced AuC, whose
+  prior is the ImageNet training marginal smoothed the same way): rare, saturated colours count as much as
+  the common near-grey ones, so grey no longer scores well by being close to the common colours.
 - `psnr`: per-image PSNR of the sRGB image (peak 1), averaged over images.
 - `colorfulness`: Hasler & Süsstrunk (2003) M = σ_rgyb + 0.3 μ_rgyb on 0..255 sRGB, averaged over images.
 - `hungarian_segmentation_scores`: one global Hungarian matching of segments to classes over the whole set
@@ -22,6 +26,24 @@ def auc(pred_ab: Tensor, true_ab: Tensor, max_threshold: int = 150) -> float:
     counts = torch.bucketize(dist, thresholds)  # first threshold >= dist
     within = torch.bincount(counts, minlength=max_threshold + 2)[: max_threshold + 1].cumsum(0)
     return float((within / dist.numel()).mean())
+
+
+def auc_rebalanced(
+    pred_ab: Tensor, true_ab: Tensor, centres: Tensor, sigma: float = 5.0, max_threshold: int = 150
+) -> float:
+    """pred_ab, true_ab: (..., 2); ``centres`` (q, 2) the ab bins. The class-rebalanced AuC (see module doc)."""
+    true = true_ab.reshape(-1, 2).float()
+    bins = torch.cdist(true, centres.float()).argmin(1)  # nearest bin of each true colour
+    counts = torch.bincount(bins, minlength=centres.shape[0]).double()
+    kernel = torch.exp(-(torch.cdist(centres.double(), centres.double()) ** 2) / (2 * sigma**2))
+    prior = kernel @ (counts / counts.sum())
+    prior = prior / prior.sum()
+    weight = (1.0 / prior.clamp_min(1e-12))[bins]
+    dist = (pred_ab.reshape(-1, 2).double() - true.double()).norm(dim=-1)
+    thresholds = torch.arange(max_threshold + 1, dtype=dist.dtype)
+    where = torch.bucketize(dist, thresholds)
+    within = torch.zeros(max_threshold + 2, dtype=torch.float64).index_add_(0, where, weight)
+    return float((within[: max_threshold + 1].cumsum(0) / weight.sum()).mean())
 
 
 def psnr(pred_rgb: Tensor, true_rgb: Tensor) -> float:

@@ -18,7 +18,7 @@ Because a segment's colour law sees the image only through its summary, a segmen
 shares a colour distribution: that is what makes z interpretable. Training minimises the exact marginal
 NLL by one logsumexp over k per pixel; the exact posterior P(z|x,y) is `Mixture.posterior`.
 
-Baselines, trained by the same code: `PerPixelColorizer` (no latent: a Q-way softmax per pixel from the
+Baselines (in `baselines`, importable from here too), trained by the same code: `PerPixelColorizer` (no latent: a Q-way softmax per pixel from the
 same trunk, Zhang et al. 2016 without class rebalancing) and `RegressionColorizer` (L2 on ab; its NLL is
 reported through a Gaussian on the bin centres whose variance is the training MSE, `GaussianBins`).
 """
@@ -33,6 +33,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from latentvar.colorize.prior import (
+    PRIORS,
+    EdgeAwareSmoothing,
+    balance_loss,
+    invariance_loss,
+    jitter_lightness,
+)
 from latentvar.mixture import ConditionalMixture, Mixture
 
 L_BINS = 10
@@ -178,12 +185,28 @@ class SegmentColour(D.Distribution):
 
 
 class LatentColorNet(nn.Module):
-    """x (b, h, w) lightness -> (prior logits (b, h, w, k), `SegmentColour` with batch (b, h, w, k))."""
+    """x (b, h, w) lightness -> (prior logits (b, h, w, k), `SegmentColour` with batch (b, h, w, k)).
+
+    ``prior`` -- 'learned' (default for new runs): P(z|x) is the trunk's segment logits, upsampled and
+    smoothed edge-aware (`prior.EdgeAwareSmoothing`, ``smooth_steps`` mean-field steps); 'lightness': the
+    earlier prior, which added a hand-set per-pixel lightness quantiser -exp(s)(ℓ_p - m_k)² (kept so runs
+    and shipped models from before load and behave as they did).
+    """
 
     def __init__(
-        self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64, arch: str = "emoji"
+        self,
+        num_bins: int,
+        segments: int = 8,
+        width: int = 16,
+        hidden: int = 64,
+        arch: str = "emoji",
+        prior: str = "lightness",
+        smooth_steps: int = 3,
     ):
         super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"prior: expected one of {PRIORS}, got {prior!r}")
+        self.prior = prior
         self.trunk = build_trunk(arch, width)
         self.segment_head = nn.Conv2d(width, segments, 1)
         # summary: pooled features, the segment's share of the image and its mean lightness
@@ -192,16 +215,22 @@ class LatentColorNet(nn.Module):
         )
         self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))  # u: (l, q)
         self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
-        # a per-pixel lightness term in P(z|x): segment k starts as "pixels of lightness near m_k" (a soft
-        # k-means on L, m_k spread over the range), so all K segments are in use from the first step; the
-        # sharpness starts at 10·K²/2 (at a centre m_k the next segment is ≈ 26 logits less likely, 2.6 at
-        # K²/2): it gave better OpenMoji mIoU and Twemoji NLL than K²/2 or 100·K²/2 (BENCHMARKS.md)
-        self.lightness_centres = nn.Parameter(torch.linspace(-1.0, 1.0, segments))
-        self.log_sharpness = nn.Parameter(torch.tensor(math.log(10 * segments**2 / 2.0)))
+        if prior == "lightness":
+            # segment k starts as "pixels of lightness near m_k" (a soft k-means on L), sharpness 10·K²/2
+            self.lightness_centres = nn.Parameter(torch.linspace(-1.0, 1.0, segments))
+            self.log_sharpness = nn.Parameter(torch.tensor(math.log(10 * segments**2 / 2.0)))
+        else:
+            # replicated borders: with zeros the trunk sees every image edge as a feature, and the balance
+            # term then finds a cheap use for a segment as a frame around the image
+            for conv in self.trunk.modules():
+                if isinstance(conv, nn.Conv2d) and conv.padding != (0, 0):
+                    conv.padding_mode = "replicate"
+            self.smoothing = EdgeAwareSmoothing(smooth_steps)  # at the trunk's grid: dilations 1, 2, 4
+            self.refine = EdgeAwareSmoothing(min(smooth_steps, 1))  # one step at the input's grid
         self.segments = segments
 
     def lightness_prior(self, x: Tensor) -> Tensor:
-        """(b, 1, h, w) -> (b, k, h, w): -exp(s) (ℓ - m_k)²."""
+        """(b, 1, h, w) -> (b, k, h, w): -exp(s) (ℓ - m_k)² (the 'lightness' prior only)."""
         return -self.log_sharpness.exp() * (x - self.lightness_centres[None, :, None, None]) ** 2
 
     def semantic(self, L: Tensor) -> tuple[Tensor, Tensor]:
@@ -209,16 +238,38 @@ class LatentColorNet(nn.Module):
         features = self.trunk(lightness_input(L))
         return features, self.segment_head(features)
 
-    def forward(self, L: Tensor) -> tuple[Tensor, SegmentColour]:
+    def coarse_logits(self, L: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """L (b, h, w) -> (features, semantic logits, the learned prior's logits), all at the trunk's grid:
+        the semantic logits smoothed edge-aware there (guided by the lightness averaged to that grid)."""
         x = lightness_input(L)
         features, semantic = self.semantic(L)
-        logits = upsample(semantic, x) + self.lightness_prior(x)  # (b, k, h, w): P(z|x) per pixel
-        return rearrange(logits, "b k h w -> b h w k"), self.components(features, semantic, L)
+        return features, semantic, self.smoothing(semantic, F.adaptive_avg_pool2d(x, semantic.shape[-2:]))
 
-    def components(self, features: Tensor, semantic: Tensor, L: Tensor) -> SegmentColour:
-        """Each segment's colour law from its summary; L (b, h, w) gives the pixels' L-bins."""
+    def prior_logits(self, L: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """L (b, h, w) -> (logits of P(z|x) (b, k, h, w), features, semantic logits at the trunk's grid).
+
+        The learned prior: `coarse_logits` upsampled to the input's grid, then one more edge-aware step
+        there (so boundaries follow the grey image's edges at full resolution)."""
+        x = lightness_input(L)
+        if self.prior == "lightness":
+            features, semantic = self.semantic(L)
+            return upsample(semantic, x) + self.lightness_prior(x), features, semantic
+        features, semantic, coarse = self.coarse_logits(L)
+        return self.refine(upsample(coarse, x), x), features, semantic
+
+    def forward(self, L: Tensor) -> tuple[Tensor, SegmentColour]:
+        logits, features, semantic = self.prior_logits(L)
+        return rearrange(logits, "b k h w -> b h w k"), self.components(features, semantic, L, logits)
+
+    def components(self, features: Tensor, semantic: Tensor, L: Tensor, logits: Tensor | None = None):
+        """Each segment's colour law (a `SegmentColour`) from its summary; L (b, h, w) gives the pixels'
+        L-bins. The summary pools the features under P(z|x) at the features' resolution: the full-
+        resolution ``logits`` averaged down (the learned prior), or the lightness prior's coarse form."""
         x_coarse = F.adaptive_avg_pool2d(lightness_input(L), semantic.shape[-2:])
-        coarse = semantic + self.lightness_prior(x_coarse)
+        if self.prior == "lightness" or logits is None:
+            coarse = semantic + (self.lightness_prior(x_coarse) if self.prior == "lightness" else 0.0)
+        else:
+            coarse = F.adaptive_avg_pool2d(logits, semantic.shape[-2:])
         # segment summaries: features pooled under the soft mask, at the features' resolution
         mask = torch.softmax(coarse, dim=1)
         mass = mask.sum((2, 3)) + 1e-6  # (b, k)
@@ -236,16 +287,32 @@ class LatentColorNet(nn.Module):
 
 
 class LatentColorizer(nn.Module):
-    """The latent-segmentation colorizer; ``mixture(L)`` is the per-pixel `Mixture` P(y|x)."""
+    """The latent-segmentation colorizer; ``mixture(L)`` is the per-pixel `Mixture` P(y|x).
+
+    Training loss (``forward``): the exact marginal NLL + ``balance`` · `prior.balance_loss` +
+    ``invariance`` · `prior.invariance_loss` (the learned prior's terms; see `prior`)."""
 
     kind = "latent"
 
     def __init__(
-        self, num_bins: int, segments: int = 8, width: int = 16, hidden: int = 64, arch: str = "emoji"
+        self,
+        num_bins: int,
+        segments: int = 8,
+        width: int = 16,
+        hidden: int = 64,
+        arch: str = "emoji",
+        prior: str = "lightness",
+        smooth_steps: int = 3,
+        balance: float = 0.0,
+        invariance: float = 0.0,
     ):
         super().__init__()
-        self.model = ConditionalMixture(LatentColorNet(num_bins, segments, width, hidden, arch))
-        self.config = {"segments": segments, "width": width, "hidden": hidden, "arch": arch}
+        net = LatentColorNet(num_bins, segments, width, hidden, arch, prior, smooth_steps)
+        self.model = ConditionalMixture(net)
+        self.config = {"segments": segments, "width": width, "hidden": hidden, "arch": arch, "prior": prior}
+        if prior == "learned":
+            self.config |= {"smooth_steps": smooth_steps, "balance": balance, "invariance": invariance}
+        self.balance, self.invariance = balance, invariance
 
     @property
     def net(self) -> LatentColorNet:
@@ -255,8 +322,21 @@ class LatentColorizer(nn.Module):
         return self.model(L)
 
     def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
-        """The training loss: the exact marginal NLL, nats per pixel (mean over b, h, w)."""
-        return -self.model(L).log_prob(y).mean()
+        """The training loss: the exact marginal NLL, nats per pixel (mean over b, h, w), plus the learned
+        prior's balance and invariance terms when their weights are set."""
+        logits, features, semantic = self.net.prior_logits(L)
+        components = self.net.components(features, semantic, L, logits)
+        log_w = torch.log_softmax(logits, 1)  # (b, k, h, w)
+        nll = -torch.logsumexp(rearrange(log_w, "b k h w -> b h w k") + components.log_prob(y[..., None]), -1)
+        loss = nll.mean()
+        if self.balance:
+            loss = loss + self.balance * balance_loss(log_w)
+        if self.invariance:
+            # compared at the trunk's grid (the jittered copy needs no full-resolution pass)
+            clean = torch.log_softmax(F.adaptive_avg_pool2d(logits, semantic.shape[-2:]), 1)
+            jittered = torch.log_softmax(self.net.coarse_logits(jitter_lightness(L))[2], 1)
+            loss = loss + self.invariance * invariance_loss(clean, jittered)
+        return loss
 
     def log_probs(self, L: Tensor) -> Tensor:
         """Per-pixel marginal log P(y_p = q | x), (b, h, w, q) = log Σ_k P(z_p=k|x) P(q|z_p=k, x)."""
@@ -270,105 +350,29 @@ class LatentColorizer(nn.Module):
         return mixed.clamp_min(1e-30).log()
 
 
-class PerPixelColorizer(nn.Module):
-    """No latent: a Q-way softmax per pixel from the same trunk (Zhang et al. 2016, without rebalancing)."""
-
-    kind = "per-pixel"
-
-    def __init__(self, num_bins: int, width: int = 16, arch: str = "emoji"):
-        super().__init__()
-        self.trunk = build_trunk(arch, width)
-        self.head = nn.Linear(width, num_bins)
-        self.config = {"width": width, "arch": arch}
-        if arch == "photo":  # the latent model's per-pixel lightness term u_{l(p)}, so the rivals match
-            self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))
-
-    def logits(self, L: Tensor) -> Tensor:
-        """(b, h, w, q); the softmax runs over the contiguous last axis (much faster than over channels)."""
-        x = lightness_input(L)
-        if self.config["arch"] == "emoji":
-            return self.head(rearrange(upsample(self.trunk(x), x), "b c h w -> b h w c"))
-        # photo: Q logits at the trunk's 1/4 resolution, upsampled bilinearly (Zhang et al. predict at 1/4)
-        coarse = rearrange(self.head(rearrange(self.trunk(x), "b c h w -> b h w c")), "b h w q -> b q h w")
-        return rearrange(upsample(coarse, x), "b q h w -> b h w q") + self.lightness_logits[lightness_bin(L)]
-
-    def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
-        return F.cross_entropy(self.logits(L).flatten(0, 2), y.flatten())
-
-    def log_probs(self, L: Tensor) -> Tensor:
-        return torch.log_softmax(self.logits(L), dim=-1)
-
-
-class GaussianBins(nn.Module):
-    """A point prediction μ (b, h, w, 2) read as a distribution over the bins:
-    P(q) ∝ exp(-|c_q - μ|² / 2σ²), σ² per ab axis = the mean squared training residual (its MLE)."""
-
-    def __init__(self, centres: Tensor):
-        super().__init__()
-        self.register_buffer("centres", centres)
-        self.register_buffer("residual_var", torch.ones(2) * 100.0)
-
-    def log_probs(self, mean_ab: Tensor) -> Tensor:
-        d2 = ((mean_ab.unsqueeze(-2) - self.centres) ** 2 / self.residual_var).sum(-1)
-        return torch.log_softmax(-0.5 * d2, dim=-1)
-
-
-class RegressionColorizer(nn.Module):
-    """L2 regression of ab from the same trunk. NLL is reported via `GaussianBins` (comparable: a
-    proper distribution over the same Q bins) with σ² fitted on training residuals after training."""
-
-    kind = "regression"
-    AB_SCALE = 110.0
-
-    def __init__(self, centres: Tensor, width: int = 16, arch: str = "emoji"):
-        super().__init__()
-        self.trunk = build_trunk(arch, width)
-        self.head = nn.Conv2d(width, 2, 1)
-        self.gaussian = GaussianBins(centres)
-        self.config = {"width": width, "arch": arch}
-
-    def predict_ab(self, L: Tensor) -> Tensor:
-        x = lightness_input(L)
-        out = upsample(self.head(self.trunk(x)), x) * self.AB_SCALE
-        return rearrange(out, "b c h w -> b h w c")
-
-    def forward(self, L: Tensor, y: Tensor, ab: Tensor) -> Tensor:
-        return ((self.predict_ab(L) - ab) / self.AB_SCALE).pow(2).mean()
-
-    def log_probs(self, L: Tensor) -> Tensor:
-        return self.gaussian.log_probs(self.predict_ab(L))
-
-
-class GreyColorizer(nn.Module):
-    """ab = 0 everywhere; no training. NLL via `GaussianBins` centred on 0 with σ² = E[ab²] on train."""
-
-    kind = "grey"
-
-    def __init__(self, centres: Tensor):
-        super().__init__()
-        self.gaussian = GaussianBins(centres)
-        self.config = {}
-
-    def predict_ab(self, L: Tensor) -> Tensor:
-        return torch.zeros(*L.shape, 2, device=L.device)
-
-    def log_probs(self, L: Tensor) -> Tensor:
-        return self.gaussian.log_probs(self.predict_ab(L))
-
-
 MODELS = ("latent", "per-pixel", "regression")
 
 
 def build_model(
-    kind: str, centres: Tensor, segments: int = 8, width: int = 16, hidden: int = 64, arch: str = "emoji"
+    kind: str,
+    centres: Tensor,
+    segments: int = 8,
+    width: int = 16,
+    hidden: int = 64,
+    arch: str = "emoji",
+    **prior_options,
 ) -> nn.Module:
     """A fresh model of ``kind`` ("latent", "per-pixel", "regression", "grey") over the bins ``centres``;
-    ``arch`` picks the trunk ('emoji': 32×32 images, 'photo': crops of photos, see `PhotoTrunk`)."""
+    ``arch`` picks the trunk ('emoji': 32×32 images, 'photo': crops of photos, see `PhotoTrunk`);
+    ``prior_options`` (latent only): ``prior``, ``smooth_steps``, ``balance``, ``invariance`` of
+    `LatentColorizer` (the default prior is the earlier 'lightness' one, as runs from before need)."""
     q = centres.shape[0]
     if arch not in ARCHS:
         raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
+    from latentvar.colorize.baselines import GreyColorizer, PerPixelColorizer, RegressionColorizer
+
     if kind == "latent":
-        model = LatentColorizer(q, segments, width, hidden, arch)
+        model = LatentColorizer(q, segments, width, hidden, arch, **prior_options)
     elif kind == "per-pixel":
         model = PerPixelColorizer(q, width, arch)
     elif kind == "regression":
@@ -388,3 +392,12 @@ def parameter_count(model: nn.Module) -> int:
 def nats_per_pixel(log_probs: Tensor, y: Tensor) -> Tensor:
     """Mean -log P(y_p) over pixels from per-pixel log-probabilities (b, h, w, q) and bins y (b, h, w)."""
     return -log_probs.gather(-1, y.unsqueeze(-1)).mean()
+
+
+def __getattr__(name: str):
+    """The baselines live in `baselines`; they stay importable from here."""
+    if name in ("PerPixelColorizer", "GaussianBins", "RegressionColorizer", "GreyColorizer"):
+        from latentvar.colorize import baselines
+
+        return getattr(baselines, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,6 +45,7 @@ from latentvar.colorize.data import (  # noqa: F401 (the data helpers, importabl
 from latentvar.colorize.images import rgba_to_lab
 from latentvar.colorize.metrics import auc
 from latentvar.colorize.model import ARCHS, MODELS, build_model, nats_per_pixel, parameter_count
+from latentvar.colorize.prior import PRIORS
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint, save_checkpoint
 from latentvar.runs import Run, load_optimizer, module_tensors, save_optimizer, tensors_under
@@ -71,6 +72,14 @@ class TrainConfig:
     patience: int = 0  # photo corpus: stop after this many val checks without improvement (0: never)
     lr_decay: str = "none"  # 'none' or 'cosine' (to 5 % of lr at the last step; a pure function of step)
     select: str = "nll"  # photo corpus: the val score that picks best.*: 'nll' (lowest) or 'auc' (highest)
+    # the latent model's segment prior (`colorize.prior`): 'learned' (the network's, smoothed edge-aware in
+    # ``smooth_steps`` mean-field steps) or 'lightness' (the earlier hand-set quantiser), and the weights of
+    # its training terms: balanced use of the K segments, photometric invariance of P(z|x)
+    prior: str = "learned"
+    smooth_steps: int = 3
+    balance: float = 0.5
+    invariance: float = 1.0
+    init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
 
     def check(self) -> None:
         if self.model not in MODELS:
@@ -101,6 +110,24 @@ class TrainConfig:
                 f"batch_size: expected a multiple of devices={self.devices}, got {self.batch_size}"
             )
         check_positive("lr", self.lr)
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior: expected one of {PRIORS}, got {self.prior!r}")
+        if not isinstance(self.smooth_steps, int) or not 0 <= self.smooth_steps <= 8:
+            raise ValueError(f"smooth_steps: expected an integer from 0 to 8, got {self.smooth_steps!r}")
+        for name in ("balance", "invariance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+
+    def prior_options(self) -> dict:
+        """The latent model's prior settings (`model.build_model`'s ``prior_options``); {} for the rest."""
+        if self.model != "latent":
+            return {}
+        options = {"prior": self.prior}
+        if self.prior == "learned":
+            options |= {"smooth_steps": self.smooth_steps, "balance": self.balance}
+            options["invariance"] = self.invariance
+        return options
 
     def lr_at(self, step: int) -> float:
         """The learning rate of ``step``: constant, or cosine from lr down to 5 % of it at the last step."""
@@ -125,9 +152,30 @@ def restore_model(tensors: dict[str, Tensor], meta: dict) -> nn.Module:
     bins = tensors["model.bin_centres"]
     cfg = meta["config"]
     arch = cfg.get("arch") or "emoji"  # runs from before the photo trunk are emoji runs
-    model = build_model(cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch)
+    options = {}
+    if cfg["model"] == "latent":  # runs from before the learned prior carry no 'prior': the lightness one
+        options["prior"] = cfg.get("prior", "lightness")
+        if options["prior"] == "learned":
+            options |= {k: cfg[k] for k in ("smooth_steps", "balance", "invariance")}
+    model = build_model(cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch, **options)
     model.load_state_dict(tensors_under(tensors, "model"), strict=True)
     return model
+
+
+def warm_start(model: nn.Module, init: str) -> list[str]:
+    """Load into ``model`` every tensor of the run or shipped model ``init`` whose name and shape match;
+    returns the names left at their fresh values (e.g. a new prior's own parameters)."""
+    from latentvar.colorize.shipped import resolve_run
+
+    run = resolve_run(init)
+    name = "best" if (Path(run) / "best.json").is_file() else "checkpoint"
+    tensors = tensors_under(load_checkpoint(run, name=name)[0], "model")
+    own = model.state_dict()
+    matched = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ValueError(f"init: no tensor of {init!r} fits this model (another kind or size?)")
+    model.load_state_dict(matched, strict=False)
+    return sorted(set(own) - set(matched))
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -268,8 +316,17 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
     validate = _Validation(config, bins, device) if rank == 0 else None
     torch.manual_seed(config.seed)
     model = build_model(
-        config.model, bins.centres, config.segments, config.width, config.hidden, config.arch
-    ).to(device)
+        config.model,
+        bins.centres,
+        config.segments,
+        config.width,
+        config.hidden,
+        config.arch,
+        **config.prior_options(),
+    )
+    if config.init is not None:
+        warm_start(model, config.init)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, history, elapsed, checks = 0, [], 0.0, []
     run = Run(out, resume)
