@@ -166,7 +166,9 @@ class CTC(LatentVariableModel):
         valid = self._valid_frames()
         z = torch.where(valid, z, PAD)
         labels = collapse(z, self.blank)
-        return Decoded(labels.targets, labels.lengths, (best * valid).sum(-1))
+        # where, not a product: -inf padding times 0 would be NaN
+        score = torch.where(valid, best, torch.zeros((), dtype=best.dtype, device=best.device)).sum(-1)
+        return Decoded(labels.targets, labels.lengths, score)
 
     def __repr__(self) -> str:
         b, t, c = self.log_probs.shape
