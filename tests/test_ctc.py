@@ -4,6 +4,7 @@ every alignment on tiny inputs."""
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -310,6 +311,43 @@ def test_beam_search_finds_the_best_labelling(seed):
         best = max(totals, key=totals.get)
         assert tuple(decoded.labels[i, : int(decoded.lengths[i])].tolist()) == best
         assert float(decoded.scores[i]) == pytest.approx(totals[best], abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_search_nbest_against_enumeration(seed):
+    """nbest = k with a beam wide enough to prune nothing: the k most probable label sequences and their
+    exact log P(y|x), from enumerating every alignment; a narrow beam's n-best is a prefix-closed subset."""
+    g = torch.Generator().manual_seed(seed)
+    t, c, k = 5, 3, 6
+    lp = (torch.randn(2, t, c, generator=g, dtype=torch.float64) * 1.2).log_softmax(-1)
+    il = torch.tensor([5, 4])
+    decoded = CTC(lp, il).decode(beam_width=200, nbest=k)
+    assert decoded.labels.shape[:2] == (2, k) and decoded.scores.shape == (2, k)
+    for i in range(2):
+        totals = {}
+        for z, s in enumerate_alignments(lp[i], int(il[i]), c):
+            y = hand_collapse(z, 0)
+            totals[y] = float(np.logaddexp(totals.get(y, -math.inf), s))
+        ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:k]
+        got = [tuple(decoded.labels[i, j, : int(decoded.lengths[i, j])].tolist()) for j in range(k)]
+        assert got == [y for y, _ in ranked]
+        torch.testing.assert_close(
+            decoded.scores[i], torch.tensor([s for _, s in ranked], dtype=torch.float64)
+        )
+    narrow = CTC(lp, il).decode(beam_width=3, nbest=3)
+    assert (narrow.scores[:, :-1] >= narrow.scores[:, 1:]).all()  # best first
+    one = CTC(lp, il).decode(beam_width=200)
+    torch.testing.assert_close(one.scores, decoded.scores[:, 0])  # nbest[0] is the plain beam's answer
+
+
+def test_beam_search_nbest_pads_when_the_beam_holds_fewer():
+    lp = torch.tensor([[[0.0, -math.inf]]], dtype=torch.float64)  # one frame, surely blank
+    decoded = CTC(lp, torch.tensor([1])).decode(beam_width=4, nbest=3)
+    assert decoded.lengths.tolist() == [[0, 0, 0]]
+    assert decoded.scores[0, 0] == 0.0 and torch.isinf(decoded.scores[0, 1:]).all()
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ValueError, match="^nbest:"):
+            CTC(lp, torch.tensor([1])).decode(beam_width=4, nbest=bad)
 
 
 def test_beam_search_language_model_hook():

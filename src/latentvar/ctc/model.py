@@ -126,6 +126,7 @@ class CTC(LatentVariableModel):
         lm_weight: float = 0.0,
         length_bonus: float = 0.0,
         prune_top: int | None = None,
+        nbest: int | None = None,
     ) -> Decoded:
         """Label sequences y and their log scores.
 
@@ -136,6 +137,11 @@ class CTC(LatentVariableModel):
         in the beam, plus ``lm_weight`` · log P_lm(y) and ``length_bonus`` · |y| when a language model
         hook ``lm(prefix) -> (c,) next-label log-probabilities`` is given. ``prune_top`` considers only
         the most probable labels of each frame.
+
+        ``nbest = k`` (1 <= k <= beam_width): the k best label sequences of the final beam, best first,
+        as a `Decoded` with an n axis: labels (b, k, l) padded with -1, lengths (b, k), scores (b, k);
+        where the beam holds fewer than k distinct sequences the rest have length 0 and score -inf.
+        TensorFlow's ``ctc_beam_search_decoder(top_paths=k)`` likewise refuses k > beam_width.
         """
         if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
             raise ValueError(f"beam_width: expected a positive integer, got {beam_width!r}")
@@ -143,21 +149,33 @@ class CTC(LatentVariableModel):
             raise ValueError(
                 f"lm: expected a callable prefix -> next-label log-probabilities, got {type(lm).__name__}"
             )
-        if beam_width == 1 and lm is None:
+        if nbest is not None and (
+            isinstance(nbest, bool) or not isinstance(nbest, int) or not 1 <= nbest <= beam_width
+        ):
+            raise ValueError(
+                f"nbest: expected an integer in [1, beam_width = {beam_width}] (the beam holds at most "
+                f"beam_width sequences), got {nbest!r}"
+            )
+        if beam_width == 1 and lm is None and nbest is None:
             return self._greedy()
         lp = self.log_probs.detach().to(torch.float64).cpu().numpy()
+        k = 1 if nbest is None else nbest
         results = [
             prefix_beam_search(
-                lp[i, : int(n)], self.blank, beam_width, lm, lm_weight, length_bonus, prune_top
+                lp[i, : int(n)], self.blank, beam_width, lm, lm_weight, length_bonus, prune_top, nbest=k
             )
             for i, n in enumerate(self.input_lengths.tolist())
         ]
-        width = max((len(p) for p, _ in results), default=0)
-        labels = torch.full((self.batch_size, width), PAD, dtype=torch.long)
-        for i, (p, _) in enumerate(results):
-            labels[i, : len(p)] = torch.as_tensor(p, dtype=torch.long)
-        lengths = torch.as_tensor([len(p) for p, _ in results], dtype=torch.long)
-        scores = torch.as_tensor([s for _, s in results], dtype=self.log_probs.dtype)
+        width = max((len(p) for row in results for p, _ in row), default=0)
+        labels = torch.full((self.batch_size, k, width), PAD, dtype=torch.long)
+        lengths = torch.zeros((self.batch_size, k), dtype=torch.long)
+        scores = torch.full((self.batch_size, k), NEG_INF, dtype=self.log_probs.dtype)
+        for i, row in enumerate(results):
+            for j, (p, score) in enumerate(row):
+                labels[i, j, : len(p)] = torch.as_tensor(p, dtype=torch.long)
+                lengths[i, j], scores[i, j] = len(p), score
+        if nbest is None:
+            labels, lengths, scores = labels[:, 0], lengths[:, 0], scores[:, 0]
         dev = self.log_probs.device
         return Decoded(labels.to(dev), lengths.to(dev), scores.to(dev))
 
