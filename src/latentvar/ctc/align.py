@@ -8,8 +8,8 @@ l = 2,000 labels (s = 2l + 1) in float32. Here the forward pass keeps only the v
 every segment of ``segment`` frames (default ⌈√t⌉); the backtrace then walks the segments last to first,
 recomputing each segment's variables from its checkpoint. Memory O(b·s·(t/segment + segment)) = O(b·s·√t),
 time two forward passes. The recomputation runs the same TorchScript kernel arithmetic on the same inputs,
-and the walk is the one backtrace of `latentvar.inference.backtrack` step for step, so the path equals the
-plain Viterbi path exactly (ties included; tested).
+and the walk is the one backtrace of `latentvar.inference.backtrack` step for step (a TorchScript loop), so
+the path equals the plain Viterbi path exactly (ties included; tested).
 
 **Star token** (`STAR`, -2 in a target): a wildcard for the parts of the audio a partial transcript does not
 cover (MMS's ``<star>``, Pratap et al. 2023). Precisely: a target y with stars is aligned as a CTC target
@@ -26,11 +26,12 @@ Shapes (named axes): b batch, t frames, c classes, l target labels, s = 2l + 1 e
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
 
-from latentvar.inference.backtrack import PAD, Argmax
+from latentvar.inference.backtrack import PAD
 from latentvar.inference.lattice import ctc_chain, log_partition_of_ctc
 
 STAR = -2  # the wildcard token in a target, and the label of its frames in an alignment path
@@ -71,16 +72,53 @@ def _segment_kernel(
     return alpha, stored
 
 
-_scripted_segment = None
+def _walk_kernel(
+    alphas: Tensor,
+    t0: int,
+    t_stop: int,
+    input_lengths: Tensor,
+    skip_padded: Tensor,
+    end: Tensor,
+    nxt: Tensor,
+    positions: Tensor,
+) -> Tensor:
+    """The backtrace over frames t_stop - 1 down to t0 of segment alphas (t1 - t0, b, s): for the banded
+    lattice, `Banded.predecessors` and `latentvar.inference.backtrack`'s Argmax step, operation for
+    operation (ties to the lowest candidate: stay, then move one, then skip). Writes ``positions`` (b, t),
+    returns the position carried into frame t0 - 1."""
+    s = alphas.shape[2]
+    offsets = torch.arange(3, device=alphas.device)
+    zero = torch.zeros((), dtype=alphas.dtype, device=alphas.device)
+    neg_inf = torch.full((), float("-inf"), dtype=alphas.dtype, device=alphas.device)
+    for t in range(t_stop - 1, t0 - 1, -1):
+        active = t < input_lengths
+        at_end = t == input_lengths - 1
+        cur = torch.where(at_end, end, nxt)
+        cand = cur[:, None] - offsets
+        can_skip = skip_padded.gather(1, cur[:, None].clamp(max=s)).squeeze(1)
+        ok = torch.stack((~at_end, cand[:, 1] >= 0, (cand[:, 2] >= 0) & (can_skip | at_end)), dim=-1)
+        scores = alphas[t - t0].gather(1, cand.clamp(0, s - 1)) + torch.where(ok, zero, neg_inf)
+        picked = cand.gather(1, scores.argmax(-1)[:, None]).squeeze(1)
+        positions[:, t] = torch.where(active, picked, torch.full_like(picked, -1))
+        nxt = torch.where(active, picked, nxt)
+    return nxt
+
+
+_scripted_kernels: dict = {}
+
+
+def _kernel(fn):
+    """``fn`` compiled by TorchScript on first use (its deprecation warning silenced, as in
+    `latentvar.inference._scripted`: the scripted loops are plain TorchScript and stay correct)."""
+    if fn not in _scripted_kernels:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _scripted_kernels[fn] = torch.jit.script(fn)
+    return _scripted_kernels[fn]
 
 
 def _segment(*args):
-    global _scripted_segment
-    if _scripted_segment is None:
-        from latentvar.inference._scripted import _scripted
-
-        _scripted_segment = _scripted(_segment_kernel)
-    return _scripted_segment(*args)
+    return _kernel(_segment_kernel)(*args)
 
 
 def checkpointed_alignment(
@@ -113,20 +151,16 @@ def checkpointed_alignment(
         positions = torch.full((b, t_max), PAD, dtype=torch.long, device=lp.device)
         nxt = torch.zeros(b, dtype=torch.long, device=lp.device)
         longest = int(input_lengths.max()) if b else 0
-        choose = Argmax()
+        walk = _kernel(_walk_kernel)
+        # `Banded.predecessors`' inputs: skip padded for the virtual end position after the last, 2l + 1
+        skip_padded = torch.cat([step.skip, step.skip.new_zeros(b, 1)], dim=1)
+        virtual_end = 2 * target_lengths + 1
         for index in range((min(t_max, longest) - 1) // segment, -1, -1):  # pass 2: segments last to first
             t0 = index * segment
             t1 = min(t0 + segment, t_max)
             _, alphas = _segment(lp, ext, step.bias, input_lengths, checkpoints[index], t0, t1, True)
-            for t in range(
-                min(t1, longest) - 1, t0 - 1, -1
-            ):  # `latentvar.inference.backtrack`, step for step
-                active = t < input_lengths
-                cand, bias = step.predecessors(t + 1, nxt, t == input_lengths - 1, final)
-                picked = choose(alphas[t - t0].gather(-1, cand.clamp(0, s - 1)) + bias)
-                picked = cand.gather(-1, picked[..., None]).squeeze(-1)
-                positions[:, t] = torch.where(active, picked, PAD)
-                nxt = torch.where(active, picked, nxt)
+            end = min(t1, longest)
+            nxt = walk(alphas, t0, end, input_lengths, skip_padded, virtual_end, nxt, positions)
     positions = torch.where(torch.isfinite(score)[:, None], positions, PAD)
     return positions, score
 
