@@ -84,25 +84,28 @@ def _shape_params():
         yield pytest.param(ok, init, trans, obs, marks=marks, id=f"{ok}-{init}-{trans}-{obs}")
 
 
-@pytest.mark.parametrize("state_dim", [2, 3])
-@pytest.mark.parametrize("event_shape", [(), (5,), (2, 3)], ids=str)
+EVENT_SHAPES = [(), (5,), (2, 3)]
+
+
 @pytest.mark.parametrize("ok,init_shape,trans_shape,obs_shape", list(_shape_params()))
-def test_discrete_hmm_shape(ok, init_shape, trans_shape, obs_shape, event_shape, state_dim):
+def test_discrete_hmm_shape(ok, init_shape, trans_shape, obs_shape):
     """test_hmm.py test_discrete_hmm_shape: log_prob's shape is broadcast(init_shape, trans_shape[:-1],
-    obs_shape[:-1]) for Bernoulli emissions of every event shape; incompatible shapes raise ValueError.
+    obs_shape[:-1]) for Bernoulli emissions of every event shape ((), (5,), (2, 3)) and 2 or 3 states
+    (Pyro's parametrization, looped inside to keep the suite fast); incompatible shapes raise ValueError.
     (Its check_expand and filter parts are the separate xfails below.) Where that shape is () -- one
     unbatched sequence -- latentvar returns (1,): the shape fix of issue 21."""
-    init_logits = torch.randn(init_shape + (state_dim,), dtype=DT)
-    trans_logits = torch.randn(trans_shape + (state_dim, state_dim), dtype=DT)
-    obs_logits = torch.randn(obs_shape + (state_dim,) + event_shape, dtype=DT)
-    obs_dist = D.Independent(D.Bernoulli(logits=obs_logits), len(event_shape))
-    data = obs_dist.sample()[(slice(None),) * len(obs_shape) + (0,)]
-    if not ok:
-        with pytest.raises(ValueError):
-            HMM(init_logits, trans_logits, obs_dist).log_prob(data)
-        return
-    actual = HMM(init_logits, trans_logits, obs_dist).log_prob(data)
-    assert actual.shape == torch.broadcast_shapes(init_shape, trans_shape[:-1], obs_shape[:-1])
+    for event_shape, state_dim in itertools.product(EVENT_SHAPES, [2, 3]):
+        init_logits = torch.randn(init_shape + (state_dim,), dtype=DT)
+        trans_logits = torch.randn(trans_shape + (state_dim, state_dim), dtype=DT)
+        obs_logits = torch.randn(obs_shape + (state_dim,) + event_shape, dtype=DT)
+        obs_dist = D.Independent(D.Bernoulli(logits=obs_logits), len(event_shape))
+        data = obs_dist.sample()[(slice(None),) * len(obs_shape) + (0,)]
+        if not ok:
+            with pytest.raises(ValueError):
+                HMM(init_logits, trans_logits, obs_dist).log_prob(data)
+            continue
+        actual = HMM(init_logits, trans_logits, obs_dist).log_prob(data)
+        assert actual.shape == torch.broadcast_shapes(init_shape, trans_shape[:-1], obs_shape[:-1])
 
 
 HOMOGENEOUS_CASES = [
@@ -128,28 +131,24 @@ def _homogeneous_params():
         )
 
 
-@pytest.mark.parametrize("event_shape", [(), (5,), (2, 3)], ids=str)
-@pytest.mark.parametrize("state_dim", [2, 3])
-@pytest.mark.parametrize("num_steps", [1, 2, 3])
 @pytest.mark.parametrize("init_shape,trans_shape,obs_shape", list(_homogeneous_params()))
-def test_discrete_hmm_homogeneous_trick(
-    init_shape, trans_shape, obs_shape, event_shape, state_dim, num_steps
-):
+def test_discrete_hmm_homogeneous_trick(init_shape, trans_shape, obs_shape):
     """test_hmm.py test_discrete_hmm_homogeneous_trick: transitions and emissions with a time axis of 1 are
-    homogeneous and score data of any number of steps; log_prob's shape is the broadcast batch shape.
-    (Pyro's ``event_shape == (1,) + event``: latentvar's HMM.event_shape is one observation's shape, the
-    event without the time axis.)"""
+    homogeneous and score data of any number of steps (1, 2, 3); log_prob's shape is the broadcast batch
+    shape, for every event shape and 2 or 3 states (looped inside). (Pyro's ``event_shape == (1,) + event``:
+    latentvar's HMM.event_shape is one observation's shape, the event without the time axis.)"""
     batch_shape = torch.broadcast_shapes(init_shape, trans_shape[:-1], obs_shape[:-1])
-    init_logits = torch.randn(init_shape + (state_dim,), dtype=DT)
-    trans_logits = torch.randn(trans_shape + (state_dim, state_dim), dtype=DT)
-    obs_logits = torch.randn(obs_shape + (state_dim,) + event_shape, dtype=DT)
-    obs_dist = D.Independent(D.Bernoulli(logits=obs_logits), len(event_shape))
-    d = HMM(init_logits, trans_logits, obs_dist)
-    assert d.event_shape == event_shape
-    data = obs_dist.expand(batch_shape + (num_steps, state_dim)).sample()
-    data = data[(slice(None),) * (len(batch_shape) + 1) + (0,)]
-    assert data.shape == batch_shape + (num_steps,) + event_shape
-    assert d.log_prob(data).shape == batch_shape
+    for event_shape, state_dim, num_steps in itertools.product(EVENT_SHAPES, [2, 3], [1, 2, 3]):
+        init_logits = torch.randn(init_shape + (state_dim,), dtype=DT)
+        trans_logits = torch.randn(trans_shape + (state_dim, state_dim), dtype=DT)
+        obs_logits = torch.randn(obs_shape + (state_dim,) + event_shape, dtype=DT)
+        obs_dist = D.Independent(D.Bernoulli(logits=obs_logits), len(event_shape))
+        d = HMM(init_logits, trans_logits, obs_dist)
+        assert d.event_shape == event_shape
+        data = obs_dist.expand(batch_shape + (num_steps, state_dim)).sample()
+        data = data[(slice(None),) * (len(batch_shape) + 1) + (0,)]
+        assert data.shape == batch_shape + (num_steps,) + event_shape
+        assert d.log_prob(data).shape == batch_shape
 
 
 def _pyro_as_latentvar(init_logits, trans_logits, obs_dist) -> HMM:
