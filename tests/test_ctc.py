@@ -4,6 +4,7 @@ every alignment on tiny inputs."""
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -312,6 +313,43 @@ def test_beam_search_finds_the_best_labelling(seed):
         assert float(decoded.scores[i]) == pytest.approx(totals[best], abs=1e-9)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_search_nbest_against_enumeration(seed):
+    """nbest = k with a beam wide enough to prune nothing: the k most probable label sequences and their
+    exact log P(y|x), from enumerating every alignment; a narrow beam's n-best is a prefix-closed subset."""
+    g = torch.Generator().manual_seed(seed)
+    t, c, k = 5, 3, 6
+    lp = (torch.randn(2, t, c, generator=g, dtype=torch.float64) * 1.2).log_softmax(-1)
+    il = torch.tensor([5, 4])
+    decoded = CTC(lp, il).decode(beam_width=200, nbest=k)
+    assert decoded.labels.shape[:2] == (2, k) and decoded.scores.shape == (2, k)
+    for i in range(2):
+        totals = {}
+        for z, s in enumerate_alignments(lp[i], int(il[i]), c):
+            y = hand_collapse(z, 0)
+            totals[y] = float(np.logaddexp(totals.get(y, -math.inf), s))
+        ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:k]
+        got = [tuple(decoded.labels[i, j, : int(decoded.lengths[i, j])].tolist()) for j in range(k)]
+        assert got == [y for y, _ in ranked]
+        torch.testing.assert_close(
+            decoded.scores[i], torch.tensor([s for _, s in ranked], dtype=torch.float64)
+        )
+    narrow = CTC(lp, il).decode(beam_width=3, nbest=3)
+    assert (narrow.scores[:, :-1] >= narrow.scores[:, 1:]).all()  # best first
+    one = CTC(lp, il).decode(beam_width=200)
+    torch.testing.assert_close(one.scores, decoded.scores[:, 0])  # nbest[0] is the plain beam's answer
+
+
+def test_beam_search_nbest_pads_when_the_beam_holds_fewer():
+    lp = torch.tensor([[[0.0, -math.inf]]], dtype=torch.float64)  # one frame, surely blank
+    decoded = CTC(lp, torch.tensor([1])).decode(beam_width=4, nbest=3)
+    assert decoded.lengths.tolist() == [[0, 0, 0]]
+    assert decoded.scores[0, 0] == 0.0 and torch.isinf(decoded.scores[0, 1:]).all()
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ValueError, match="^nbest:"):
+            CTC(lp, torch.tensor([1])).decode(beam_width=4, nbest=bad)
+
+
 def test_beam_search_language_model_hook():
     lp = torch.tensor([[0.1, 0.6, 0.3]] * 3, dtype=torch.float64).log()[None]
     model = CTC(lp, torch.tensor([3]))
@@ -348,6 +386,90 @@ def test_ctc_loss_reductions_match_torch(reduction, zero_infinity):
     for v, gr in zip(values[1:], grads[1:], strict=True):
         torch.testing.assert_close(v, values[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(gr, grads[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("backend", ["auto", "latentvar", "native"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_ctc_loss_target_longer_than_the_frames_is_infinite_like_torch(reduction, backend):
+    """issue 21: torch returns inf (0 with zero_infinity) for a target longer than T; so do we, values and
+    gradients equal to torch's for every reduction."""
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+    targets = torch.tensor([[1, 2, 3, 1], [1, 2, 0, 0]])
+    il, tl = torch.tensor([3, 3]), torch.tensor([4, 2])
+    out = []
+    for fn, kw in ((F.ctc_loss, {}), (ctc_loss, {"backend": backend})):
+        x = logits.clone().requires_grad_()
+        lp = x.log_softmax(-1).transpose(0, 1)
+        loss = fn(lp, targets, il, tl, reduction=reduction, zero_infinity=True, **kw)
+        out.append((loss.detach(), torch.autograd.grad(loss.sum(), x)[0]))
+        if reduction == "none":
+            inf = fn(lp.detach(), targets, il, tl, reduction="none", **kw)
+            assert math.isinf(float(inf[0])) and float(inf[0]) > 0
+    torch.testing.assert_close(out[1][0], out[0][0], atol=1e-10, rtol=0)
+    torch.testing.assert_close(out[1][1], out[0][1], atol=1e-10, rtol=0)
+    assert float(out[0][1][0].abs().sum()) == 0.0  # the zeroed row has no gradient
+    with pytest.raises(ValueError, match="^target_lengths:"):  # the model still refuses it
+        CTC(logits.log_softmax(-1), il).log_prob(targets, tl)
+
+
+def test_ctc_loss_zero_dim_lengths_for_a_batch_of_one_like_torch():
+    lp = torch.randn(5, 1, 4, dtype=torch.float64).log_softmax(-1)
+    for targets in (torch.tensor([[1, 2]]), torch.tensor([1, 2])):
+        ref = F.ctc_loss(lp, targets, torch.tensor(5), torch.tensor(2), reduction="none")
+        got = ctc_loss(lp, targets, torch.tensor(5), torch.tensor(2), reduction="none")
+        torch.testing.assert_close(got, ref)
+        assert got.shape == (1,)
+    with pytest.raises(ValueError, match="^input_lengths:"):  # a batch of two needs two lengths
+        ctc_loss(lp.expand(5, 2, 4), torch.tensor([[1, 2], [1, 2]]), torch.tensor(5), torch.tensor([2, 2]))
+
+
+@pytest.mark.parametrize("backend", ["auto", "latentvar", "native"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_ctc_loss_ignores_nonfinite_padding_like_torch(value, backend):
+    """NaN / inf in frames past input_lengths are padding: ignored, values and gradients as torch's."""
+    logits, targets, il, tl = random_case(9)
+    keep = torch.tensor([0, 1, 2, 4, 5])
+    logits, targets, il, tl = logits[keep], targets[keep], il[keep], tl[keep]
+    il[1] = 7
+    x = logits.clone().requires_grad_()
+    pad = (torch.arange(x.shape[1]) >= il[:, None])[..., None]
+
+    def padded():
+        return torch.where(pad, torch.full((), value, dtype=x.dtype), x.log_softmax(-1)).transpose(0, 1)
+
+    ref = F.ctc_loss(padded(), targets, il, tl, reduction="none")
+    (gref,) = torch.autograd.grad(ref.sum(), x)
+    got = ctc_loss(padded(), targets, il, tl, reduction="none", backend=backend)
+    (ggot,) = torch.autograd.grad(got.sum(), x)
+    lp = padded().detach()
+    torch.testing.assert_close(got, ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(ggot, gref, atol=1e-10, rtol=0)
+    assert torch.isfinite(ggot).all()
+    model = CTC(lp.detach().transpose(0, 1), il)  # the model too: posterior, alignment, sampling
+    post = model.posterior(targets, tl)
+    torch.testing.assert_close(post.log_partition, -ref.detach(), atol=1e-10, rtol=0)
+    assert torch.isfinite(post.marginals).all()
+    assert (model.sample((2,))[0] >= -1).all()
+    bad = lp.detach().clone()
+    bad[0, 1, 0] = value  # within the lengths: refused unless -inf (log 0)
+    if value == float("-inf"):
+        with pytest.warns(UserWarning, match="^log_probs: expected log-probabilities normalised"):
+            assert not torch.isnan(ctc_loss(bad, targets, il, tl))
+    else:
+        with pytest.raises(ValueError, match="^log_probs:"):
+            ctc_loss(bad, targets, il, tl)
+
+
+def test_greedy_score_is_finite_with_log_zero_padding():
+    """issue 21: -inf padding past input_lengths gave a NaN greedy score ((best * valid).sum())."""
+    logits, _, il, _ = random_case(4, b=5, t=20, c=6)
+    lp = logits.log_softmax(-1)
+    padded = torch.where((torch.arange(20) >= il[:, None])[..., None], float("-inf"), lp)
+    want = CTC(lp, il).decode()
+    got = CTC(padded, il).decode()
+    torch.testing.assert_close(got.scores, want.scores)
+    assert torch.equal(got.labels, want.labels)
 
 
 def test_ctc_loss_unbatched_and_own_backend():

@@ -13,7 +13,8 @@ with a banded step (`latentvar.inference.lattice`), so every question is one que
 gradient of log P(y|x) (TorchScript forward-backward kernels as the registered fast path).
 
 Rooms: model.py (`CTC`, `CTCPosterior`), loss.py (log P(y|x) and the torch-compatible `ctc_loss`),
-decode.py (collapse, greedy and prefix beam search), checks.py (argument checks).
+decode.py (collapse, greedy, prefix beam search and its n-best), align.py (bounded-memory forced alignment
+and the `STAR` wildcard token), checks.py (argument checks).
 
 Shapes (named axes): b batch, t frames, c classes (blank included), l target labels, s extended
 positions (s = 2l + 1), n samples.
@@ -21,6 +22,7 @@ positions (s = 2l + 1), n samples.
 
 from __future__ import annotations
 
+from latentvar.ctc.align import STAR, checkpointed_alignment
 from latentvar.ctc.decode import Decoded, Labels, collapse, prefix_beam_search
 from latentvar.ctc.loss import BACKENDS, ctc_loss, log_likelihood
 from latentvar.ctc.model import CTC, PAD, Alignment, CTCPosterior
@@ -30,10 +32,12 @@ __all__ = [
     "BACKENDS",
     "CTC",
     "PAD",
+    "STAR",
     "Alignment",
     "CTCPosterior",
     "Decoded",
     "Labels",
+    "checkpointed_alignment",
     "collapse",
     "ctc_loss",
     "extended_labels",

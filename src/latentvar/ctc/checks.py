@@ -12,12 +12,15 @@ from latentvar.ctc.decode import Labels
 
 
 def check_log_probs(log_probs, input_lengths, time_first: bool = False) -> tuple[Tensor, Tensor]:
+    """(b, t, c) log-probabilities and (b,) lengths. Frames past each input length are padding, ignored as
+    torch and TensorFlow ignore them: NaN or +-inf there is accepted and replaced by 0 (the returned tensor
+    is then a copy, differentiable with respect to the frames in use). A 0-d length is accepted for a batch
+    of one, as torch accepts it."""
     log_probs = as_tensor("log_probs", log_probs)
     axes = "t, b, c" if time_first else "b, t, c"
     check_ndim("log_probs", log_probs, 3, axes)
     if not torch.is_floating_point(log_probs):
         raise ValueError(f"log_probs: expected a floating-point tensor, got dtype {log_probs.dtype}")
-    check_finite("log_probs", log_probs.detach(), allow_neg_inf=True)
     if time_first:
         log_probs = log_probs.transpose(0, 1)
     b, t_max, c = log_probs.shape
@@ -25,9 +28,24 @@ def check_log_probs(log_probs, input_lengths, time_first: bool = False) -> tuple
         raise ValueError(
             f"log_probs: expected at least one class (the blank), got shape {tuple(log_probs.shape)}"
         )
-    input_lengths = check_lengths("input_lengths", input_lengths, b, t_max).to(log_probs.device, torch.long)
+    input_lengths = check_lengths("input_lengths", one_per_sequence(input_lengths, b), b, t_max)
+    input_lengths = input_lengths.to(log_probs.device, torch.long)
+    valid = (torch.arange(t_max, device=log_probs.device) < input_lengths[:, None])[..., None]
+    detached = log_probs.detach()
+    finite = torch.isfinite(detached)
+    if not bool(finite.all()):
+        check_finite("log_probs", torch.where(valid, detached, 0.0), allow_neg_inf=True)
+        if not bool((finite | valid).all()):  # non-finite padding: ignored, so never a NaN downstream
+            log_probs = torch.where(valid, log_probs, torch.zeros((), dtype=log_probs.dtype))
     _warn_unless_normalised(log_probs.detach(), input_lengths)
     return log_probs, input_lengths
+
+
+def one_per_sequence(lengths, batch: int):
+    """A 0-d length for a batch of one as shape (1,) (torch.nn.functional.ctc_loss accepts it)."""
+    if batch == 1 and isinstance(lengths, Tensor) and lengths.dim() == 0:
+        return lengths.reshape(1)
+    return lengths
 
 
 def _warn_unless_normalised(log_probs: Tensor, input_lengths: Tensor) -> None:
@@ -49,9 +67,20 @@ def check_blank(blank, num_classes: int) -> int:
     return blank
 
 
-def check_targets(targets, target_lengths, batch: int, t_max: int, num_classes: int, blank: int, device):
+def check_targets(
+    targets,
+    target_lengths,
+    batch: int,
+    t_max: int,
+    num_classes: int,
+    blank: int,
+    device,
+    longer_than_input: bool = False,
+):
     """Padded (b, l) targets and lengths (b,), from padded (b, l) or concatenated 1-D targets (as torch).
-    ``target_lengths`` may be None for padded targets (lengths = entries >= 0) or `Labels`."""
+    ``target_lengths`` may be None for padded targets (lengths = entries >= 0) or `Labels`; a 0-d length
+    is accepted for a batch of one. ``longer_than_input``: accept targets longer than the t frames (they
+    cannot fit: log P(y|x) = -inf, as torch's ctc_loss returns inf for them) instead of refusing them."""
     if isinstance(targets, Labels) and target_lengths is None:
         targets, target_lengths = targets
     targets = check_integer("targets", as_tensor("targets", targets)).to(device, torch.long)
@@ -62,9 +91,8 @@ def check_targets(targets, target_lengths, batch: int, t_max: int, num_classes: 
                 f"got targets of shape {tuple(targets.shape)}"
             )
         target_lengths = (targets >= 0).sum(-1)
-    target_lengths = check_integer("target_lengths", as_tensor("target_lengths", target_lengths)).to(
-        device, torch.long
-    )
+    target_lengths = as_tensor("target_lengths", one_per_sequence(target_lengths, batch))
+    target_lengths = check_integer("target_lengths", target_lengths).to(device, torch.long)
     if target_lengths.shape != (batch,):
         raise ValueError(
             f"target_lengths: expected shape ({batch},), one length per sequence of log_probs, "
@@ -72,7 +100,7 @@ def check_targets(targets, target_lengths, batch: int, t_max: int, num_classes: 
         )
     if batch and int(target_lengths.min()) < 0:
         raise ValueError(f"target_lengths: expected non-negative lengths, got {int(target_lengths.min())}")
-    if batch and int(target_lengths.max()) > t_max:
+    if batch and not longer_than_input and int(target_lengths.max()) > t_max:
         raise ValueError(
             f"target_lengths: expected lengths <= {t_max} (the frames of log_probs), "
             f"got {int(target_lengths.max())}"

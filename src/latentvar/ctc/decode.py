@@ -57,12 +57,16 @@ def prefix_beam_search(
     lm_weight: float = 0.0,
     length_bonus: float = 0.0,
     prune_top: int | None = None,
-) -> tuple[list[int], float]:
+    nbest: int | None = None,
+):
     """CTC prefix beam search over one sequence's log-probabilities (t, c) (Hannun et al. 2014, Alg. 1).
 
     Each prefix carries the log-probability of the paths so far that end in a blank (p_b) and in its
     last label (p_nb); a prefix extended by label c gains lm_weight · log P_lm(c | prefix) + length_bonus.
-    Returns the best prefix and its score log(p_b + p_nb)."""
+    Returns the best prefix and its score log(p_b + p_nb); with ``nbest = k`` a list of the k best
+    (prefix, score) pairs of the final beam, best first (fewer if the beam holds fewer distinct possible
+    prefixes; ties keep the beam's order). Every score is the probability mass of the paths the beam kept, a lower
+    bound on log P(y|x) that is exact when nothing was pruned (beam_width large enough)."""
     import numpy as np
 
     lse = np.logaddexp
@@ -100,5 +104,9 @@ def prefix_beam_search(
                 ext[1] = lse(ext[1], gain)
         ranked = sorted(nxt.items(), key=lambda kv: -lse(*kv[1]))
         beams = dict(ranked[:beam_width])
+    if nbest is not None:
+        ranked = sorted(beams.items(), key=lambda kv: -lse(*kv[1]))[:nbest]
+        out = [(list(p), float(lse(*v))) for p, v in ranked]
+        return out[:1] + [(p, v) for p, v in out[1:] if v > NEG_INF]  # impossible prefixes are no answer
     best, (p_b, p_nb) = max(beams.items(), key=lambda kv: lse(*kv[1]))
     return list(best), float(lse(p_b, p_nb))

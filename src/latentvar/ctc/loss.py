@@ -78,8 +78,10 @@ def ctc_loss(
     """-log P(y|x) with torch.nn.functional.ctc_loss's signature: ``log_probs`` (t, b, c) time first (or
     (t, c) unbatched), targets padded (b, l) or concatenated 1-D. ``reduction``: 'none' (b,), 'sum', or
     'mean' (each loss divided by its target length, then averaged over the batch); ``zero_infinity``
-    replaces the infinite losses of targets that cannot fit (and their gradients) by zero. ``backend``:
-    see `log_likelihood`."""
+    replaces the infinite losses of targets that cannot fit (and their gradients) by zero. As torch: a
+    target longer than the frames gives inf (0 with ``zero_infinity``), a 0-d length is accepted for a
+    batch of one, and frames past ``input_lengths`` are ignored whatever they hold (NaN and inf
+    included). ``backend``: see `log_likelihood`."""
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
     log_probs = as_tensor("log_probs", log_probs)
@@ -92,7 +94,9 @@ def ctc_loss(
     lp, input_lengths = check_log_probs(log_probs, input_lengths, time_first=True)
     blank = check_blank(blank, lp.shape[-1])
     b, t_max, c = lp.shape
-    targets, target_lengths = check_targets(targets, target_lengths, b, t_max, c, blank, lp.device)
+    targets, target_lengths = check_targets(
+        targets, target_lengths, b, t_max, c, blank, lp.device, longer_than_input=True
+    )
     loss = -log_likelihood(lp, targets, input_lengths, target_lengths, blank, backend)
     if zero_infinity:
         loss = torch.where(torch.isinf(loss), torch.zeros((), dtype=loss.dtype, device=loss.device), loss)

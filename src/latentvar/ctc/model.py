@@ -12,11 +12,19 @@ from torch import Tensor
 
 from latentvar._checks import as_tensor, check_integer, check_sample_shape
 from latentvar.core import LatentVariableModel, Posterior
+from latentvar.ctc.align import (
+    FULL_TABLE_BYTES,
+    STAR,
+    checkpointed_alignment,
+    full_table_bytes,
+    star_path,
+    with_star_class,
+)
 from latentvar.ctc.checks import check_blank, check_log_probs, check_targets
 from latentvar.ctc.decode import PAD, Decoded, Labels, collapse, collapses_to, prefix_beam_search
 from latentvar.ctc.loss import log_likelihood
 from latentvar.inference import Argmax, GumbelDraw, MaxSemiring, ctc_chain
-from latentvar.inference.lattice import log_partition_of_ctc, positions_to_labels
+from latentvar.inference.lattice import extended_labels, log_partition_of_ctc, positions_to_labels
 
 NEG_INF = float("-inf")
 
@@ -81,10 +89,63 @@ class CTC(LatentVariableModel):
         targets, target_lengths = self._targets(targets, target_lengths)
         return CTCPosterior(self.log_probs, self.input_lengths, targets, target_lengths, self.blank)
 
-    def forced_align(self, targets, target_lengths=None) -> Alignment:
+    def forced_align(
+        self,
+        targets,
+        target_lengths=None,
+        star_score: float | None = None,
+        memory: str = "auto",
+        segment: int | None = None,
+    ) -> Alignment:
         """The best alignment argmax_{z: collapse(z)=y} P(z|x) of the whole batch at once (Viterbi in the
-        max semiring, then one batched backtrace), its log score and each token's frame span."""
-        return self.posterior(targets, target_lengths).alignment
+        max semiring, then one batched backtrace), its log score and each token's frame span.
+
+        ``targets`` may hold `STAR` (-2): a wildcard matching one or more frames whatever they hold, each
+        scored ``star_score`` (None: the frame's best class log-probability); its frames are `STAR` in the
+        path (definition: `latentvar.ctc.align`). ``memory``: 'full' keeps the (b, t, 2l+1) max-semiring
+        table; 'bounded' keeps checkpoints every ``segment`` frames (default ⌈√t⌉) and recomputes
+        segments in the backtrace -- O(b·l·√t) memory, twice the time, the same path; 'auto' (default)
+        is 'full' while that table stays under 256 MiB."""
+        if memory not in ("auto", "full", "bounded"):
+            raise ValueError(f"memory: expected 'auto', 'full' or 'bounded', got {memory!r}")
+        if segment is not None and (isinstance(segment, bool) or not isinstance(segment, int) or segment < 1):
+            raise ValueError(
+                f"segment: expected a positive integer number of frames or None, got {segment!r}"
+            )
+        if star_score is not None and (
+            isinstance(star_score, bool) or not isinstance(star_score, (int, float)) or math.isnan(star_score)
+        ):
+            raise ValueError(
+                f"star_score: expected a number (a log-score per frame) or None, got {star_score!r}"
+            )
+        log_probs, star = self.log_probs, None
+        labels = targets.targets if isinstance(targets, Labels) else as_tensor("targets", targets)
+        if not torch.is_floating_point(labels) and bool((labels == STAR).any()):
+            star = self.num_classes  # the wildcard as one more class
+            log_probs = with_star_class(self.log_probs, star_score)
+            labels = torch.where(labels == STAR, star, labels)
+        if isinstance(targets, Labels):
+            targets = Labels(labels, targets.lengths)
+        elif star is not None:
+            targets = labels
+        b, t_max, c = log_probs.shape
+        targets, target_lengths = check_targets(
+            targets, target_lengths, b, t_max, c, self.blank, log_probs.device
+        )
+        bounded = memory == "bounded" or (
+            memory == "auto" and full_table_bytes(log_probs, target_lengths) > FULL_TABLE_BYTES
+        )
+        if bounded:
+            positions, score = checkpointed_alignment(
+                log_probs, self.input_lengths, targets, target_lengths, self.blank, segment
+            )
+            ext, _ = extended_labels(targets, target_lengths, self.blank)
+            out = Alignment(
+                positions_to_labels(positions, ext), score, _token_spans(positions, target_lengths)
+            )
+        else:
+            out = CTCPosterior(log_probs, self.input_lengths, targets, target_lengths, self.blank).alignment
+        return out if star is None else Alignment(star_path(out.path, star), out.score, out.spans)
 
     # -- the joint P(z, y | x) -------------------------------------------------------------------
     def sample(self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None):
@@ -126,6 +187,7 @@ class CTC(LatentVariableModel):
         lm_weight: float = 0.0,
         length_bonus: float = 0.0,
         prune_top: int | None = None,
+        nbest: int | None = None,
     ) -> Decoded:
         """Label sequences y and their log scores.
 
@@ -136,6 +198,11 @@ class CTC(LatentVariableModel):
         in the beam, plus ``lm_weight`` · log P_lm(y) and ``length_bonus`` · |y| when a language model
         hook ``lm(prefix) -> (c,) next-label log-probabilities`` is given. ``prune_top`` considers only
         the most probable labels of each frame.
+
+        ``nbest = k`` (1 <= k <= beam_width): the k best label sequences of the final beam, best first,
+        as a `Decoded` with an n axis: labels (b, k, l) padded with -1, lengths (b, k), scores (b, k);
+        where the beam holds fewer than k distinct sequences the rest have length 0 and score -inf.
+        TensorFlow's ``ctc_beam_search_decoder(top_paths=k)`` likewise refuses k > beam_width.
         """
         if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
             raise ValueError(f"beam_width: expected a positive integer, got {beam_width!r}")
@@ -143,21 +210,33 @@ class CTC(LatentVariableModel):
             raise ValueError(
                 f"lm: expected a callable prefix -> next-label log-probabilities, got {type(lm).__name__}"
             )
-        if beam_width == 1 and lm is None:
+        if nbest is not None and (
+            isinstance(nbest, bool) or not isinstance(nbest, int) or not 1 <= nbest <= beam_width
+        ):
+            raise ValueError(
+                f"nbest: expected an integer in [1, beam_width = {beam_width}] (the beam holds at most "
+                f"beam_width sequences), got {nbest!r}"
+            )
+        if beam_width == 1 and lm is None and nbest is None:
             return self._greedy()
         lp = self.log_probs.detach().to(torch.float64).cpu().numpy()
+        k = 1 if nbest is None else nbest
         results = [
             prefix_beam_search(
-                lp[i, : int(n)], self.blank, beam_width, lm, lm_weight, length_bonus, prune_top
+                lp[i, : int(n)], self.blank, beam_width, lm, lm_weight, length_bonus, prune_top, nbest=k
             )
             for i, n in enumerate(self.input_lengths.tolist())
         ]
-        width = max((len(p) for p, _ in results), default=0)
-        labels = torch.full((self.batch_size, width), PAD, dtype=torch.long)
-        for i, (p, _) in enumerate(results):
-            labels[i, : len(p)] = torch.as_tensor(p, dtype=torch.long)
-        lengths = torch.as_tensor([len(p) for p, _ in results], dtype=torch.long)
-        scores = torch.as_tensor([s for _, s in results], dtype=self.log_probs.dtype)
+        width = max((len(p) for row in results for p, _ in row), default=0)
+        labels = torch.full((self.batch_size, k, width), PAD, dtype=torch.long)
+        lengths = torch.zeros((self.batch_size, k), dtype=torch.long)
+        scores = torch.full((self.batch_size, k), NEG_INF, dtype=self.log_probs.dtype)
+        for i, row in enumerate(results):
+            for j, (p, score) in enumerate(row):
+                labels[i, j, : len(p)] = torch.as_tensor(p, dtype=torch.long)
+                lengths[i, j], scores[i, j] = len(p), score
+        if nbest is None:
+            labels, lengths, scores = labels[:, 0], lengths[:, 0], scores[:, 0]
         dev = self.log_probs.device
         return Decoded(labels.to(dev), lengths.to(dev), scores.to(dev))
 
@@ -166,7 +245,9 @@ class CTC(LatentVariableModel):
         valid = self._valid_frames()
         z = torch.where(valid, z, PAD)
         labels = collapse(z, self.blank)
-        return Decoded(labels.targets, labels.lengths, (best * valid).sum(-1))
+        # where, not a product: -inf padding times 0 would be NaN
+        score = torch.where(valid, best, torch.zeros((), dtype=best.dtype, device=best.device)).sum(-1)
+        return Decoded(labels.targets, labels.lengths, score)
 
     def __repr__(self) -> str:
         b, t, c = self.log_probs.shape
