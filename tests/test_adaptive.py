@@ -185,7 +185,8 @@ def test_plan_resizing_and_the_cess():
         ({"replicates": 0}, r"^replicates: expected a positive integer"),
         ({"num_chains": 4, "replicates": 8}, r"^num_chains: expected at least one chain per replicate"),
         ({"start": "encoder"}, r"^start: expected 'fitted' or 'initial'"),
-        ({"schedule": "cosine"}, r"^schedule: expected 'adaptive', 'sigmoid'"),
+        ({"schedule": "cosine"}, r"^schedule: expected 'auto', 'adaptive', 'sigmoid'"),
+        ({"schedule": None}, r"^schedule: expected 'auto', 'adaptive', 'sigmoid'"),
         ({"schedule": "sigmoid"}, r"^num_steps: the sigmoid schedule needs"),
     ],
 )

@@ -149,8 +149,8 @@ def _anneal(path: _Path, z, betas, step_size, leapfrog_steps, target_accept, sho
 
 
 def _ais_options(num_steps, num_chains, leapfrog_steps, step_size, target_accept, schedule):
-    """Checked options; the schedule resolved: None -> 'adaptive' without num_steps, 'sigmoid' with."""
-    if schedule is None:
+    """Checked options; the schedule resolved: 'auto' -> 'adaptive' without num_steps, 'sigmoid' with."""
+    if isinstance(schedule, str) and schedule == "auto":
         schedule = "adaptive" if num_steps is None else "sigmoid"
     if isinstance(schedule, Tensor):
         betas = schedule.to(torch.float64).flatten()
@@ -158,8 +158,10 @@ def _ais_options(num_steps, num_chains, leapfrog_steps, step_size, target_accept
         if not ok:
             raise ValueError("schedule: expected increasing betas from 0 to 1, got another tensor")
         num_steps = betas.numel() - 1
-    elif schedule not in ("adaptive", "sigmoid"):
-        raise ValueError(f"schedule: expected 'adaptive', 'sigmoid' or a tensor of betas, got {schedule!r}")
+    elif not isinstance(schedule, str) or schedule not in ("adaptive", "sigmoid"):
+        raise ValueError(
+            f"schedule: expected 'auto', 'adaptive', 'sigmoid' or a tensor of betas, got {schedule!r}"
+        )
     elif schedule == "sigmoid" and num_steps is None:
         raise ValueError("num_steps: the sigmoid schedule needs a number of steps, got None")
     if num_steps is not None:
@@ -212,7 +214,7 @@ def ais(
     step_size: float = 0.5,
     target_accept: float = 0.65,
     show_progress: bool = False,
-    schedule: str | Tensor | None = None,
+    schedule: str | Tensor = "auto",
     target_cess: float = 0.99,
     resample: bool = True,
     replicates: int = 8,
@@ -227,7 +229,8 @@ def ais(
     poor q0 is (a stochastic lower bound on log P(y)); with the exact posterior as q0 every log-weight is
     log P(y).
 
-    ``schedule="adaptive"`` (the default without ``num_steps``; `latentvar.estimate.tempering`): a tuning
+    ``schedule="auto"`` (the default) is "adaptive" without ``num_steps`` and "sigmoid" with it.
+    ``schedule="adaptive"`` ( `latentvar.estimate.tempering`): a tuning
     run picks each next β so that the conditional ESS of the incremental weights is ``target_cess``
     (Zhou, Johansen & Aston 2016), adapts HMC's step size per temperature towards ``target_accept`` and a
     diagonal mass matrix from the chains' spread, and draws the leapfrog length from 1 .. 2·``leapfrog_steps``
@@ -239,7 +242,7 @@ def ais(
     ``num_steps`` with the adaptive schedule: the tuned schedule's shape resampled to that many
     temperatures (a fixed budget).
 
-    ``schedule="sigmoid"`` (the default when ``num_steps`` is given, as before) or a tensor of betas: the
+    ``schedule="sigmoid"`` (what ``num_steps`` alone gives, as before) or a tensor of betas: the
     fixed schedule of Wu et al. 2017, one HMC transition (``leapfrog_steps`` leapfrog steps) per
     temperature, step sizes adapted per image (×1.02 above ``target_accept``, ×0.98 below), stderr by the
     delta method over the ``num_chains`` independent chains.
@@ -284,7 +287,7 @@ def bdmc(
     step_size: float = 0.5,
     target_accept: float = 0.65,
     show_progress: bool = False,
-    schedule: str | Tensor | None = None,
+    schedule: str | Tensor = "auto",
     target_cess: float = 0.99,
     resample: bool = True,
     replicates: int = 8,

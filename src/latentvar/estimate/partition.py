@@ -183,4 +183,6 @@ def _schedule(schedule, num_steps: int) -> Tensor:
         return linear_schedule(num_steps)
     if schedule == "sigmoid":
         return sigmoid_schedule(num_steps)
-    raise ValueError(f"schedule: expected 'linear', 'sigmoid' or a tensor of betas, got {schedule!r}")
+    raise ValueError(
+        f"schedule: expected 'auto', 'adaptive', 'linear', 'sigmoid' or a tensor of betas, got {schedule!r}"
+    )
