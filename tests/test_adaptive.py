@@ -209,3 +209,23 @@ def test_bad_loopy_arguments_name_themselves():
         ais_log_partition(potts, replicates=-1)
     with pytest.raises(ValueError, match=r"^model: Swendsen-Wang needs"):
         swendsen_wang(potts, torch.zeros(1, 3, 3, dtype=torch.long), 1.0)
+
+
+def test_summary_reads_in_one_line():
+    model = _model()
+    _, y = model.sample((2,))
+    line = estimate.ais(model, y, 5, 8).summary()
+    assert line.startswith("ais: ") and "± " in line and "ESS " in line and "\n" not in line
+
+
+def test_a_capped_schedule_is_said():
+    from latentvar.estimate.ais import _Path
+    from latentvar.estimate.diagnostics import combine
+    from latentvar.estimate.hmc import HMCMover
+
+    model = _model(d_y=32, d_z=4, sigma=0.05)
+    _, y = model.sample((1,))
+    mover = HMCMover(_Path(model, y), 0.5, 3, 0.65)
+    run = smc.run(mover, 32, 4, max_steps=3, initial_params=mover.initial_params(F64))
+    assert run.capped and run.plan.num_steps == 3 and float(run.plan.betas[-1, 0]) == 1.0
+    assert "cap of temperatures" in combine("ais", run).diagnostic

@@ -25,6 +25,10 @@ from torch import Tensor
 from latentvar.estimate.weights import Estimate, effective_sample_size, log_mean_exp, log_mean_exp_stderr
 
 DEGENERATE = 0.1  # ESS below this fraction of the chains: a few chains carry the estimate
+CAPPED = (
+    "the adaptive schedule reached its cap of temperatures before β = 1 (the last step jumped): lower "
+    "target_cess or give num_steps"
+)
 SPREAD = 0.5  # nats: replicate runs further apart than this are not converged
 ACCEPT_RANGE = (0.2, 0.97)
 
@@ -89,10 +93,7 @@ def diagnose_run(est: Estimate, run, notes: list[str]) -> str:
     b = log_z.shape[1]
     resampled = bool((run.num_resamples > 0).any())
     if run.capped:
-        problems.append(
-            "the adaptive schedule reached its cap of temperatures before β = 1: the last step jumped, "
-            "lower target_cess or give num_steps"
-        )
+        problems.append(CAPPED)
     if log_z.shape[0] >= 2:
         spread = log_z.std(0)
         worst, i = _worst(spread, low=False)

@@ -145,7 +145,7 @@ def _adaptive(
     path, num_steps, num_chains, generator, show_progress, target_cess, resample, replicates, moves
 ):
     from latentvar.estimate import smc
-    from latentvar.estimate.diagnostics import combine
+    from latentvar.estimate.diagnostics import CAPPED, combine
     from latentvar.estimate.tempering import check_options, plan_for, refined, tune_chains
 
     if num_steps is not None:
@@ -166,7 +166,7 @@ def _adaptive(
         "moves": "swendsen-wang + gibbs" if mover.cluster else "gibbs",
         "tune_log_z": pilot.log_z[0] + log_z0,
     }
-    est = combine("ais_log_partition", main, extra)
+    est = combine("ais_log_partition", main, extra, [CAPPED] if pilot.capped else [])
     est.estimate = est.estimate + log_z0
     est.extra["replicate_log_z"] = est.extra["replicate_log_z"] + log_z0
     return est

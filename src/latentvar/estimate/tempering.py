@@ -21,7 +21,7 @@ import torch
 
 from latentvar._checks import check_positive
 from latentvar.estimate import smc
-from latentvar.estimate.diagnostics import combine, disagreement_note
+from latentvar.estimate.diagnostics import CAPPED, combine, disagreement_note
 from latentvar.estimate.hmc import FittedGaussian, HMCMover
 from latentvar.estimate.weights import check_num
 
@@ -112,7 +112,9 @@ def adaptive_ais(path_of, model, y, initial_q, opts: dict):
         "cost": cost,
         "start": opts["start"],
     }
-    est = combine("ais", main, extra)
+    if explore.capped or (opts["start"] == "fitted" and tuned.capped):
+        notes.append(CAPPED)
+    est = combine("ais", main, extra, notes)
     if opts["start"] == "fitted":
         note = disagreement_note(explore.log_z[0], est, "the tuning run from the prior (or initial)")
         if note:

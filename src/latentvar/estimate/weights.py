@@ -50,6 +50,14 @@ class Estimate:
     def mean_stderr(self) -> float:
         return float(self.stderr.pow(2).sum().sqrt() / self.stderr.numel())
 
+    def summary(self) -> str:
+        """One line: the mean estimate ± its stderr, the worst ESS, and the diagnostic."""
+        ess = self.ess
+        ess_txt = f", ESS {float(ess.min()):.1f} of {self.num_samples} at worst" if ess is not None else ""
+        return (
+            f"{self.name}: {self.mean:.4f} ± {self.mean_stderr:.4f} nats{ess_txt}; {self.diagnostic or 'ok'}"
+        )
+
     def __repr__(self) -> str:
         return (
             f"Estimate({self.name}, mean={self.mean:.4f} ± {self.mean_stderr:.4f} nats over "
