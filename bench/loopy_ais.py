@@ -1,6 +1,9 @@
 """AIS estimates of log Z on Ising / Potts grids against exact values, and their cost.
 
-    PYTHONPATH=src python bench/loopy_ais.py [--big-steps 1000 10000] [--chains 64] [--seed 0]
+    PYTHONPATH=src python bench/loopy_ais.py [--big-steps 1000 10000] [--chains 64] [--seed 0] [--moves gibbs]
+
+(The fixed-schedule AIS of `ais_log_partition(model, num_steps, num_chains)`; ``--moves gibbs``, the
+default here, is the sampler the recorded tables used. The adaptive estimator: bench/ais_adaptive.py.)
 
 - Small and narrow grids, where log Z is exact (the transfer matrix): 4×4 and 10×10 Ising at couplings
   0.2 / 0.3, 0.4407 (critical) and 0.6 / 0.8, a 6×6 3-state Potts grid with random potentials; AIS with
@@ -26,9 +29,9 @@ from latentvar.estimate.partition import ais_log_partition
 from latentvar.loopy import GridMRF, onsager_log_partition_per_site
 
 
-def run(model, steps: int, chains: int, seed: int):
+def run(model, steps: int, chains: int, seed: int, moves: str):
     start = time.perf_counter()
-    est = ais_log_partition(model, steps, chains, generator=torch.Generator().manual_seed(seed))
+    est = ais_log_partition(model, steps, chains, generator=torch.Generator().manual_seed(seed), moves=moves)
     return (
         float(est.estimate[0]),
         float(est.stderr[0]),
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--big-steps", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--chains", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--moves", default="gibbs", choices=["gibbs", "auto", "swendsen-wang"])
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     g = torch.Generator().manual_seed(123)
@@ -56,7 +60,7 @@ def main() -> None:
     print("| grid | exact log Z | AIS | error / stderr | ESS | time |\n|---|---:|---:|---:|---:|---:|")
     for name, model in small:
         exact = float(model.log_partition())
-        est, se, ess, seconds = run(model, 1000, args.chains, args.seed)
+        est, se, ess, seconds = run(model, 1000, args.chains, args.seed, args.moves)
         print(
             f"| {name} | {exact:.4f} | {est:.4f} ± {se:.4f} | {(est - exact) / se:+.1f} | {ess:.1f} | {seconds:.1f} s |"
         )
@@ -67,7 +71,9 @@ def main() -> None:
     for k in (0.3, 0.4407, 0.6):
         onsager = onsager_log_partition_per_site(k)
         for steps in args.big_steps:
-            est, se, ess, seconds = run(GridMRF.ising(64, 64, k, periodic=True), steps, 32, args.seed)
+            est, se, ess, seconds = run(
+                GridMRF.ising(64, 64, k, periodic=True), steps, 32, args.seed, args.moves
+            )
             n = 64 * 64
             print(
                 f"| {k} | {onsager:.6f} | {steps} | {est / n:.6f} | {est / n - onsager:+.6f} | {se / n:.6f} "

@@ -48,7 +48,7 @@ def test_linear_schedule():
         ({"num_chains": 1.5}, r"^num_chains: expected a positive integer"),
         (
             {"schedule": "cosine"},
-            r"^schedule: expected 'linear', 'sigmoid' or a tensor of betas, got 'cosine'",
+            r"^schedule: expected 'auto', 'adaptive', 'linear', 'sigmoid' or a tensor of betas, got 'cosine'",
         ),
         (
             {"schedule": torch.tensor([0.0, 0.7, 0.5, 1.0])},

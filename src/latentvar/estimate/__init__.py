@@ -11,12 +11,20 @@ importance      log mean_i P(z_i,y)/q(z_i), z_i ~ q                lower bound; 
 elbo            mean_i log P(z_i,y)/q(z_i|y)                       lower bound (Kingma & Welling 2014)
 iwae            log mean_i P(z_i,y)/q(z_i|y)                       lower bound, tighter with k (Burda 2016)
 ais             log mean_c w_c over HMC chains, prior (or an       lower bound in expectation (Neal 2001)
-                encoder q(z|y)) -> posterior
+                encoder q(z|y)) -> posterior; by default an
+                adaptive SMC sampler that tunes itself
 bdmc            AIS forward (lower) and reverse from an exact      brackets log P(y) on simulated data
                 posterior sample (upper)                           (Grosse et al. 2015; Wu et al. 2017)
-ais_log_        log Z of a loopy model (GridMRF, RBM): AIS from    lower bound in expectation (Neal 2001;
-partition       its independent base model along a Gibbs path      Salakhutdinov & Murray 2008)
+ais_log_        log Z of a loopy model (GridMRF, RBM): AIS / SMC   lower bound in expectation (Neal 2001;
+partition       from its independent base model (Gibbs, or         Salakhutdinov & Murray 2008)
+                Swendsen-Wang on Potts grids)
 ==============  ================================================  =========================================
+
+Adaptive annealing (the default of ``ais(model, y)``, ``bdmc`` and ``ais_log_partition(model)``, no budget
+needed): a tuning run chooses the schedule by conditional-ESS bisection and tunes the moves, then fresh
+chains in independent replicate groups replay it frozen, so the estimate stays unbiased for P(y) / Z and
+its stderr comes from the replicates' spread (smc.py, tempering.py, hmc.py, diagnostics.py). Every
+`Estimate` carries ``diagnostic``, one readable line ("ok: ..." or what is wrong and what to raise).
 
 Standard errors. For the log-mean-exp estimators (naive_mc, importance, iwae, ais) the stderr is the
 *delta method*: se(log mean w) ~= sd(w) / (sqrt(n) mean(w)), computed from self-normalised weights
@@ -36,7 +44,10 @@ Shapes: ``b`` images, ``s`` samples (or ``c`` AIS chains), ``...`` the latent sh
 
 Rooms: weights.py (the results, log-space helpers, argument checks), sampling.py (naive_mc, importance,
 elbo, iwae), ais.py (sigmoid_schedule, ais, bdmc), partition.py (ais_log_partition: the partition
-function of a model that offers an ``annealing_path()``; see its docstring for that protocol).
+function of a model that offers an ``annealing_path()``; see its docstring for that protocol), smc.py
+(the tempered SMC engine: CESS bisection, resampling, frozen plans, replicates), tempering.py (the
+adaptive ais / bdmc runs), hmc.py (self-tuning HMC, the fitted Gaussian start), diagnostics.py (replicate
+stderrs and the diagnostic line).
 """
 
 from latentvar.estimate.ais import ais, bdmc, sigmoid_schedule

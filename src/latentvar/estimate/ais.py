@@ -45,6 +45,8 @@ def sigmoid_schedule(num_steps: int, delta: float = 4.0, dtype=torch.float64) ->
 def _log_density_and_grad(dist: D.Distribution, z: Tensor) -> tuple[Tensor, Tensor]:
     """log dist(z) and ∇_z log dist(z): closed form for a diagonal Gaussian (the N(0, I) priors and the
     mean-field encoders here), one backward pass through ``log_prob`` otherwise."""
+    if hasattr(dist, "log_prob_and_grad"):  # e.g. the fitted Gaussian start (hmc.FittedGaussian)
+        return dist.log_prob_and_grad(z)
     base = dist.base_dist if isinstance(dist, D.Independent) else dist
     if isinstance(base, D.Normal):
         return dist.log_prob(z), -(z - base.loc) / base.scale**2
@@ -146,14 +148,37 @@ def _anneal(path: _Path, z, betas, step_size, leapfrog_steps, target_accept, sho
     return log_w, z, extra
 
 
-def _ais_options(num_steps, num_chains, leapfrog_steps, step_size, target_accept):
-    num_steps = check_num("num_steps", num_steps)
-    num_chains = check_num("num_chains", num_chains)
+def _ais_options(num_steps, num_chains, leapfrog_steps, step_size, target_accept, schedule):
+    """Checked options; the schedule resolved: 'auto' -> 'adaptive' without num_steps, 'sigmoid' with."""
+    if isinstance(schedule, str) and schedule == "auto":
+        schedule = "adaptive" if num_steps is None else "sigmoid"
+    if isinstance(schedule, Tensor):
+        betas = schedule.to(torch.float64).flatten()
+        ok = betas.numel() >= 2 and betas[0] == 0 and betas[-1] == 1 and bool((betas.diff() > 0).all())
+        if not ok:
+            raise ValueError("schedule: expected increasing betas from 0 to 1, got another tensor")
+        num_steps = betas.numel() - 1
+    elif not isinstance(schedule, str) or schedule not in ("adaptive", "sigmoid"):
+        raise ValueError(
+            f"schedule: expected 'auto', 'adaptive', 'sigmoid' or a tensor of betas, got {schedule!r}"
+        )
+    elif schedule == "sigmoid" and num_steps is None:
+        raise ValueError("num_steps: the sigmoid schedule needs a number of steps, got None")
+    if num_steps is not None:
+        num_steps = check_num("num_steps", num_steps)
+    if num_chains is not None:
+        num_chains = check_num("num_chains", num_chains)
     leapfrog_steps = check_num("leapfrog_steps", leapfrog_steps)
     check_positive("step_size", step_size)
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept: expected a probability in (0, 1), got {target_accept!r}")
-    return num_steps, num_chains, leapfrog_steps
+    return num_steps, num_chains, leapfrog_steps, schedule
+
+
+def _fixed_betas(schedule, num_steps: int) -> Tensor:
+    return (
+        schedule.to(torch.float64).flatten() if isinstance(schedule, Tensor) else sigmoid_schedule(num_steps)
+    )
 
 
 def _initial_for(model, initial, y: Tensor) -> D.Distribution | None:
@@ -181,38 +206,72 @@ def _initial_for(model, initial, y: Tensor) -> D.Distribution | None:
 def ais(
     model,
     y,
-    num_steps: int,
-    num_chains: int,
+    num_steps: int | None = None,
+    num_chains: int | None = None,
     *,
     initial: Callable[[Tensor], D.Distribution] | None = None,
     leapfrog_steps: int = 5,
     step_size: float = 0.5,
     target_accept: float = 0.65,
     show_progress: bool = False,
+    schedule: str | Tensor = "auto",
+    target_cess: float = 0.99,
+    resample: bool = True,
+    replicates: int = 8,
+    start: str = "fitted",
 ) -> Estimate:
-    """Annealed importance sampling (Neal 2001) with a sigmoid schedule of ``num_steps`` temperatures
-    and one HMC transition (``leapfrog_steps`` leapfrog steps) per temperature, as in Wu et al. 2017
-    ("On the quantitative analysis of decoder-based generative models"). ``num_chains`` independent
-    chains per image; estimate = log mean_c w_c, a stochastic lower bound on log P(y) (unbiased for P(y)).
+    """An `Estimate` of log P(y) per image by annealed importance sampling (Neal 2001) with HMC moves.
+    ``ais(model, y)`` -- no budget -- is the recommended call.
 
-    The path is geometric, π_β ∝ q0(z)^(1-β) [P(z) P(y|z)]^β, β from 0 to 1. By default q0 is the prior
-    P(z), so π_β ∝ P(z) P(y|z)^β. ``initial``: an encoder, a callable y (b, ...) -> Distribution over z
-    with batch (b,) and the latent event shape (like the encoder of `elbo` / `iwae`); the chains then
-    start from exact samples of q0 = initial(y) and log w = Σ_t (β_t - β_{t-1}) [log P(z) + log P(y|z) -
-    log q0(z)]. Because q0 is normalised and sampled exactly, the estimator stays unbiased for P(y) however
-    poor q0 is; a q0 close to the posterior shortens the path the chains must travel. With the exact
-    posterior as q0 every log-weight equals log P(y). (Neal 2001 allows any tractable normalised start;
-    Wu et al. 2017 anneal from the prior.) The gradient of log q0 is closed form for a diagonal Gaussian,
-    autograd otherwise. ``extra``: ``ess``, mean acceptance rate and final step size per image."""
-    num_steps, num_chains, leapfrog_steps = _ais_options(
-        num_steps, num_chains, leapfrog_steps, step_size, target_accept
+    The path is geometric, π_β ∝ q0(z)^(1-β) [P(z) P(y|z)]^β, β from 0 to 1, q0 the prior P(z) or, with
+    ``initial``, an encoder: a callable y (b, ...) -> Distribution over z with batch (b,) and the latent
+    event shape. Because q0 is normalised and sampled exactly the estimator is unbiased for P(y) however
+    poor q0 is (a stochastic lower bound on log P(y)); with the exact posterior as q0 every log-weight is
+    log P(y).
+
+    ``schedule="auto"`` (the default) is "adaptive" without ``num_steps`` and "sigmoid" with it.
+    ``schedule="adaptive"`` ( `latentvar.estimate.tempering`): a tuning
+    run picks each next β so that the conditional ESS of the incremental weights is ``target_cess``
+    (Zhou, Johansen & Aston 2016), adapts HMC's step size per temperature towards ``target_accept`` and a
+    diagonal mass matrix from the chains' spread, and draws the leapfrog length from 1 .. 2·``leapfrog_steps``
+    - 1; with ``start="fitted"`` a Gaussian fitted to its chains becomes the start of a second, short
+    tuning run. Then ``num_chains`` fresh chains (default 128), in ``replicates`` independent groups,
+    replay the frozen schedule -- with systematic resampling where the tuning run resampled when
+    ``resample`` (an SMC sampler, Del Moral et al. 2006), plain AIS otherwise -- so the estimate stays
+    unbiased for P(y), and the stderr comes from the replicates' spread (`latentvar.estimate.diagnostics`).
+    ``num_steps`` with the adaptive schedule: the tuned schedule's shape resampled to that many
+    temperatures (a fixed budget).
+
+    ``schedule="sigmoid"`` (what ``num_steps`` alone gives, as before) or a tensor of betas: the
+    fixed schedule of Wu et al. 2017, one HMC transition (``leapfrog_steps`` leapfrog steps) per
+    temperature, step sizes adapted per image (×1.02 above ``target_accept``, ×0.98 below), stderr by the
+    delta method over the ``num_chains`` independent chains.
+
+    ``extra``: ``ess``, mean acceptance rate and final step size per image; for the adaptive schedule also
+    ``num_temperatures``, ``replicate_log_z`` (R, b), ``num_resamples``, ``explore_log_z`` (the tuning
+    run's own estimate, a cross-check) and ``cost`` (chain-transitions over all runs). ``diagnostic``:
+    one readable line."""
+    num_steps, num_chains, leapfrog_steps, schedule = _ais_options(
+        num_steps, num_chains, leapfrog_steps, step_size, target_accept, schedule
     )
     y = check_batch(model, y)
-    path = _Path(model, y, _initial_for(model, initial, y))
+    q = _initial_for(model, initial, y)
+    if schedule == "adaptive":
+        from latentvar.estimate.tempering import adaptive_ais, check_options
+
+        num_chains, replicates = check_options(target_cess, resample, replicates, num_chains, start)
+        opts = dict(
+            num_chains=num_chains, replicates=replicates, num_steps=num_steps, step_size=step_size,
+            leapfrog_steps=leapfrog_steps, target_accept=target_accept, show_progress=show_progress,
+            target_cess=target_cess, resample=resample, start=start,
+        )  # fmt: skip
+        return adaptive_ais(lambda q0: _Path(model, y, q0), model, y, q, opts)[0]
+    num_chains = 128 if num_chains is None else num_chains
+    path = _Path(model, y, q)
     with torch.no_grad():
         z0 = path.sample_initial(num_chains)
     eps = torch.full((y.shape[0],), float(step_size), dtype=z0.dtype)
-    betas = sigmoid_schedule(num_steps)
+    betas = _fixed_betas(schedule, num_steps)
     log_w, _, extra = _anneal(path, z0, betas, eps, leapfrog_steps, target_accept, show_progress, "AIS")
     return summarise_lme("ais", log_w, extra)
 
@@ -220,36 +279,47 @@ def ais(
 def bdmc(
     model,
     num_images: int,
-    num_steps: int,
-    num_chains: int,
+    num_steps: int | None = None,
+    num_chains: int | None = None,
     *,
     initial: Callable[[Tensor], D.Distribution] | None = None,
     leapfrog_steps: int = 5,
     step_size: float = 0.5,
     target_accept: float = 0.65,
     show_progress: bool = False,
+    schedule: str | Tensor = "auto",
+    target_cess: float = 0.99,
+    resample: bool = True,
+    replicates: int = 8,
+    start: str = "fitted",
 ) -> BDMCResult:
     """Bidirectional Monte Carlo (Grosse, Ghahramani & Adams 2015; Grosse et al. 2016; Wu et al. 2017):
     simulate (z*, y) ~ P(z) P(y|z) for ``num_images`` images, so z* is an exact posterior sample for y.
     Forward AIS (q0 -> posterior) gives a stochastic lower bound on log P(y); reverse AIS (posterior
     -> q0, every chain started at z*) estimates 1/P(y) unbiasedly, so -log mean_c w_c^rev is a
     stochastic upper bound. The gap bounds the error of AIS with this schedule on data like this.
-    ``initial``: as in `ais` (default None: q0 = the prior); both directions use the same path, so the
-    reverse chains end at q0(z|y). The reverse run starts from the forward run's final step sizes
-    (tuned at β = 1)."""
+    Options as in `ais`. With the adaptive schedule the forward estimate is `ais`'s (replicates,
+    resampling, fitted start) and the reverse run replays its frozen schedule backwards from z* to the
+    same start, without resampling and with the kernels tuned at each temperature; its stderr is the
+    delta method over its chains. With a fixed schedule the reverse run starts from the forward run's
+    final step sizes (tuned at β = 1)."""
     num_images = check_num("num_images", num_images)
-    num_steps, num_chains, leapfrog_steps = _ais_options(
-        num_steps, num_chains, leapfrog_steps, step_size, target_accept
+    num_steps, num_chains, leapfrog_steps, schedule = _ais_options(
+        num_steps, num_chains, leapfrog_steps, step_size, target_accept, schedule
     )
     check_model(model)
     with torch.no_grad():
         z_true, y = model.sample((num_images,))
     z_true, y = z_true.detach(), y.detach()
-    path = _Path(model, y, _initial_for(model, initial, y))
+    q = _initial_for(model, initial, y)
+    if schedule == "adaptive":
+        return _adaptive_bdmc(model, y, z_true, q, locals())
+    num_chains = 128 if num_chains is None else num_chains
+    path = _Path(model, y, q)
     with torch.no_grad():
         z0 = path.sample_initial(num_chains)
     eps = torch.full((num_images,), float(step_size), dtype=z0.dtype)
-    betas = sigmoid_schedule(num_steps)
+    betas = _fixed_betas(schedule, num_steps)
     log_w, _, extra = _anneal(path, z0, betas, eps, leapfrog_steps, target_accept, show_progress, "AIS")
     lower = summarise_lme("bdmc_lower", log_w, extra)
     z0 = z_true.unsqueeze(0).expand(num_chains, *z_true.shape).clone()
@@ -257,9 +327,36 @@ def bdmc(
     log_w_rev, _, extra = _anneal(
         path, z0, betas.flip(0), eps, leapfrog_steps, target_accept, show_progress, "reverse AIS"
     )
+    return BDMCResult(lower=lower, upper=_upper(log_w_rev, extra), y=y, z=z_true)
+
+
+def _upper(log_w_rev: Tensor, extra: dict) -> Estimate:
+    from latentvar.estimate.diagnostics import diagnose_weights
+
     log_w_rev = finite_or_raise("bdmc", log_w_rev)
     extra["ess"] = effective_sample_size(log_w_rev)
     upper = Estimate(
-        "bdmc_upper", -log_mean_exp(log_w_rev, 0), log_mean_exp_stderr(log_w_rev), num_chains, extra
+        "bdmc_upper", -log_mean_exp(log_w_rev, 0), log_mean_exp_stderr(log_w_rev), log_w_rev.shape[0], extra
     )
-    return BDMCResult(lower=lower, upper=upper, y=y, z=z_true)
+    upper.diagnostic = diagnose_weights(upper)
+    return upper
+
+
+def _adaptive_bdmc(model, y, z_true, q, opts: dict) -> BDMCResult:
+    from latentvar.estimate import smc
+    from latentvar.estimate.tempering import Reversed, adaptive_ais, check_options, reverse_plan
+
+    num_chains, replicates = check_options(
+        opts["target_cess"], opts["resample"], opts["replicates"], opts["num_chains"], opts["start"]
+    )
+    opts = dict(opts, num_chains=num_chains, replicates=replicates)
+    lower, plan, _, mover = adaptive_ais(lambda q0: _Path(model, y, q0), model, y, q, opts)
+    lower.name = "bdmc_lower"
+    z0 = z_true.unsqueeze(0).expand(num_chains, *z_true.shape).clone()
+    with torch.no_grad():
+        rev = smc.run(
+            Reversed(mover), num_chains, 1, plan=reverse_plan(plan), x0=z0,
+            show_progress=opts["show_progress"], desc="reverse AIS",
+        )  # fmt: skip
+    extra = {"acceptance": rev.acceptance, "num_temperatures": plan.num_steps}
+    return BDMCResult(lower=lower, upper=_upper(rev.log_w, extra), y=y, z=z_true)

@@ -22,13 +22,25 @@ class Estimate:
     samples (or chains) each. ``mean``/``mean_stderr``: the average over images and the Monte Carlo
     standard error of that average, sqrt(Σ se_b²) / b (the estimator's noise, not the spread of the test
     set). ``extra`` holds diagnostics: ``ess`` (b,), the effective sample size of the weights, for the
-    log-mean-exp estimators; AIS acceptance rates and step sizes."""
+    log-mean-exp estimators; AIS acceptance rates and step sizes. ``diagnostic``: one readable line, "ok:
+    ..." or what is wrong and what to raise (see `latentvar.estimate.diagnostics`)."""
 
     name: str
     estimate: Tensor
     stderr: Tensor
     num_samples: int
     extra: dict = field(default_factory=dict)
+    diagnostic: str = ""
+
+    @property
+    def ess(self) -> Tensor | None:
+        """The effective number of samples (chains) per image, ``extra["ess"]`` (None where undefined)."""
+        return self.extra.get("ess")
+
+    @property
+    def ok(self) -> bool:
+        """True when no diagnostic fired."""
+        return not self.diagnostic or self.diagnostic.startswith("ok")
 
     @property
     def mean(self) -> float:
@@ -37,6 +49,14 @@ class Estimate:
     @property
     def mean_stderr(self) -> float:
         return float(self.stderr.pow(2).sum().sqrt() / self.stderr.numel())
+
+    def summary(self) -> str:
+        """One line: the mean estimate ± its stderr, the worst ESS, and the diagnostic."""
+        ess = self.ess
+        ess_txt = f", ESS {float(ess.min()):.1f} of {self.num_samples} at worst" if ess is not None else ""
+        return (
+            f"{self.name}: {self.mean:.4f} ± {self.mean_stderr:.4f} nats{ess_txt}; {self.diagnostic or 'ok'}"
+        )
 
     def __repr__(self) -> str:
         return (
@@ -92,9 +112,13 @@ def effective_sample_size(log_w: Tensor) -> Tensor:
 
 
 def summarise_lme(name: str, log_w: Tensor, extra: dict | None = None) -> Estimate:
+    from latentvar.estimate.diagnostics import diagnose_weights
+
     log_w = finite_or_raise(name, log_w)
     extra = (extra or {}) | {"ess": effective_sample_size(log_w)}
-    return Estimate(name, log_mean_exp(log_w, 0), log_mean_exp_stderr(log_w), log_w.shape[0], extra)
+    est = Estimate(name, log_mean_exp(log_w, 0), log_mean_exp_stderr(log_w), log_w.shape[0], extra)
+    est.diagnostic = diagnose_weights(est)
+    return est
 
 
 def check_num(name: str, value) -> int:

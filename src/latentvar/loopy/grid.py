@@ -237,6 +237,22 @@ class _PottsPath:
     def transition(self, z: Tensor, beta: float, generator=None) -> Tensor:
         return self.model.gibbs_sweep(z, beta, generator)
 
+    def log_increment(self, z: Tensor) -> Tensor:
+        """d/dβ log f_β(z) = Σ_{p~q} pairwise[z_p, z_q]: the path is linear in β (c,)."""
+        return self.model._pair_sum(z)
+
+    @property
+    def cluster_moves(self) -> bool:
+        """Whether `cluster_transition` (Swendsen-Wang) applies: a ferromagnetic Potts pairwise term."""
+        from latentvar.loopy.cluster import potts_coupling
+
+        return potts_coupling(self.model.pairwise) is not None
+
+    def cluster_transition(self, z: Tensor, beta: float, generator=None) -> Tensor:
+        from latentvar.loopy.cluster import swendsen_wang
+
+        return swendsen_wang(self.model, z, beta, generator)
+
 
 def _transfer_matrix(unary: Tensor, pairwise: Tensor, periodic: bool) -> Tensor:
     """log Z of the grid with rows of ``unary`` (rows, width, k) as the steps of a chain over the k^width row
