@@ -11,6 +11,7 @@ Shapes: n observations, k components (or states), d event dimensions, v categori
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -70,25 +71,83 @@ class SufficientStatistics:
         self.syy = syy if self.syy is None else self.syy + syy
 
     def from_summaries(
-        self, reg_covar: float = 1e-6, pseudocount: float = 0.0
+        self, reg_covar: float = 1e-6, pseudocount: float = 0.0, previous: D.Distribution | None = None
     ) -> tuple[D.Distribution, Tensor]:
         """(the re-estimated components, their total responsibilities n_k (k,)). ``reg_covar`` is added to
-        the variances (as sklearn does), ``pseudocount`` to the categorical counts."""
+        the variances (as sklearn does), ``pseudocount`` to the categorical counts.
+
+        ``previous`` (the components before this step, same family): a component with no responsibility
+        (n_k at most 10·eps of the total) keeps its previous parameters, and one whose variance collapsed
+        (a variance zero up to round-off, or a covariance not positive definite) keeps its previous (co)variance,
+        each with an `EmptyStateWarning`, instead of a NaN or an error. Without it, empty components are
+        guarded as sklearn does (n_k + 10·eps)."""
         nk = self.n + 10 * torch.finfo(self.n.dtype).eps  # as sklearn guards empty components
+        empty = None
+        if previous is not None:
+            empty = self.n <= 10 * torch.finfo(self.n.dtype).eps * self.n.sum().clamp_min(1)
+            if bool(empty.any()):
+                states = empty.nonzero().flatten().tolist()
+                warnings.warn(
+                    f"EM: state(s) {states} received no expected observations; their emission parameters "
+                    "are kept from the previous iteration",
+                    EmptyStateWarning,
+                    stacklevel=3,
+                )
         if self.family == "categorical":
             counts = self.counts + pseudocount
-            base = D.Categorical(probs=counts / counts.sum(-1, keepdim=True))
+            probs = counts / counts.sum(-1, keepdim=True).clamp_min(torch.finfo(counts.dtype).tiny)
+            if empty is not None:
+                old = _base(previous).probs.to(probs.dtype)
+                gone = empty.view(-1, *([1] * (probs.dim() - 1))) | (counts.sum(-1, keepdim=True) <= 0)
+                probs = torch.where(gone, old, probs)
+            base = D.Categorical(probs=probs)
             return (D.Independent(base, 1) if self.independent else base), nk
         centred = self.sy / nk[:, None]
         mean = self.shift + centred
+        if empty is not None:
+            mean = torch.where(empty[:, None], _base(previous).mean.reshape(mean.shape).to(mean.dtype), mean)
         if self.family == "full":
             cov = self.syy / nk[:, None, None] - centred.unsqueeze(-1) * centred.unsqueeze(-2)
             cov = cov + reg_covar * torch.eye(mean.shape[-1], dtype=mean.dtype, device=mean.device)
+            if empty is not None:
+                _, info = torch.linalg.cholesky_ex(cov)
+                bad = empty | (info != 0)
+                _warn_collapsed(bad & ~empty)
+                cov = torch.where(bad[:, None, None], previous.covariance_matrix.to(cov.dtype), cov)
             return D.MultivariateNormal(mean, covariance_matrix=cov), nk
         var = (self.syy / nk[:, None] - centred**2).clamp_min(0) + reg_covar
+        if empty is not None:
+            collapsed = var <= 100 * torch.finfo(var.dtype).eps * (mean**2 + 1)  # zero up to round-off
+            bad = empty[:, None] | collapsed
+            _warn_collapsed(collapsed.any(-1) & ~empty)
+            var = torch.where(bad, _base(previous).variance.reshape(var.shape).to(var.dtype), var)
         if self.independent:
             return D.Independent(D.Normal(mean, var.sqrt()), 1), nk
         return D.Normal(mean[:, 0], var[:, 0].sqrt()), nk
+
+
+class DegenerateFitWarning(UserWarning):
+    """A fit met a degenerate case (an empty state, a collapsed variance, a state with no transitions, a
+    likelihood that went down) and carried on without it."""
+
+
+class EmptyStateWarning(DegenerateFitWarning):
+    """EM: a state (component) received no expected observations, or its variance collapsed; its previous
+    emission parameters were kept."""
+
+
+def _base(dist: D.Distribution) -> D.Distribution:
+    return dist.base_dist if isinstance(dist, D.Independent) else dist
+
+
+def _warn_collapsed(bad: Tensor) -> None:
+    if bool(bad.any()):
+        warnings.warn(
+            f"EM: the variance of state(s) {bad.nonzero().flatten().tolist()} collapsed to zero (one distinct "
+            "observation); their previous (co)variances are kept -- raise reg_covar to avoid it",
+            EmptyStateWarning,
+            stacklevel=4,
+        )
 
 
 def unconstrained(

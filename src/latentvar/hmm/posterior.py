@@ -32,7 +32,7 @@ class HMMPosterior(Posterior):
     def _shaped(self, x: Tensor, lead: tuple = ()) -> Tensor:
         """A flat (*lead, b, ...) result as (*lead, *batch_shape, ...)."""
         n = len(lead)
-        return x.reshape(*x.shape[:n], *self.batch_shape, *x.shape[n + 1 :])
+        return x.reshape((*x.shape[:n], *self.batch_shape, *x.shape[n + 1 :]))
 
     @property
     def emission_lp(self) -> Tensor:
@@ -110,4 +110,4 @@ class HMMPosterior(Posterior):
         z = z.reshape(*lead, b, T)
         check_range("z", z[..., self.valid], 0, k)
         flat = self.chain.score(z) - self.log_partition.reshape(b)
-        return flat.reshape(*lead, *self.batch_shape)
+        return flat.reshape((*lead, *self.batch_shape))
