@@ -54,6 +54,7 @@ class FitOptions:
     params: str = "stfe"
     init_prior: object = None
     trans_prior: object = None
+    covariance_type: str | None = None
 
 
 def _batches(n: int, batch_size: int, shuffle: bool = False) -> list[Tensor]:
@@ -158,8 +159,8 @@ def _expected_counts(model: HMM, inputs: Inputs, w: Tensor | None):
 
 def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
     params = check_params(o.params, model)
-    if "e" in params:
-        _em_family(model.emission)  # refuse unsupported families before any work
+    if "e" in params:  # refuse unsupported families and covariance types before any work
+        SufficientStatistics(model.emission, "emission", o.covariance_type)
     steps = _observed_steps(inputs)
     per_step = steps.to(torch.float64).sum(1)
     n_obs = float(per_step.sum() if weights is None else (per_step * weights.double()).sum())
@@ -170,7 +171,7 @@ def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) ->
     bar = progress(range(o.max_iter), desc="Baum-Welch", disable=not o.show_progress)
     for _ in bar:
         counts = Counts.zeros(model)
-        stats = SufficientStatistics(model.emission, "emission") if "e" in params else None
+        stats = SufficientStatistics(model.emission, "emission", o.covariance_type) if "e" in params else None
         for idx in _batches(inputs.y.shape[0], o.batch_size):
             batch = _subset(inputs, idx)
             w = None if weights is None else weights[idx.to(weights.device)]

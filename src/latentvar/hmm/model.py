@@ -367,11 +367,14 @@ class HMM(LatentVariableModel):
         params: str = "stfe",
         init_prior=None,
         trans_prior=None,
+        covariance_type: str | None = None,
     ) -> FitResult:
         """Fit to sequences y (b, t, *event) with ``lengths``, starting from this model's parameters.
 
-        ``method="em"``: Baum-Welch (Baum et al. 1970; Rabiner 1989 §III.C) for Categorical and Gaussian
-        (Normal, Independent(Normal), MultivariateNormal) emissions; each iteration streams the sequences
+        ``method="em"``: Baum-Welch (Baum et al. 1970; Rabiner 1989 §III.C) for Categorical, Gaussian
+        (Normal, Independent(Normal), MultivariateNormal; ``covariance_type`` 'tied' or 'spherical' ties
+        them), Poisson, Exponential, Multinomial and Gaussian-mixture (MixtureSameFamily, a GMM-HMM)
+        emissions (`latentvar.stats.SufficientStatistics`); each iteration streams the sequences
         in minibatches of ``batch_size``, summing expected counts -- the gradients of log P(y) with
         respect to log π, log A and the emission log-likelihoods (Eisner 2016) -- then re-estimates
         (``pseudocount`` added to counts, ``reg_covar`` to variances). The likelihood never decreases;
@@ -397,6 +400,6 @@ class HMM(LatentVariableModel):
 
         options = FitOptions(
             method, max_iter, tol, batch_size, lr, pseudocount, reg_covar, parameters, callback,
-            show_progress, params, init_prior, trans_prior,
+            show_progress, params, init_prior, trans_prior, covariance_type,
         )  # fmt: skip
         return fit_model(self, y, lengths, observed, constraints, sample_weight, options)
