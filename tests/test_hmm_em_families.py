@@ -193,3 +193,32 @@ def test_new_families_fit_by_gradient_too(emission):
     start = model.log_prob(y).sum()
     fit = model.fit(y, method="gradient", max_iter=20, lr=0.05)
     assert float(fit.model.log_prob(y).sum()) >= float(start) - 1e-6
+
+
+def test_kmeans_centres_equal_sklearn_and_unstick_a_symmetric_start():
+    from sklearn.cluster import KMeans
+
+    from latentvar.hmm.kmeans import kmeans
+
+    g = torch.Generator().manual_seed(6)
+    truth = torch.tensor([[-6.0, 0.0], [0.0, 5.0], [7.0, -1.0]], dtype=F64)
+    x = truth[torch.randint(3, (300,), generator=g)] + torch.randn(300, 2, generator=g, dtype=F64)
+    ours = kmeans(x, 3, torch.Generator().manual_seed(0))
+    ref = KMeans(3, n_init=10, random_state=0).fit(x.numpy()).cluster_centers_
+    order = lambda c: c[np.lexsort(c.T[::-1])]  # noqa: E731 (centres up to permutation)
+    np.testing.assert_allclose(order(ours.numpy()), order(ref), atol=1e-8)
+    # an HMM whose states start identical cannot separate them by EM; k-means starts them apart
+    y = x.reshape(10, 30, 2)
+    same = HMM(torch.zeros(3, dtype=F64), torch.zeros(3, 3, dtype=F64),
+               D.Independent(D.Normal(torch.zeros(3, 2, dtype=F64), torch.ones(3, 2, dtype=F64)), 1))  # fmt: skip
+    stuck = same.fit(y, max_iter=20)
+    moved = same.fit(y, max_iter=20, init_emission="kmeans", generator=torch.Generator().manual_seed(0))
+    assert moved.history[-1] > stuck.history[-1] + 0.5
+    found = moved.model.emission.mean.numpy()
+    np.testing.assert_allclose(order(found), order(truth.numpy()), atol=0.4)
+    with pytest.raises(ValueError, match="^init_emission: "):
+        same.fit(y, max_iter=1, init_emission="random")
+    with pytest.raises(ValueError, match="^init_emission: "):
+        HMM(torch.zeros(2), torch.zeros(2, 2), D.Categorical(logits=torch.zeros(2, 3))).fit(
+            torch.zeros(1, 4, dtype=torch.long), init_emission="kmeans"
+        )

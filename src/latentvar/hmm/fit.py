@@ -55,6 +55,8 @@ class FitOptions:
     init_prior: object = None
     trans_prior: object = None
     covariance_type: str | None = None
+    init_emission: str | None = None
+    generator: torch.Generator | None = None
 
 
 def _batches(n: int, batch_size: int, shuffle: bool = False) -> list[Tensor]:
@@ -119,11 +121,25 @@ def fit(model: HMM, y, lengths, observed, constraints, sample_weight, o: FitOpti
     check_non_negative("reg_covar", o.reg_covar)
     check_positive("lr", o.lr)
     weights = _weights(sample_weight, inputs.y.shape[0], inputs)
+    if o.init_emission is not None:
+        model = _initialised(model, inputs, o)
     if o.method == "em":
         return fit_em(model, inputs, weights, o)
     if o.method == "gradient":
         return fit_gradient(model, inputs, weights, o)
     raise ValueError(f"method: expected 'em' or 'gradient', got {o.method!r}")
+
+
+def _initialised(model: HMM, inputs: Inputs, o: FitOptions) -> HMM:
+    """The model with its emission started from the data (``init_emission="kmeans"``)."""
+    from latentvar.hmm.kmeans import kmeans_emission
+
+    if o.init_emission != "kmeans":
+        raise ValueError(f"init_emission: expected None or 'kmeans', got {o.init_emission!r}")
+    if not isinstance(model.emission, D.Distribution):
+        raise ValueError("init_emission: k-means initialisation needs a Distribution emission, not a module")
+    emission = kmeans_emission(model.emission, inputs.y[_observed_steps(inputs)], o.generator)
+    return HMM(model.init_logits, model.trans_logits, emission, model.final_logits)
 
 
 def _observed_steps(inputs: Inputs) -> Tensor:

@@ -368,6 +368,8 @@ class HMM(LatentVariableModel):
         init_prior=None,
         trans_prior=None,
         covariance_type: str | None = None,
+        init_emission: str | None = None,
+        generator: torch.Generator | None = None,
     ) -> FitResult:
         """Fit to sequences y (b, t, *event) with ``lengths``, starting from this model's parameters.
 
@@ -391,7 +393,9 @@ class HMM(LatentVariableModel):
         sequence's counts; ``params`` (EM): the letters of the parameters to update, 's' start, 't'
         transitions, 'f' end states, 'e' emission; ``init_prior`` (k,) / ``trans_prior`` (k, k) (or
         (k, k + 1) with end states): Dirichlet concentrations α on π and the rows of A (MAP EM, pseudo-counts
-        α − 1, as hmmlearn's startprob_prior / transmat_prior; without them ``pseudocount``).
+        α − 1, as hmmlearn's startprob_prior / transmat_prior; without them ``pseudocount``);
+        ``init_emission="kmeans"``: first set the emission from k-means centres of the observed steps
+        (`latentvar.hmm.kmeans`, seeded by ``generator``), as hmmlearn's ``init_params``.
 
         ``callback(model, iteration, mean_ll)`` runs after every iteration (the iteration hook).
         History: mean log-likelihood per observed step after each iteration."""
@@ -400,6 +404,6 @@ class HMM(LatentVariableModel):
 
         options = FitOptions(
             method, max_iter, tol, batch_size, lr, pseudocount, reg_covar, parameters, callback,
-            show_progress, params, init_prior, trans_prior, covariance_type,
+            show_progress, params, init_prior, trans_prior, covariance_type, init_emission, generator,
         )  # fmt: skip
         return fit_model(self, y, lengths, observed, constraints, sample_weight, options)
