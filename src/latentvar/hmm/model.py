@@ -34,6 +34,7 @@ from latentvar._checks import (
     check_sample_shape,
 )
 from latentvar.core import FitResult, LatentVariableModel
+from latentvar.hmm.criteria import Criteria
 from latentvar.hmm.inputs import Inputs, check_inputs, prepare
 from latentvar.hmm.inputs import is_categorical as _is_categorical
 from latentvar.hmm.parameters import check_parameters
@@ -50,7 +51,7 @@ def _log_partition(log_init: Tensor, log_trans: Tensor, emission_lp: Tensor, len
     return Chain(log_init, log_trans, emission_lp, lengths).log_partition()
 
 
-class HMM(LatentVariableModel):
+class HMM(LatentVariableModel, Criteria):
     """A hidden Markov model with k states (or a batch of them, see the module docstring).
 
     Args:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from latentvar._checks import as_tensor, check_integer, check_range
 from latentvar.core import Posterior
+from latentvar.hmm.filtering import backward_table, forward_table
 from latentvar.inference import Chain, parallel_marginals, parallel_viterbi
 
 
@@ -81,6 +82,18 @@ class HMMPosterior(Posterior):
         if self.method == "parallel":
             return self._shaped(parallel_viterbi(self.chain))
         return self._shaped(self.chain.viterbi)
+
+    @cached_property
+    def forward(self) -> Tensor:
+        """The forward table log α_t(k) = log P(y_1..y_t, z_t = k): (..., t, k), -inf past each length
+        (unscaled, `latentvar.hmm.filtering`)."""
+        return self._shaped(forward_table(self.chain))
+
+    @cached_property
+    def backward(self) -> Tensor:
+        """The backward table log β_t(k) = log P(y_{t+1}..y_L (and the end) | z_t = k): (..., t, k), -inf
+        past each length; log α + log β − log P(y) = log marginals."""
+        return self._shaped(backward_table(self.chain))
 
     @cached_property
     def entropy(self) -> Tensor:
