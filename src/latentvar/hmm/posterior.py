@@ -8,10 +8,11 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from latentvar._checks import as_tensor, check_integer, check_range
+from latentvar._checks import as_tensor, check_integer, check_positive, check_range
 from latentvar.core import Posterior
 from latentvar.hmm.filtering import backward_table, forward_table
-from latentvar.inference import Chain, parallel_marginals, parallel_viterbi
+from latentvar.inference import Chain, kbest, parallel_marginals, parallel_viterbi
+from latentvar.inference.divergence import cross_entropy, kl_divergence
 
 
 class HMMPosterior(Posterior):
@@ -95,6 +96,23 @@ class HMMPosterior(Posterior):
         past each length; log α + log β − log P(y) = log marginals."""
         return self._shaped(backward_table(self.chain))
 
+    def kbest(self, k: int) -> tuple[Tensor, Tensor]:
+        """The k most probable state paths: (paths (k, ..., t) long, -1 past each length; their log P(z, y)
+        (k, ...), best first, -inf where fewer than k paths exist). k = 1 is the Viterbi path."""
+        check_positive("k", k, integer=True)
+        paths, scores = kbest(self.chain, k)
+        return self._shaped(paths, (k,)), self._shaped(scores, (k,))
+
+    def cross_entropy(self, other: HMMPosterior) -> Tensor:
+        """H(p, q) = −E_p[log q(z | y)] (the batch shape) of this posterior p against another one q over the
+        same sequences (e.g. of another model), by expectation under p's marginals
+        (`latentvar.inference.divergence`)."""
+        return self._shaped(cross_entropy(self.chain, _chain_of(other)))
+
+    def kl_divergence(self, other: HMMPosterior) -> Tensor:
+        """KL(p ‖ q) = H(p, q) − H(p) (the batch shape), in nats."""
+        return self._shaped(kl_divergence(self.chain, _chain_of(other)))
+
     @cached_property
     def entropy(self) -> Tensor:
         """H(z | y) = log P(y) - E[log P(z, y) | y]: the batch shape, in nats."""
@@ -124,3 +142,9 @@ class HMMPosterior(Posterior):
         check_range("z", z[..., self.valid], 0, k)
         flat = self.chain.score(z) - self.log_partition.reshape(b)
         return flat.reshape((*lead, *self.batch_shape))
+
+
+def _chain_of(other) -> Chain:
+    if not isinstance(other, HMMPosterior):
+        raise ValueError(f"other: expected an HMMPosterior, got {type(other).__name__}")
+    return other.chain
