@@ -66,16 +66,23 @@ class SufficientStatistics:
     Independent(Normal)). A mixture emission (gmm) splits each responsibility over its components by
     their posterior under the current parameters (the inner E-step of a GMM-HMM) and keeps inner statistics."""
 
-    def __init__(self, dist: D.Distribution, name: str = "components", covariance_type: str | None = None):
+    def __init__(
+        self,
+        dist: D.Distribution,
+        name: str = "components",
+        covariance_type: str | None = None,
+        shift: Tensor | None = None,
+    ):
         self.family = em_family(dist, name)
         self.dist = dist
         self.independent = isinstance(dist, D.Independent)
         base = dist.base_dist if self.independent else dist
         self.num_values = base.logits.shape[-1] if self.family == "categorical" else 0
-        self.n = self.sy = self.syy = self.counts = self.shift = None
+        self.n = self.sy = self.syy = self.counts = None
+        self.shift = shift  # Gaussian statistics are about it (None: the first batch's mean)
         self.covariance = self.family if self.family in COVARIANCE_TYPES else None
         if self.family == "gmm":
-            self.inner = SufficientStatistics(dist.component_distribution, name, covariance_type)
+            self.inner = SufficientStatistics(dist.component_distribution, name, covariance_type, shift)
             if self.inner.covariance == "tied":
                 raise ValueError("covariance_type: 'tied' is not supported for mixture (GMM) emissions")
         elif covariance_type is not None:
@@ -119,6 +126,20 @@ class SufficientStatistics:
         syy = torch.einsum("nk,nd,ne->kde", r, yc, yc) if self.family == "full" else r.T @ (yc * yc)
         self.sy = sy if self.sy is None else self.sy + sy
         self.syy = syy if self.syy is None else self.syy + syy
+
+    def tensors(self) -> list[Tensor]:
+        """The accumulated statistics, in a fixed order (to all-reduce across processes, or to blend)."""
+        own = [x for x in (self.n, self.sy, self.syy, self.counts) if x is not None]
+        return own + (self.inner.tensors() if self.family == "gmm" else [])
+
+    def set_tensors(self, tensors: list[Tensor]) -> None:
+        """Replace the statistics by ``tensors`` (the order of `tensors`)."""
+        it = iter(tensors)
+        for name in ("n", "sy", "syy", "counts"):
+            if getattr(self, name) is not None:
+                setattr(self, name, next(it))
+        if self.family == "gmm":
+            self.inner.set_tensors(list(it))
 
     def from_summaries(
         self, reg_covar: float = 1e-6, pseudocount: float = 0.0, previous: D.Distribution | None = None

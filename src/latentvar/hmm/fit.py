@@ -28,6 +28,7 @@ from latentvar._checks import (
     check_positive,
 )
 from latentvar.core import track_convergence
+from latentvar.hmm import online
 from latentvar.hmm.diagnostics import HMMFitResult, Monotonicity
 from latentvar.hmm.inputs import Inputs, prepare
 from latentvar.hmm.model import HMM
@@ -57,6 +58,8 @@ class FitOptions:
     covariance_type: str | None = None
     init_emission: str | None = None
     generator: torch.Generator | None = None
+    distributed: bool = False
+    step_decay: float = 0.7
 
 
 def _batches(n: int, batch_size: int, shuffle: bool = False) -> list[Tensor]:
@@ -123,11 +126,17 @@ def fit(model: HMM, y, lengths, observed, constraints, sample_weight, o: FitOpti
     weights = _weights(sample_weight, inputs.y.shape[0], inputs)
     if o.init_emission is not None:
         model = _initialised(model, inputs, o)
+    if o.distributed and o.method != "em":
+        raise ValueError(f"distributed: expected method='em' with distributed=True, got {o.method!r}")
     if o.method == "em":
         return fit_em(model, inputs, weights, o)
+    if o.method == "stepwise":
+        if not 0 <= o.step_decay <= 1:
+            raise ValueError(f"step_decay: expected a number in [0, 1], got {o.step_decay!r}")
+        return fit_stepwise(model, inputs, weights, o)
     if o.method == "gradient":
         return fit_gradient(model, inputs, weights, o)
-    raise ValueError(f"method: expected 'em' or 'gradient', got {o.method!r}")
+    raise ValueError(f"method: expected 'em', 'stepwise' or 'gradient', got {o.method!r}")
 
 
 def _initialised(model: HMM, inputs: Inputs, o: FitOptions) -> HMM:
@@ -173,34 +182,54 @@ def _expected_counts(model: HMM, inputs: Inputs, w: Tensor | None):
     return total.detach().sum(), grads[0], grads[1], g_final, grads[2]
 
 
-def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
+def _accumulate(model: HMM, inputs: Inputs, weights, params: str, o: FitOptions, batches, shift):
+    """E-step over the minibatches ``batches``: (`Counts`, `SufficientStatistics` or None)."""
+    counts = Counts.zeros(model)
+    stats = None
+    if "e" in params:
+        stats = SufficientStatistics(model.emission, "emission", o.covariance_type, shift)
+    for idx in batches:
+        batch = _subset(inputs, idx)
+        w = None if weights is None else weights[idx.to(weights.device)]
+        total, g_init, g_trans, g_final, gamma = _expected_counts(model, batch, w)
+        if not math.isfinite(float(total)):
+            _impossible(model, batch, idx)
+        counts.add(float(total), g_init, g_trans, g_final)
+        if stats is not None:
+            valid = _observed_steps(batch)
+            stats.summarize(batch.y[valid], gamma[valid])  # every observed step, weighted by P(z_t | y)
+    return counts, stats
+
+
+def _setup(model: HMM, inputs: Inputs, weights, o: FitOptions):
+    """(params, observed steps (weighted), the Gaussian statistics' shift)."""
     params = check_params(o.params, model)
     if "e" in params:  # refuse unsupported families and covariance types before any work
         SufficientStatistics(model.emission, "emission", o.covariance_type)
     steps = _observed_steps(inputs)
     per_step = steps.to(torch.float64).sum(1)
     n_obs = float(per_step.sum() if weights is None else (per_step * weights.double()).sum())
-    n_obs = n_obs if n_obs > 0 else max(float(inputs.lengths.sum()), 1.0)  # all missing: per step
+    shift = None
+    if "e" in params:
+        shift = online.common_shift(model.emission, inputs.y[steps], o.distributed)
+    return params, n_obs, shift
+
+
+def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
+    params, n_obs, shift = _setup(model, inputs, weights, o)
     monitor = Monotonicity()
     history: list[float] = []
     converged = False
     bar = progress(range(o.max_iter), desc="Baum-Welch", disable=not o.show_progress)
     for _ in bar:
-        counts = Counts.zeros(model)
-        stats = SufficientStatistics(model.emission, "emission", o.covariance_type) if "e" in params else None
-        for idx in _batches(inputs.y.shape[0], o.batch_size):
-            batch = _subset(inputs, idx)
-            w = None if weights is None else weights[idx.to(weights.device)]
-            total, g_init, g_trans, g_final, gamma = _expected_counts(model, batch, w)
-            if not math.isfinite(float(total)):
-                _impossible(model, batch, idx)
-            counts.add(float(total), g_init, g_trans, g_final)
-            if stats is not None:
-                valid = _observed_steps(batch)
-                stats.summarize(batch.y[valid], gamma[valid])  # every observed step, weighted by P(z_t | y)
+        counts, stats = _accumulate(
+            model, inputs, weights, params, o, _batches(inputs.y.shape[0], o.batch_size), shift
+        )
+        total_obs = online.reduce_pass(counts, stats, n_obs) if o.distributed else n_obs
+        total_obs = total_obs if total_obs > 0 else 1.0  # every step missing: per sequence
         # the log-likelihood of the parameters *before* this M-step: EM's monotone sequence
-        mean_ll = counts.loglik / n_obs
-        monitor.check(len(history) + 1, mean_ll, history, counts.log_prior(model, o))
+        mean_ll = counts.loglik / total_obs
+        monitor.check(len(history) + 1, mean_ll, history, counts.log_prior(model, o) / total_obs)
         if history and mean_ll - history[-1] < o.tol:
             history.append(mean_ll)
             converged = True
@@ -211,6 +240,46 @@ def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) ->
         if o.callback is not None and o.callback(model, len(history), mean_ll):
             break
     return HMMFitResult(model, history, converged, monitor.decreases)
+
+
+def fit_stepwise(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
+    """Stepwise EM (`latentvar.hmm.online`): an M-step after every minibatch on running statistics. History:
+    the mean log-likelihood per observed step of each pass, summed over its minibatches as they were met
+    (each under the parameters of that moment), so it is not EM's monotone sequence."""
+    params, n_obs, shift = _setup(model, inputs, weights, o)
+    b = inputs.y.shape[0]
+    history: list[float] = []
+    converged = False
+    counts = stats = None
+    step = 0
+    bar = progress(range(o.max_iter), desc="stepwise EM", disable=not o.show_progress)
+    for _ in bar:
+        loglik = 0.0
+        for idx in _batches(b, o.batch_size, shuffle=True):
+            new_counts, new_stats = _accumulate(model, inputs, weights, params, o, [idx], shift)
+            loglik += new_counts.loglik
+            eta = (step + 2) ** (-o.step_decay)
+            scale = b / len(idx)  # the minibatch's statistics at the scale of the whole data
+            counts = online.blend(counts, new_counts, eta, scale)
+            stats = online.blend(stats, new_stats, eta, scale)
+            if step == 0:  # the first minibatch alone, at the whole data's scale
+                counts.init, counts.trans = counts.init * scale, counts.trans * scale
+                if counts.final is not None:
+                    counts.final = counts.final * scale
+                if stats is not None:
+                    stats.set_tensors([x * scale for x in stats.tensors()])
+            step += 1
+            model = m_step(model, counts, stats, params, o)
+        mean_ll = loglik / (n_obs if n_obs > 0 else 1.0)
+        done = bool(history) and abs(mean_ll - history[-1]) < o.tol
+        history.append(mean_ll)
+        bar.set_postfix(loglik=f"{mean_ll:.5f}")
+        if done:
+            converged = True
+            break
+        if o.callback is not None and o.callback(model, len(history), mean_ll):
+            break
+    return HMMFitResult(model, history, converged)
 
 
 def _impossible(model: HMM, batch: Inputs, idx: Tensor) -> None:

@@ -98,9 +98,12 @@ def prepare(model, y, lengths, observed=None, constraints=None) -> Inputs:
         shape = torch.Size()
     mask = _observed(observed, y, ev, shape, b, T)
     prior = _constraints(constraints, shape, b, T, model.num_states, y.device)
-    within = torch.arange(T, device=y.device) < lengths.unsqueeze(-1)  # (b, t)
-    valid = within if mask is None else within & mask
-    full = bool(valid.all())  # no padding, nothing missing: check y as it is, without a mask
+    full = mask is None and bool((lengths == T).all())  # no padding, nothing missing: y as it is
+    valid = None
+    if not full:
+        valid = torch.arange(T, device=y.device) < lengths.unsqueeze(-1)  # (b, t)
+        valid = valid if mask is None else valid & mask
+        full = bool(valid.all())
     seen = y if full else y[valid]
     if torch.is_floating_point(y):
         check_finite("y", seen)

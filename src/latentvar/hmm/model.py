@@ -371,6 +371,8 @@ class HMM(LatentVariableModel, Criteria):
         covariance_type: str | None = None,
         init_emission: str | None = None,
         generator: torch.Generator | None = None,
+        distributed: bool = False,
+        step_decay: float = 0.7,
     ) -> FitResult:
         """Fit to sequences y (b, t, *event) with ``lengths``, starting from this model's parameters.
 
@@ -398,6 +400,11 @@ class HMM(LatentVariableModel, Criteria):
         ``init_emission="kmeans"``: first set the emission from k-means centres of the observed steps
         (`latentvar.hmm.kmeans`, seeded by ``generator``), as hmmlearn's ``init_params``.
 
+        ``method="stepwise"``: stepwise (online) EM, an M-step after every minibatch on running statistics
+        with step sizes (k + 2)^(−``step_decay``); ``distributed=True`` (EM): each process of an initialised
+        ``torch.distributed`` group (torchrun) passes its own sequences, and the counts are all-reduced every
+        iteration, so all take the M-step one process with all the data would (`latentvar.hmm.online`).
+
         ``callback(model, iteration, mean_ll)`` runs after every iteration (the iteration hook).
         History: mean log-likelihood per observed step after each iteration."""
         from latentvar.hmm.fit import FitOptions
@@ -406,5 +413,6 @@ class HMM(LatentVariableModel, Criteria):
         options = FitOptions(
             method, max_iter, tol, batch_size, lr, pseudocount, reg_covar, parameters, callback,
             show_progress, params, init_prior, trans_prior, covariance_type, init_emission, generator,
+            distributed, step_decay,
         )  # fmt: skip
         return fit_model(self, y, lengths, observed, constraints, sample_weight, options)
