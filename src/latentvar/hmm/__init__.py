@@ -5,8 +5,10 @@ time-varying transitions), its posterior `HMMPosterior`, `ConditionalHMM(net)` f
 Rooms: model.py (the model), parameters.py (checks of its parameters), sampling.py (drawing states and
 observations, variable lengths through end states), inputs.py (checks and broadcasting of y, missing
 observations, state constraints), posterior.py (P(z|y)), conditional.py (ConditionalHMM), fit.py (EM and
-gradient fitting), mstep.py (the M-step of π, A and the ends with params / Dirichlet priors), diagnostics.py
-(the named warnings and result of degenerate fits), emissions.py (neural emissions over
+gradient fitting), mstep.py (the M-step of π, A and the ends with params / Dirichlet priors), online.py
+(stepwise and distributed EM), kmeans.py (data-driven starts), diagnostics.py (the named warnings and result
+of degenerate fits), criteria.py (AIC / BIC, stationary distribution, `filter`), filtering.py (forward /
+backward tables, online filtering), semimarkov.py (`HSMM`, explicit durations), emissions.py (neural emissions over
 words from their spelling: `CharEmission`, `FeatureEmission`), word_clusters.py (type-level context
 clusters and `warm_start`, which starts an HMM from them). emissions.py and word_clusters.py are imported
 on use (`from latentvar.hmm.emissions import FeatureEmission`), so `import latentvar.hmm` stays light.
