@@ -444,3 +444,17 @@ def test_dirichlet_priors_match_hmmlearn():
     np.testing.assert_allclose(fit.model.log_trans.exp().numpy(), ref.transmat_, atol=1e-9)
     np.testing.assert_allclose(fit.model.emission.probs.numpy(), ref.emissionprob_, atol=1e-9)
     assert fit.decreases == []  # the MAP objective (likelihood + log prior) never goes down
+
+
+def test_gradient_fit_with_end_states_constraints_and_weights():
+    model = cat_hmm(k=2, v=3, seed=13, final=True)
+    y = torch.randint(3, (6, 5), generator=torch.Generator().manual_seed(6))
+    lengths = torch.tensor([5, 4, 5, 2, 3, 5])
+    labels = torch.full((6, 5), -1)
+    labels[:, 0] = 1
+    w = torch.tensor([1.0, 2.0, 1.0, 0.5, 1.0, 1.0])
+    before = (model.log_prob(y, lengths, constraints=labels) * w).sum()
+    fit = model.fit(y, lengths, method="gradient", max_iter=30, lr=0.05, constraints=labels, sample_weight=w)
+    after = (fit.model.log_prob(y, lengths, constraints=labels) * w).sum()
+    assert fit.model.final_logits is not None and float(after) > float(before) + 0.1
+    assert all(math.isfinite(h) for h in fit.history)
