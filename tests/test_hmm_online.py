@@ -115,3 +115,19 @@ def test_stepwise_minibatches_reach_batch_em():
     assert final_step > final_batch  # ten M-steps per pass: further than four batch iterations
     with pytest.raises(ValueError, match="^step_decay: "):
         start.fit(y, method="stepwise", step_decay=1.5)
+
+
+def test_stepwise_survives_a_word_first_met_in_a_later_minibatch():
+    # one sequence holds word 3; the minibatch order puts it last. Running statistics that started from the
+    # first minibatch alone would give word 3 probability zero in every state, and its minibatch would be
+    # impossible; they start from one E-step over all the data instead.
+    g = torch.Generator().manual_seed(3)
+    y = torch.randint(3, (20, 8), generator=g)
+    torch.manual_seed(0)
+    rare = int(torch.randperm(20)[-1])
+    y[rare, 4] = 3
+    start = HMM(torch.zeros(2, dtype=F64), torch.randn(2, 2, generator=g, dtype=F64),
+                D.Categorical(logits=torch.randn(2, 4, generator=g, dtype=F64)))  # fmt: skip
+    torch.manual_seed(0)
+    fit = start.fit(y, method="stepwise", max_iter=1, batch_size=5, step_decay=0.7)
+    assert torch.isfinite(fit.model.log_prob(y)).all()

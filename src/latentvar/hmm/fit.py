@@ -243,14 +243,17 @@ def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) ->
 
 
 def fit_stepwise(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
-    """Stepwise EM (`latentvar.hmm.online`): an M-step after every minibatch on running statistics. History:
+    """Stepwise EM (`latentvar.hmm.online`): an M-step after every minibatch on running statistics, which
+    start as one E-step over all the data under the starting parameters. History:
     the mean log-likelihood per observed step of each pass, summed over its minibatches as they were met
     (each under the parameters of that moment), so it is not EM's monotone sequence."""
     params, n_obs, shift = _setup(model, inputs, weights, o)
     b = inputs.y.shape[0]
     history: list[float] = []
     converged = False
-    counts = stats = None
+    # the running statistics start as one E-step over all the data under the start (no M-step): every
+    # observed value then keeps a positive count, so no later minibatch becomes impossible
+    counts, stats = _accumulate(model, inputs, weights, params, o, _batches(b, o.batch_size), shift)
     step = 0
     bar = progress(range(o.max_iter), desc="stepwise EM", disable=not o.show_progress)
     for _ in bar:
@@ -262,12 +265,6 @@ def fit_stepwise(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptio
             scale = b / len(idx)  # the minibatch's statistics at the scale of the whole data
             counts = online.blend(counts, new_counts, eta, scale)
             stats = online.blend(stats, new_stats, eta, scale)
-            if step == 0:  # the first minibatch alone, at the whole data's scale
-                counts.init, counts.trans = counts.init * scale, counts.trans * scale
-                if counts.final is not None:
-                    counts.final = counts.final * scale
-                if stats is not None:
-                    stats.set_tensors([x * scale for x in stats.tensors()])
             step += 1
             model = m_step(model, counts, stats, params, o)
         mean_ll = loglik / (n_obs if n_obs > 0 else 1.0)

@@ -3,7 +3,9 @@
 - Stepwise (online) EM (Cappé & Moulines 2009; Liang & Klein 2009, "Online EM for unsupervised models"):
   after each minibatch B of the N sequences, the running statistics become s ← (1 − η_k) s + η_k (N/|B|) ŝ_B
   with η_k = (k + 2)^(−α), then the M-step; ``step_decay`` α ∈ [0, 1] (α = 0: η = 1, each minibatch alone;
-  Liang & Klein use 0.5–1). One iteration is one pass over the shuffled minibatches.
+  Liang & Klein use 0.5–1). One iteration is one pass over the shuffled minibatches. s starts as the
+  statistics of one E-step over all the data under the starting parameters (one extra pass, no M-step), so a
+  value (a word) first met in a later minibatch still has a positive count and never probability zero.
 - Distributed EM: every process of a ``torch.distributed`` group (e.g. started by torchrun) holds its own
   sequences; each iteration all-reduces (sums) the expected counts and sufficient statistics, so every
   process takes the same M-step as one process holding all the data would.
@@ -77,7 +79,7 @@ def reduce_pass(counts, stats, n_obs: float) -> float:
 def blend(running, new, eta: float, scale: float):
     """running ← (1 − η) running + η · scale · new, for `Counts` (then `SufficientStatistics`) pairs."""
     if running is None:
-        return new
+        return None
     mix = lambda a, b: (1 - eta) * a + eta * scale * b  # noqa: E731
     if isinstance(new, SufficientStatistics):
         running.set_tensors([mix(a, b) for a, b in zip(running.tensors(), new.tensors(), strict=True)])
