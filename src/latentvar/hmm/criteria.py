@@ -85,9 +85,9 @@ class Criteria:
         a = a[..., 0, :, :] if a.dim() > 2 else a  # (..., 1, k, k): one matrix per model
         k = self.num_states
         eye = torch.eye(k, dtype=a.dtype, device=a.device)
-        system = torch.cat([(a.transpose(-1, -2) - eye), torch.ones(*a.shape[:-2], 1, k, dtype=a.dtype)], -2)
+        system = torch.cat([(a.transpose(-1, -2) - eye), a.new_ones(*a.shape[:-2], 1, k)], -2)
         rhs = torch.cat(
-            [torch.zeros(*a.shape[:-2], k, 1, dtype=a.dtype), torch.ones(*a.shape[:-2], 1, 1, dtype=a.dtype)],
+            [a.new_zeros(*a.shape[:-2], k, 1), a.new_ones(*a.shape[:-2], 1, 1)],
             -2,
         )
         pi = torch.linalg.lstsq(system, rhs).solution.squeeze(-1)

@@ -59,7 +59,8 @@ def kmeans_emission(emission: D.Distribution, y: Tensor, generator: torch.Genera
         comps = emission.component_distribution
         centres = kmeans(x, k * m, generator).reshape(k, m, -1)
         return D.MixtureSameFamily(
-            D.Categorical(logits=torch.zeros(k, m, dtype=x.dtype)), _gaussian(comps, centres, x)
+            D.Categorical(logits=torch.zeros(k, m, dtype=x.dtype, device=x.device)),
+            _gaussian(comps, centres, x),
         )
     k = emission.batch_shape[-1]
     centres = kmeans(x, k, generator)
@@ -75,8 +76,8 @@ def _gaussian(template: D.Distribution, centres: Tensor, x: Tensor) -> D.Distrib
     """Gaussians at ``centres`` (..., d), each with the data's covariance (a diagonal one for a diagonal
     template), as hmmlearn starts its covariances."""
     d = x.shape[1]
-    cov = torch.cov(x.T).reshape(d, d) if x.shape[0] > 1 else torch.eye(d, dtype=x.dtype)
-    cov = cov + 1e-6 * torch.eye(d, dtype=x.dtype) * cov.diagonal().mean().clamp_min(1)
+    cov = torch.cov(x.T).reshape(d, d) if x.shape[0] > 1 else torch.eye(d, dtype=x.dtype, device=x.device)
+    cov = cov + 1e-6 * torch.eye(d, dtype=x.dtype, device=x.device) * cov.diagonal().mean().clamp_min(1)
     if isinstance(template, D.MultivariateNormal):
         return D.MultivariateNormal(centres, covariance_matrix=cov.expand(*centres.shape, d))
     scale = cov.diagonal().sqrt().expand(centres.shape)

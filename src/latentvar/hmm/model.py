@@ -387,9 +387,11 @@ class HMM(LatentVariableModel, Criteria):
         transitions or observations keeps its parameters with a named warning, and an objective that went
         down is listed in the result's ``decreases``).
 
-        ``method="gradient"``: Adam on the exact -log P(y) per token over minibatches, for Categorical,
-        Normal, MultivariateNormal (optionally in Independent) or module emissions (their parameters);
-        one iteration is one pass over the data. ``parameters`` adds extra tensors to optimise.
+        ``method="gradient"``: Adam on the exact -log P(y) per token over minibatches, for the families of
+        `latentvar.stats.unconstrained` (Normal, MultivariateNormal, Categorical, Poisson, Exponential,
+        Multinomial, optionally in Independent, and MixtureSameFamily of them) or module emissions (their
+        parameters); one iteration is one pass over the data. ``parameters`` adds extra tensors to optimise;
+        ``params``, the priors and ``covariance_type`` are EM's (ignored here).
 
         ``observed`` / ``constraints`` as in `log_prob` (missing observations; partial labels, state masks
         or log priors: semi-supervised EM maximises log P(y, z allowed)); ``sample_weight`` (b,) weighs each

@@ -35,13 +35,12 @@ def _distributed():
 def all_reduce(values: list[Tensor]) -> list[Tensor]:
     """Sum each tensor across the processes of the default group (one flat float64 all-reduce)."""
     dist = _distributed()
-    flat = (
-        torch.cat([v.reshape(-1).double() for v in values]) if values else torch.zeros(0, dtype=torch.float64)
-    )
+    device = values[0].device if values else None  # gloo: CPU tensors, NCCL: the rank's GPU
+    flat = torch.cat([v.reshape(-1).to(device, torch.float64) for v in values]) if values else torch.zeros(0)
     dist.all_reduce(flat)
     out, i = [], 0
     for v in values:
-        out.append(flat[i : i + v.numel()].reshape(v.shape).to(v.dtype))
+        out.append(flat[i : i + v.numel()].reshape(v.shape).to(v.device, v.dtype))
         i += v.numel()
     return out
 
@@ -53,7 +52,7 @@ def common_shift(emission, y_observed: Tensor, distributed: bool) -> Tensor | No
     if family not in COVARIANCE_TYPES and family != "gmm":
         return None
     x = y_observed.reshape(y_observed.shape[0], -1).to(torch.float64)
-    total = [x.sum(0), torch.tensor([float(x.shape[0])], dtype=torch.float64)]
+    total = [x.sum(0), x.new_tensor([float(x.shape[0])])]
     if distributed:
         total = all_reduce(total)
     dtype = emission.mean.dtype
@@ -62,7 +61,7 @@ def common_shift(emission, y_observed: Tensor, distributed: bool) -> Tensor | No
 
 def reduce_pass(counts, stats, n_obs: float) -> float:
     """All-reduce one pass's counts (in place) and statistics; the total observed steps."""
-    fields = [torch.tensor([counts.loglik, n_obs], dtype=torch.float64), counts.init, counts.trans]
+    fields = [counts.init.new_tensor([counts.loglik, n_obs], dtype=torch.float64), counts.init, counts.trans]
     if counts.final is not None:
         fields.append(counts.final)
     extra = stats.tensors() if stats is not None else []

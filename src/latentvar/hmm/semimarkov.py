@@ -74,14 +74,15 @@ class HSMM:
         stays = torch.cat(
             [torch.where(alive[:, 1:], ratio, -torch.inf), survive.new_full((k, 1), -torch.inf)], 1
         )
-        a = self.trans_logits.masked_fill(torch.eye(k, dtype=torch.bool), -torch.inf)
+        dev = log_dur.device
+        a = self.trans_logits.masked_fill(torch.eye(k, dtype=torch.bool, device=dev), -torch.inf)
         a = torch.log_softmax(a, -1) if k > 1 else a
-        trans = torch.full((k, n, k, n), -torch.inf, dtype=log_dur.dtype)
-        idx = torch.arange(n - 1)
+        trans = torch.full((k, n, k, n), -torch.inf, dtype=log_dur.dtype, device=dev)
+        idx = torch.arange(n - 1, device=dev)
         for j in range(k):
             trans[j, idx, j, idx + 1] = stays[j, :-1]
             trans[j, :, :, 0] = ends[j][:, None] + a[j][None, :]
-        init = torch.full((k, n), -torch.inf, dtype=log_dur.dtype)
+        init = torch.full((k, n), -torch.inf, dtype=log_dur.dtype, device=dev)
         init[:, 0] = torch.log_softmax(self.init_logits, -1)
         return init.reshape(-1), trans.reshape(k * n, k * n), ends.reshape(-1)
 

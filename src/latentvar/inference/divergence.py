@@ -57,7 +57,7 @@ def expected_score(p: Chain, q: Chain) -> Tensor:
     for g, theta in zip(grads, _potentials(q), strict=True):
         if g is None:
             continue
-        term = torch.where(g != 0, g.double() * theta.double(), torch.zeros((), dtype=torch.float64))
+        term = torch.where(g != 0, g.double() * theta.double(), 0.0)
         total = total + term.reshape(term.shape[0], -1).sum(-1)
     return total.to(logz.dtype)
 

@@ -25,7 +25,9 @@ def kbest(chain: Chain, K: int) -> tuple[Tensor, Tensor]:
     b, T, k = e.shape
     lengths = chain.lengths
     if T == 0:
-        return torch.full((K, b, 0), PAD, dtype=torch.long), e.new_zeros(K, b).fill_(-torch.inf)
+        none = e.new_full((K, b), -torch.inf)
+        none[0] = 0.0
+        return torch.full((K, b, 0), PAD, dtype=torch.long, device=e.device), none
     score = e.new_full((b, k, K), -torch.inf)
     score[:, :, 0] = (chain.init.detach() + e[:, 0]).expand(b, k)
     pointers = []  # per step t >= 1: (b, k, K) flat index i·K + r of the previous (state, rank)
