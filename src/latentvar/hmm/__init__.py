@@ -25,6 +25,7 @@ from latentvar.hmm.diagnostics import (
 from latentvar.hmm.fit import _em_family  # old name: latentvar.stats.em_family(emission, "emission")
 from latentvar.hmm.model import HMM, METHODS, _log_partition  # old name: Chain(...).log_partition()
 from latentvar.hmm.posterior import HMMPosterior
+from latentvar.hmm.semimarkov import HSMM
 
 __all__ = [
     "HMM",
@@ -34,6 +35,7 @@ __all__ = [
     "EmptyStateWarning",
     "HMMFitResult",
     "HMMPosterior",
+    "HSMM",
     "NonMonotoneEMWarning",
     "ZeroTransitionsWarning",
     "_em_family",
