@@ -11,9 +11,9 @@ from latentvar.hmm.model import HMM
 class ConditionalHMM(nn.Module):
     """P(y | x) = Σ_z P(z|x) P(y|z,x) with an HMM produced by a network from x, as `ConditionalMixture`.
 
-    ``network(x)`` returns an `HMM` (or its arguments (init_logits, trans_logits, emission)) whose batch
-    covers x's batch -- e.g. init (b, k), per-step transitions (b, t, k, k) and emissions (b, t, k) from
-    a sequence encoder. ``model(x)`` is that HMM; every question goes through it:
+    ``network(x)`` returns an `HMM` (or its arguments (init_logits, trans_logits, emission[, final_logits]))
+    whose batch covers x's batch -- e.g. init (b, k), per-step transitions (b, t, k, k) and emissions
+    (b, t, k) from a sequence encoder. ``model(x)`` is that HMM; every question goes through it:
 
         model(x).log_prob(y)       exact log P(y|x) per sequence
         model(x).posterior(y)      exact P(z|x,y): marginals, mode, sample, entropy
@@ -32,10 +32,11 @@ class ConditionalHMM(nn.Module):
         out = self.network(x)
         if isinstance(out, HMM):
             return out
-        if isinstance(out, tuple) and len(out) == 3:
+        if isinstance(out, tuple) and len(out) in (3, 4):
             return HMM(*out)
         raise ValueError(
-            f"network: expected an HMM or (init_logits, trans_logits, emission), got {type(out).__name__}"
+            "network: expected an HMM or (init_logits, trans_logits, emission[, final_logits]), got "
+            f"{type(out).__name__}"
         )
 
     def log_prob(self, y: Tensor, x: Tensor, lengths=None) -> Tensor:

@@ -1,9 +1,15 @@
 """The inputs of an HMM: observations y and their lengths, checked, broadcast against the models' batch and
-flattened to (b, t, *event) for the engine. A bad input raises a ValueError that names the argument."""
+flattened to (b, t, *event) for the engine; which steps are observed (missing observations emit nothing) and
+per-step state constraints (partial labels, masks or log priors). A bad input raises a ValueError that names
+the argument.
+
+Shapes (named axes): b sequences (flattened batch), t steps, k states.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.distributions as D
@@ -23,13 +29,45 @@ def is_categorical(dist) -> bool:
     return isinstance(dist, D.Categorical) and not isinstance(dist, D.OneHotCategorical)
 
 
+@dataclass
+class Inputs:
+    """Checked inputs over the flat batch. ``shape``: the batch shape b flattens, () for one unbatched
+    (t, *event) sequence. ``observed`` (b, t) bool, False where a step emits nothing (None: all observed);
+    ``prior`` (b, t, k) log-potentials added to the emission log-likelihoods (None: no constraints)."""
+
+    y: Tensor
+    lengths: Tensor
+    shape: torch.Size
+    observed: Tensor | None = None
+    prior: Tensor | None = None
+
+    def adjust(self, e: Tensor, t0: int = 0) -> Tensor:
+        """Emission log-likelihoods (b, c, k) of steps t0.. with missing steps at 0 and the prior added."""
+        t1 = t0 + e.shape[1]
+        if self.observed is not None:
+            e = torch.where(self.observed[:, t0:t1, None], e, torch.zeros_like(e))
+        if self.prior is not None:
+            e = e + self.prior[:, t0:t1].to(e.dtype)
+        return e
+
+
 def check_inputs(model, y, lengths) -> tuple[Tensor, Tensor, torch.Size]:
-    """y as a flat (b, t, *event) tensor (a single (t, *event) sequence of one model gets b = 1),
-    lengths (b,), and the batch shape b came from (broadcast of y's leading axes and the models')."""
+    """y as a flat (b, t, *event) tensor (a single (t, *event) sequence of one model gets b = 1 and the
+    batch shape ()), lengths (b,), and the batch shape b came from (broadcast of y's leading axes and the
+    models')."""
+    inputs = prepare(model, y, lengths)
+    return inputs.y, inputs.lengths, inputs.shape
+
+
+def prepare(model, y, lengths, observed=None, constraints=None) -> Inputs:
+    """Check and flatten y, lengths, ``observed`` ((..., t) bool, or "nan": a step holding NaN emits
+    nothing) and ``constraints`` ((..., t) long state labels, -1 unlabelled; (..., t, k) bool allowed
+    states; or (..., t, k) float log priors, -inf forbidding a state)."""
     y = as_tensor("y", y)
     ev = len(model.event_shape)
     event = ", ".join(map(str, model.event_shape))
-    if not model.batch_shape and y.dim() == 1 + ev:
+    single = not model.batch_shape and y.dim() == 1 + ev
+    if single:
         y = y.unsqueeze(0)
     if (
         y.dim() < 1 + ev
@@ -55,32 +93,90 @@ def check_inputs(model, y, lengths) -> tuple[Tensor, Tensor, torch.Size]:
     step_shape = y.shape[y.dim() - 1 - ev :]
     y = y.expand(*shape, *step_shape).reshape(math.prod(shape), *step_shape)
     b = y.shape[0]
-    if lengths is None:
-        lengths = torch.full((b,), T, dtype=torch.long, device=y.device)
-    elif len(shape) == 1:
-        lengths = check_lengths("lengths", lengths, b, T).long().to(y.device)
-    else:
-        lengths = check_integer("lengths", as_tensor("lengths", lengths))
-        try:
-            lengths = lengths.expand(shape)
-        except RuntimeError:
-            raise ValueError(
-                f"lengths: expected a shape broadcasting to {tuple(shape)}, got {tuple(lengths.shape)}"
-            ) from None
-        lengths = check_lengths("lengths", lengths.reshape(-1), b, T).long().to(y.device)
-    full = bool((lengths == T).all())  # no padding: check y as it is, without a mask
-    valid = None if full else torch.arange(T, device=y.device) < lengths.unsqueeze(-1)  # (b, t)
-    observed = y if full else y[valid]
+    lengths = _lengths(lengths, shape, single, b, T, y.device)
+    if single:
+        shape = torch.Size()
+    mask = _observed(observed, y, ev, shape, b, T)
+    prior = _constraints(constraints, shape, b, T, model.num_states, y.device)
+    full = mask is None and bool((lengths == T).all())  # no padding, nothing missing: y as it is
+    valid = None
+    if not full:
+        valid = torch.arange(T, device=y.device) < lengths.unsqueeze(-1)  # (b, t)
+        valid = valid if mask is None else valid & mask
+        full = bool(valid.all())
+    seen = y if full else y[valid]
     if torch.is_floating_point(y):
-        check_finite("y", observed)
+        check_finite("y", seen)
     if isinstance(model.emission, D.Distribution):
         if is_categorical(model.emission):
             check_integer("y", y)
-            check_range("y", observed, 0, model.emission.logits.shape[-1])
+            check_range("y", seen, 0, model.emission.logits.shape[-1])
         elif model.emission.batch_shape == (model.num_states,):
-            check_support("y", model.emission, observed.reshape(-1, *y.shape[2:]).unsqueeze(1))
+            check_support("y", model.emission, seen.reshape(-1, *y.shape[2:]).unsqueeze(1))
         y = y if full else fill_padding(y, valid)
-    return y, lengths, shape
+    return Inputs(y, lengths, shape, mask, prior)
+
+
+def _lengths(lengths, shape, single, b, T, device) -> Tensor:
+    if lengths is None:
+        return torch.full((b,), T, dtype=torch.long, device=device)
+    if single:  # one sequence: a number, or one length in a (1,) tensor
+        lengths = check_integer("lengths", as_tensor("lengths", lengths))
+        lengths = lengths.reshape(-1) if lengths.numel() == 1 else lengths
+        return check_lengths("lengths", lengths, 1, T).long().to(device)
+    if len(shape) == 1:
+        return check_lengths("lengths", lengths, b, T).long().to(device)
+    lengths = check_integer("lengths", as_tensor("lengths", lengths))
+    try:
+        lengths = lengths.expand(shape)
+    except RuntimeError:
+        raise ValueError(
+            f"lengths: expected a shape broadcasting to {tuple(shape)}, got {tuple(lengths.shape)}"
+        ) from None
+    return check_lengths("lengths", lengths.reshape(-1), b, T).long().to(device)
+
+
+def _flat(name: str, x: Tensor, shape: torch.Size, b: int, tail: tuple) -> Tensor:
+    """x broadcast to (*shape, *tail) and flattened to (b, *tail)."""
+    try:
+        return x.expand(*shape, *tail).reshape(b, *tail)
+    except RuntimeError:
+        want = ", ".join(map(str, (*shape, *tail)))
+        raise ValueError(f"{name}: expected a shape broadcasting to ({want}), got {tuple(x.shape)}") from None
+
+
+def _observed(observed, y: Tensor, ev: int, shape, b: int, T: int) -> Tensor | None:
+    if observed is None:
+        return None
+    if isinstance(observed, str):
+        if observed != "nan":
+            raise ValueError(f"observed: expected a bool tensor (..., t) or 'nan', got {observed!r}")
+        if not torch.is_floating_point(y):
+            return None  # integer observations hold no NaN
+        return ~torch.isnan(y).reshape(b, T, -1).any(-1)
+    observed = as_tensor("observed", observed).to(y.device)
+    if observed.dtype != torch.bool:
+        raise ValueError(
+            f"observed: expected a bool tensor (True where y_t is observed), got {observed.dtype}"
+        )
+    return _flat("observed", observed, shape, b, (T,))
+
+
+def _constraints(constraints, shape, b: int, T: int, k: int, device) -> Tensor | None:
+    """(b, t, k) log-potentials: 0 where a state is allowed, -inf where it is not, or the given log prior."""
+    if constraints is None:
+        return None
+    c = as_tensor("constraints", constraints).to(device)
+    if c.dtype == torch.bool:
+        c = _flat("constraints", c, shape, b, (T, k))
+        return torch.zeros(c.shape, dtype=torch.float64, device=device).masked_fill(~c, -torch.inf)
+    if torch.is_floating_point(c):
+        check_finite("constraints", c, allow_neg_inf=True)
+        return _flat("constraints", c, shape, b, (T, k))
+    c = _flat("constraints", check_integer("constraints", c), shape, b, (T,))
+    check_range("constraints", c[c != -1], 0, k)
+    onehot = torch.nn.functional.one_hot(c.clamp_min(0), k).bool() | (c == -1).unsqueeze(-1)
+    return torch.zeros(b, T, k, dtype=torch.float64, device=device).masked_fill(~onehot, -torch.inf)
 
 
 def fill_padding(y: Tensor, valid: Tensor) -> Tensor:

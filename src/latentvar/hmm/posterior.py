@@ -8,9 +8,11 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from latentvar._checks import as_tensor, check_integer, check_range
+from latentvar._checks import as_tensor, check_integer, check_positive, check_range
 from latentvar.core import Posterior
-from latentvar.inference import Chain, parallel_marginals, parallel_viterbi
+from latentvar.hmm.filtering import backward_table, forward_table
+from latentvar.inference import Chain, kbest, parallel_marginals, parallel_viterbi
+from latentvar.inference.divergence import cross_entropy, kl_divergence
 
 
 class HMMPosterior(Posterior):
@@ -32,7 +34,7 @@ class HMMPosterior(Posterior):
     def _shaped(self, x: Tensor, lead: tuple = ()) -> Tensor:
         """A flat (*lead, b, ...) result as (*lead, *batch_shape, ...)."""
         n = len(lead)
-        return x.reshape(*x.shape[:n], *self.batch_shape, *x.shape[n + 1 :])
+        return x.reshape((*x.shape[:n], *self.batch_shape, *x.shape[n + 1 :]))
 
     @property
     def emission_lp(self) -> Tensor:
@@ -83,6 +85,35 @@ class HMMPosterior(Posterior):
         return self._shaped(self.chain.viterbi)
 
     @cached_property
+    def forward(self) -> Tensor:
+        """The forward table log α_t(k) = log P(y_1..y_t, z_t = k): (..., t, k), -inf past each length
+        (unscaled, `latentvar.hmm.filtering`)."""
+        return self._shaped(forward_table(self.chain))
+
+    @cached_property
+    def backward(self) -> Tensor:
+        """The backward table log β_t(k) = log P(y_{t+1}..y_L (and the end) | z_t = k): (..., t, k), -inf
+        past each length; log α + log β − log P(y) = log marginals."""
+        return self._shaped(backward_table(self.chain))
+
+    def kbest(self, k: int) -> tuple[Tensor, Tensor]:
+        """The k most probable state paths: (paths (k, ..., t) long, -1 past each length; their log P(z, y)
+        (k, ...), best first, -inf where fewer than k paths exist). k = 1 is the Viterbi path."""
+        check_positive("k", k, integer=True)
+        paths, scores = kbest(self.chain, k)
+        return self._shaped(paths, (k,)), self._shaped(scores, (k,))
+
+    def cross_entropy(self, other: HMMPosterior) -> Tensor:
+        """H(p, q) = −E_p[log q(z | y)] (the batch shape) of this posterior p against another one q over the
+        same sequences (e.g. of another model), by expectation under p's marginals
+        (`latentvar.inference.divergence`)."""
+        return self._shaped(cross_entropy(self.chain, _chain_of(other)))
+
+    def kl_divergence(self, other: HMMPosterior) -> Tensor:
+        """KL(p ‖ q) = H(p, q) − H(p) (the batch shape), in nats."""
+        return self._shaped(kl_divergence(self.chain, _chain_of(other)))
+
+    @cached_property
     def entropy(self) -> Tensor:
         """H(z | y) = log P(y) - E[log P(z, y) | y]: the batch shape, in nats."""
         return self._shaped(self.chain.entropy)
@@ -110,4 +141,10 @@ class HMMPosterior(Posterior):
         z = z.reshape(*lead, b, T)
         check_range("z", z[..., self.valid], 0, k)
         flat = self.chain.score(z) - self.log_partition.reshape(b)
-        return flat.reshape(*lead, *self.batch_shape)
+        return flat.reshape((*lead, *self.batch_shape))
+
+
+def _chain_of(other) -> Chain:
+    if not isinstance(other, HMMPosterior):
+        raise ValueError(f"other: expected an HMMPosterior, got {type(other).__name__}")
+    return other.chain

@@ -31,7 +31,7 @@ def _shift_matrices(mats: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def parallel_log_partition(chain: Chain, semiring=LogSemiring) -> Tensor:
-    """The same quantity as `Chain.log_partition` for `Dense` transitions (no ``final``), by a log-depth tree
+    """The same quantity as `Chain.log_partition` for `Dense` transitions, by a log-depth tree
     of (k, k) semiring matrix products; past each length M_t is the semiring identity. Every product is
     shifted to max 0 and the shifts summed in float64, so float32 stays precise (and so do its gradients,
     the marginals) at t = 100,000. Work O(b·t·k³), depth O(log t)."""
@@ -56,7 +56,8 @@ def parallel_log_partition(chain: Chain, semiring=LogSemiring) -> Tensor:
             mats, shift = _shift_matrices(_semiring_matmul(semiring, mats[:, 0::2], mats[:, 1::2]))
             scale = scale + shift
         alpha0 = _semiring_matmul(semiring, alpha0.view(b, 1, k), mats[:, 0])
-    total = (semiring.sum(alpha0.flatten(1), -1).double() + scale).to(emission.dtype)
+    last = alpha0.flatten(1) if chain.final is None else alpha0.flatten(1) + chain.final
+    total = (semiring.sum(last, -1).double() + scale).to(emission.dtype)
     return torch.where(lengths > 0, total, torch.zeros_like(total))
 
 

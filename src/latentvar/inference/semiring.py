@@ -78,3 +78,32 @@ class MaxSemiring:
     @staticmethod
     def matmul(a: Tensor, b: Tensor) -> Tensor:
         return MaxSemiring.sum(a.unsqueeze(-1) + b.unsqueeze(-3), dim=-2)
+
+
+class KMaxSemiring:
+    """(top-K, +) over sorted lists of the K best scores (Huang & Chiang 2005's k-best semiring): ⊕ merges
+    lists and keeps the K largest, ⊗ adds every pair and keeps the K largest. A value is (..., K), sorted
+    descending, -inf where fewer than K structures exist; K = 1 is `MaxSemiring`. `latentvar.inference.kbest`
+    runs the chain's recursion in it, keeping back-pointers to walk the K best paths back."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.zero = float("-inf")
+        self.one = 0.0
+
+    def sum(self, x: Tensor, dim: int = -2) -> tuple[Tensor, Tensor]:
+        """⊕ over ``dim`` of lists x (..., n, ..., K): the K largest of the union (..., K) and, for each,
+        its flat index n·K + rank into (n, K)."""
+        x = x.movedim(dim, -2)
+        flat = x.reshape(*x.shape[:-2], -1)
+        k = min(self.k, flat.shape[-1])
+        values, index = flat.topk(k, -1)
+        if k < self.k:  # fewer candidates than K: pad with impossible entries
+            pad = self.k - k
+            values = torch.cat([values, values.new_full((*values.shape[:-1], pad), -torch.inf)], -1)
+            index = torch.cat([index, index.new_zeros((*index.shape[:-1], pad))], -1)
+        return values, index
+
+    def mul(self, a: Tensor, b: Tensor) -> Tensor:
+        """⊗ of a list (..., K) by a score (...) or (..., 1): adding a score keeps the order."""
+        return a + (b if b.dim() == a.dim() else b.unsqueeze(-1))
