@@ -112,7 +112,14 @@ def test_cli_train_apply_eval(tmp_path, folder):
     assert result.exit_code == 0, result.output
     assert json.loads(grey.read_text())["colorfulness"] < 1.0
 
-    result = runner.invoke(app, ["colorize", "eval", "--data", str(folder), "--json", str(grey)])
+    # no --run: the shipped photo model, as `apply` (issue 20; it used to exit 2 asking for --run)
+    shipped = tmp_path / "shipped.json"
+    result = runner.invoke(app, ["colorize", "eval", "--data", str(folder), "--json", str(shipped)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(shipped.read_text())["model"] == "latent"
+    result = runner.invoke(
+        app, ["colorize", "eval", "--data", str(folder), "--run", "photo", "--baseline", "grey"]
+    )
     assert result.exit_code == 2 and "run/baseline" in result.output
     result = runner.invoke(app, ["colorize", "train", "--model", "gan", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "model" in result.output

@@ -168,9 +168,19 @@ def evaluate(
     data: str = typer.Option(
         "twemoji", help="'twemoji', a photo corpus (`prepare photos`) or a folder of images."
     ),
-    run: str = typer.Option(None, help="A run directory, or a shipped model ('photo', 'twemoji')."),
+    run: str = typer.Option(
+        None,
+        help="A run directory, or a shipped model ('photo', 'twemoji'); default: the shipped model of the "
+        "data (photo for photos, twemoji for 'twemoji').",
+    ),
     baseline: str = typer.Option(None, help="'grey' (ab = 0, no training) instead of --run."),
     labels: Path = typer.Option(None, help="Folder of label PNGs <stem>.png (class ids, 255 = ignore)."),
+    masks: Path = typer.Option(
+        None,
+        help="Folder of mask JSON files (hand-drawn regions of photos in --data; see colorize/masks.py): "
+        "adds 'segments', the prior's and posterior's ARI, boundary F and components per segment "
+        "against k-means, SLIC and Felzenszwalb on L.",
+    ),
     size: int = typer.Option(None, help="Image side (default: the run's training size, 32 for grey)."),
     temperature: float = typer.Option(None, help="Annealed-mean temperature (default: the model's)."),
     rebalance: float = typer.Option(
@@ -180,7 +190,8 @@ def evaluate(
     split: str = typer.Option("test", help="Split of 'twemoji' or a photo corpus: train, val or test."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
-    """NLL (nats/pixel), AuC, PSNR, colourfulness; with --labels, mIoU and pixel accuracy (Hungarian)."""
+    """NLL (nats/pixel), AuC, PSNR, colourfulness; with --labels, mIoU and pixel accuracy (Hungarian); with
+    --masks, segments against hand-drawn regions."""
     from latentvar.colorize.colorizer import Colorizer
     from latentvar.colorize.crops import EVAL_SIDE, corpus_dir
     from latentvar.colorize.evaluate import evaluate as run_eval
@@ -189,8 +200,8 @@ def evaluate(
     from latentvar.colorize.train import load_data
 
     with user_errors():
-        if (run is None) == (baseline is None):
-            raise ValueError("run/baseline: expected exactly one of --run RUN or --baseline grey")
+        if run is not None and baseline is not None:
+            raise ValueError("run/baseline: expected at most one of --run RUN or --baseline grey")
         if baseline is not None and baseline != "grey":
             raise ValueError(f"baseline: expected 'grey', got {baseline!r}")
         if split not in ("train", "val", "test"):
@@ -199,14 +210,24 @@ def evaluate(
             flags.run_dir("data", data)
         flags.model_run("run", run)
         flags.run_dir("labels", labels)
+        flags.run_dir("masks", masks)
+        if masks is not None and baseline is not None:
+            raise ValueError("masks: scoring segments needs a latent-segmentation model, not --baseline grey")
+        if masks is not None and data == "twemoji":
+            raise ValueError(
+                "masks: expected --data to be the photo corpus or folder the masks were drawn on"
+            )
         flags.count("size", size, maximum=2**20)
         flags.positive("temperature", temperature)
         flags.non_negative("rebalance", rebalance)
         flags.device("device", device)
         flags.out_file("json", json_path)
         photos = corpus_dir(data) is not None
-        if run is not None:
-            colorizer = Colorizer.load(run, device=device)
+        if baseline is None:  # no --run: the shipped model of the data, as `apply` uses the photo one
+            shipped = "twemoji" if data == "twemoji" else "photo"
+            colorizer = Colorizer.load(run if run is not None else shipped, device=device)
+            if masks is not None and colorizer.kind != "latent":
+                raise ValueError(f"masks: needs a latent-segmentation run, this one is {colorizer.kind!r}")
         else:
             colorizer = grey_baseline(size or 32, data if photos else "twemoji")
         side = size or (EVAL_SIDE if photos else colorizer.size)
@@ -217,9 +238,17 @@ def evaluate(
         )
         metrics["split"] = split
         metrics["data"] = data
+        if masks is not None:
+            from latentvar.colorize.segeval import score_mask_folder
+
+            metrics["segments"] = score_mask_folder(colorizer, masks, data, show_progress=True)
         write_json(json_path, metrics)
     shown = scalars(metrics, ("nll_nats_per_pixel", "auc", "psnr", "colorfulness", "miou"))
     say(f"{shown} ({metrics['num_images']} images)" + where(json_path))
+    if masks is not None:
+        from latentvar.colorize.segeval import format_table
+
+        say(format_table(metrics["segments"], f"segments against {masks}:"))
 
 
 @app.command("demo")

@@ -1,0 +1,161 @@
+"""A colorizer's segments against hand-drawn ground truth, next to grey-only baselines (`segscore` scores).
+
+For each photo (RGB uint8 at its own resolution) and its labels (h, w), five segmentations, all at that
+resolution:
+
+- ``prior``: argmax_k P(z|x) (`Colorizer.segment`), and ``posterior``: argmax_k P(z|x, y) with y the
+  photo's own colours (`Colorizer.posterior_segment`);
+- baselines that see only the lightness L (0..100) and are given n, the number of segment ids the prior
+  actually uses on this photo: ``kmeans_L`` (k-means with n clusters on the photo's L values, sklearn,
+  4 restarts, seed 0), ``slic_L`` (SLIC superpixels asked for n segments on L, scikit-image, compactness
+  10, connectivity enforced: it returns about n), ``felzenszwalb_L`` (Felzenszwalb-Huttenlocher graph
+  segmentation of L, sigma 0.8, min_size 20; its ``scale`` is found per photo by bisection on log(scale)
+  so that it returns as close to n regions as it can, ties to the smaller scale).
+
+`score_photo` gives one photo's table, `score_set` every photo's and the means; `format_table` prints them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from latentvar.colorize.segscore import score_segments
+
+BASELINES = ("kmeans_L", "slic_L", "felzenszwalb_L")
+METHODS = ("prior", "posterior", *BASELINES)
+METRICS = ("ari", "boundary_f", "components_per_segment", "segments_used")
+
+
+def photo_lightness(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 -> (h, w) float64 CIE L in 0..100 (the colorizer's own conversion)."""
+    from latentvar.colorize.lab import lightness
+
+    return lightness(np.ascontiguousarray(rgb)).cpu().numpy().astype(np.float64)
+
+
+def kmeans_l(L: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """k-means with ``n`` clusters on one photo's L values (at most 50,000 sampled to fit): (h, w) int64."""
+    from sklearn.cluster import KMeans
+
+    flat = L.reshape(-1, 1)
+    n = max(1, min(n, len(np.unique(flat))))
+    rng = np.random.default_rng(seed)
+    fit_on = flat[rng.choice(len(flat), size=min(len(flat), 50_000), replace=False)]
+    return KMeans(n, n_init=4, random_state=seed).fit(fit_on).predict(flat).reshape(L.shape).astype(np.int64)
+
+
+def _skimage_segmentation():
+    import skimage.segmentation  # a runtime dependency: `colorize eval --masks` runs these baselines
+
+    return skimage.segmentation
+
+
+def slic_l(L: np.ndarray, n: int) -> np.ndarray:
+    """SLIC superpixels of L, asked for ``n`` (it returns about n): (h, w) int64."""
+    seg = _skimage_segmentation().slic(L, n_segments=n, compactness=10.0, channel_axis=None, start_label=0)
+    return seg.astype(np.int64)
+
+
+def felzenszwalb_l(L: np.ndarray, n: int, steps: int = 18) -> tuple[np.ndarray, float]:
+    """Felzenszwalb on L with the ``scale`` (bisected on log10 in [-2, 7], ``steps`` halvings) whose region
+    count is closest to ``n``: ((h, w) int64, that scale)."""
+    fz = _skimage_segmentation().felzenszwalb
+    lo, hi = -2.0, 7.0  # more regions at lo, fewer at hi
+    best = None
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        seg = fz(L, scale=10**mid, sigma=0.8, min_size=20, channel_axis=None)
+        count = int(seg.max()) + 1
+        key = (abs(count - n), mid)
+        if best is None or key < best[0]:
+            best = (key, seg, 10**mid)
+        if count == n:
+            break
+        lo, hi = (mid, hi) if count > n else (lo, mid)
+    return best[1].astype(np.int64), float(best[2])
+
+
+def segmentations(colorizer, rgb: np.ndarray, baselines: bool = True) -> tuple[dict, dict]:
+    """({method: (h, w) ids}, {"segments_target": n, "felzenszwalb_scale": s}) for one photo."""
+    if colorizer.kind != "latent":
+        raise ValueError(f"colorizer: needs a latent-segmentation run, this one is {colorizer.kind!r}")
+    out = {"prior": colorizer.segment(rgb), "posterior": colorizer.posterior_segment(rgb, rgb)}
+    n = int(len(np.unique(out["prior"])))
+    info = {"segments_target": n}
+    if baselines:
+        L = photo_lightness(rgb)
+        out["kmeans_L"] = kmeans_l(L, n)
+        out["slic_L"] = slic_l(L, n)
+        out["felzenszwalb_L"], info["felzenszwalb_scale"] = felzenszwalb_l(L, n)
+    return out, info
+
+
+def score_photo(colorizer, rgb: np.ndarray, labels: np.ndarray, tolerance: float | None = None,
+                baselines: bool = True) -> dict:  # fmt: skip
+    """{"segments_target": n, ..., "scores": {method: `segscore.score_segments` dict}} for one photo."""
+    segs, info = segmentations(colorizer, rgb, baselines)
+    return {**info, "scores": {m: score_segments(s, labels, tolerance) for m, s in segs.items()}}
+
+
+def mean_scores(per_image: list[dict]) -> dict:
+    """{method: {metric: mean over the photos}} (NaN-free means; a metric NaN on every photo stays NaN)."""
+    out = {}
+    methods = [m for m in METHODS if all(m in p["scores"] for p in per_image)] if per_image else []
+    for m in methods:
+        out[m] = {}
+        for metric in per_image[0]["scores"][m]:
+            values = [p["scores"][m][metric] for p in per_image if not math.isnan(p["scores"][m][metric])]
+            out[m][metric] = float(np.mean(values)) if values else math.nan
+    return out
+
+
+def score_set(colorizer, items, tolerance: float | None = None, baselines: bool = True,
+              show_progress: bool = False) -> dict:  # fmt: skip
+    """``items``: (name, RGB uint8 (h, w, 3), labels (h, w)) triples -> {"num_images", "per_image": [{"image",
+    ...score_photo}], "mean": mean_scores, "connectivity": 8, "tolerance": ...}."""
+    from latentvar.progress import progress
+
+    per_image = []
+    for name, rgb, labels in progress(list(items), desc="segments", disable=not show_progress):
+        per_image.append({"image": name, **score_photo(colorizer, rgb, labels, tolerance, baselines)})
+    return {
+        "num_images": len(per_image),
+        "mean": mean_scores(per_image),
+        "per_image": per_image,
+        "connectivity": 8,
+        "tolerance": "0.0075 x image diagonal (BSDS)" if tolerance is None else float(tolerance),
+    }
+
+
+def format_table(result: dict, title: str = "") -> str:
+    """The means as a plain-text table: one row per method."""
+    head = f"{'method':<16}{'ARI':>8}{'boundary F':>12}{'comp/seg':>10}{'segments':>10}"
+    lines = [title] if title else []
+    lines += [head, "-" * len(head)]
+    for method, s in result["mean"].items():
+        lines.append(
+            f"{method:<16}{s['ari']:>8.3f}{s['boundary_f']:>12.3f}{s['components_per_segment']:>10.1f}"
+            f"{s['segments_used']:>10.1f}"
+        )
+    lines.append(f"({result['num_images']} photos; components: 8-connected, per used segment)")
+    return "\n".join(lines)
+
+
+def score_mask_folder(colorizer, masks_dir, data, tolerance: float | None = None, baselines: bool = True,
+                      show_progress: bool = False) -> dict:  # fmt: skip
+    """`score_set` over every mask JSON of ``masks_dir`` and its photo in ``data`` (a photo corpus or a
+    folder; `masks.find_image`), plus "masks" (the folder) and "sha256_mismatch" (photos whose bytes
+    differ from those the masks were drawn on: same size, so still scored, but worth a look)."""
+    from pathlib import Path
+
+    from latentvar.colorize.masks import find_image, load_ground_truth, read_mask_folder
+
+    items, mismatch = [], []
+    for m in read_mask_folder(masks_dir):
+        rgb, labels, same = load_ground_truth(m, find_image(m, data))
+        mismatch += [] if same else [m.image]
+        items.append((Path(m.image).stem, rgb, labels))
+    result = score_set(colorizer, items, tolerance, baselines, show_progress)
+    return {**result, "masks": str(masks_dir), "sha256_mismatch": mismatch}

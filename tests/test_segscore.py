@@ -1,0 +1,233 @@
+"""Segments against ground truth (issue 20): the scores against closed forms and hand counts, polygon
+rasterisation, the mask JSON's errors, the composites' paste, the baselines and `colorize eval --masks`."""
+
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from latentvar.cli import app
+from latentvar.colorize import segeval
+from latentvar.colorize.composites import paste
+from latentvar.colorize.masks import FORMAT, parse_masks, polygon_mask, rasterise, read_mask_folder
+from latentvar.colorize.segscore import (
+    adjusted_rand,
+    boundaries,
+    boundary_f,
+    components_per_segment,
+    score_segments,
+)
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pair_count_ari(a, b) -> float:
+    """Hubert & Arabie's ARI by brute force over every pair of pixels (the pair-counting form
+    2(n11 n00 - n01 n10) / ((n11 + n01)(n01 + n00) + (n11 + n10)(n10 + n00)), Steinley 2004)."""
+    n11 = n00 = n01 = n10 = 0
+    for i, j in itertools.combinations(range(len(a)), 2):
+        same_a, same_b = a[i] == a[j], b[i] == b[j]
+        n11 += same_a and same_b
+        n00 += not same_a and not same_b
+        n01 += same_a and not same_b
+        n10 += not same_a and same_b
+    return 2 * (n11 * n00 - n01 * n10) / ((n11 + n01) * (n01 + n00) + (n11 + n10) * (n10 + n00))
+
+
+def test_ari_against_sklearn_docs_and_pair_counts():
+    # sklearn's documented case: adjusted_rand_score([0, 0, 1, 1], [0, 0, 1, 2]) = 0.5714...
+    assert adjusted_rand(np.array([[0, 0, 1, 2]]), np.array([[0, 0, 1, 1]])) == pytest.approx(4 / 7)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (5, 6))
+    segments = np.where(rng.random((5, 6)) < 0.7, labels, rng.integers(0, 4, (5, 6)))
+    want = _pair_count_ari(labels.ravel(), segments.ravel())
+    assert adjusted_rand(segments, labels) == pytest.approx(want)
+    # unlabelled pixels (< 0) are left out, whatever the segments say there
+    padded_l = np.concatenate([labels, -np.ones((2, 6), int)])
+    padded_s = np.concatenate([segments, rng.integers(0, 9, (2, 6))])
+    assert adjusted_rand(padded_s, padded_l) == pytest.approx(want)
+    assert adjusted_rand(segments + 7, labels) == pytest.approx(want)  # ids are names only
+
+
+def _square(shift: int) -> np.ndarray:
+    out = np.zeros((20, 24), np.int64)
+    out[5:15, 5 + shift : 15 + shift] = 1
+    return out
+
+
+def test_boundary_f_on_a_shifted_square():
+    truth = _square(0)
+    assert boundaries(truth).sum() == 39  # 10 left + 10 right + 10 top + 9 bottom (one corner shared)
+    assert boundary_f(_square(0), truth, tolerance=0)["f"] == 1.0
+    assert boundary_f(_square(1), truth, tolerance=1)["f"] == 1.0  # within one pixel everywhere
+    # shifted 3 px right, 1 px tolerance (counted by hand): the top and bottom edges match on 8 pixels
+    # each, the predicted left edge on 3 ((5,7), (13,7), (14,7)), the right edge on none -> 19 / 39
+    far = boundary_f(_square(3), truth, tolerance=1)
+    assert far["precision"] == pytest.approx(19 / 39)
+    assert far["recall"] < 1 and far["f"] == pytest.approx(2 * far["precision"] * far["recall"] /
+                                                           (far["precision"] + far["recall"]))  # fmt: skip
+    # brute force: nearest boundary pixel by an O(n^2) search instead of a distance transform
+    pred, true = np.argwhere(boundaries(_square(3))), np.argwhere(boundaries(truth))
+    d = np.sqrt(((pred[:, None] - true[None]) ** 2).sum(-1))
+    assert far["precision"] == pytest.approx((d.min(1) <= 1).mean())
+    assert far["recall"] == pytest.approx((d.min(0) <= 1).mean())
+    # one segment: nothing claimed (precision 1), nothing found (recall 0)
+    flat = boundary_f(np.zeros_like(truth), truth)
+    assert (flat["precision"], flat["recall"], flat["f"]) == (1.0, 0.0, 0.0)
+    # a boundary inside the unlabelled area counts for nothing
+    labels = truth.copy()
+    labels[:, 20:] = -1
+    extra = _square(0)
+    extra[:, 22] = 5
+    assert boundary_f(extra, labels, tolerance=0)["f"] == 1.0
+    assert boundary_f(_square(0), truth)["tolerance"] == pytest.approx(0.0075 * math.hypot(20, 24))
+
+
+def test_components_per_segment_is_eight_connected():
+    assert components_per_segment(np.array([[0, 1], [1, 0]])) == 1.0  # diagonals touch (8-connectivity)
+    assert components_per_segment(np.array([[0, 1, 0, 1, 0]])) == 2.5  # 3 pieces of 0, 2 of 1
+    speckle = np.zeros((9, 9), np.int64)
+    speckle[1::3, 1::3] = 4  # 9 isolated pixels of segment 4, one connected 0
+    assert components_per_segment(speckle) == 5.0
+    s = score_segments(speckle, np.zeros((9, 9), np.int64))
+    assert s["segments_used"] == 2 and s["components_per_segment"] == 5.0
+
+
+def test_scores_name_bad_arguments():
+    with pytest.raises(ValueError, match="^labels: expected the segments' shape"):
+        score_segments(np.zeros((3, 3), int), np.zeros((3, 4), int))
+    with pytest.raises(ValueError, match="^segments: expected integer ids"):
+        adjusted_rand(np.zeros((3, 3)), np.zeros((3, 3), int))
+    with pytest.raises(ValueError, match="^tolerance:"):
+        boundary_f(np.zeros((3, 3), int), np.zeros((3, 3), int), tolerance=-1)
+
+
+def test_polygon_rasterisation_by_pixel_centres():
+    square = polygon_mask([[1, 1], [4, 1], [4, 4], [1, 4]], 6, 6)
+    assert square.sum() == 9 and square[1:4, 1:4].all()  # pixels 1..3: centres 1.5..3.5
+    tri = polygon_mask([[0, 0], [100.25, 0], [0, 100.25]], 100, 100)
+    assert tri.sum() == 5050  # centres (x + .5) + (y + .5) < 100.25: x + y <= 99, none on the edge
+    assert polygon_mask([[-5, -5], [-1, -5], [-1, -1]], 4, 4).sum() == 0  # off the image
+    labels = rasterise([[[[0, 0], [6, 0], [6, 6], [0, 6]]], [[[1, 1], [4, 1], [4, 4], [1, 4]]]], 6, 8)
+    assert (labels[1:4, 1:4] == 1).all() and (labels[:, 6:] == -1).all()  # later over earlier; none: -1
+    assert (labels == 0).sum() == 36 - 9
+
+
+def _mask_json(**change):
+    data = {"format": FORMAT, "image": "a.png", "width": 8, "height": 6,
+            "regions": [{"label": "sky", "polygons": [[[0, 0], [8, 0], [8, 3], [0, 3]]]}]}  # fmt: skip
+    data.update(change)
+    return data
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"format": "masks/0"}, "format"),
+        ({"image": ""}, "image"),
+        ({"image": "../a.png"}, "image"),
+        ({"width": 0}, "width"),
+        ({"height": "6"}, "height"),
+        ({"sha256": "xyz"}, "sha256"),
+        ({"regions": []}, "regions"),
+        ({"regions": [{"polygons": [[[0, 0], [1, 0], [1, 1]]]}]}, r"regions\[0\]\.label"),
+        ({"regions": [{"label": "a", "polygons": []}]}, r"regions\[0\]\.polygons"),
+        ({"regions": [{"label": "a", "polygons": [[[0, 0], [1, 0]]]}]}, r"regions\[0\]\.polygons\[0\]"),
+        ({"regions": [{"label": "a", "polygons": [[[0, 0], [1, 0], [1, "y"]]]}]},
+         r"regions\[0\]\.polygons\[0\]\[2\]"),
+        ({"regions": [{"label": "a", "polygons": [[[0, 0], [1, 0], [1, float("nan")]]]}]},
+         r"regions\[0\]\.polygons\[0\]\[2\]"),
+    ],
+)  # fmt: skip
+def test_mask_json_errors_name_the_field(change, field):
+    with pytest.raises(ValueError, match=f"^m.json.{field}: expected"):
+        parse_masks(_mask_json(**change), where="m.json")
+
+
+def test_shipped_masks_are_valid_and_match_their_photos():
+    masks = read_mask_folder(ROOT / "src/latentvar/data/photo_masks")
+    assert len(masks) >= 15
+    for m in masks:
+        labels = m.labels()
+        assert labels.shape == (m.height, m.width) and len(set(m.names)) == len(m.names)
+        assert (labels >= 0).mean() > 0.9, m.image  # a hand mask labels (nearly) the whole photo
+        assert len(np.unique(labels[labels >= 0])) == len(m.names), m.image  # no region painted over
+    example = ROOT / "src/latentvar/data/photo_examples"
+    (bundled,) = read_mask_folder(example / "masks")
+    photo = example / bundled.image
+    assert hashlib.sha256(photo.read_bytes()).hexdigest() == bundled.sha256
+    with Image.open(photo) as im:
+        assert im.size == (bundled.width, bundled.height)
+
+
+def test_paste_labels_object_and_soft_edge():
+    bg = np.full((4, 5, 3), 200, np.uint8)
+    labels = np.zeros((4, 5), np.int32)
+    labels[2:] = 1
+    stamp = np.zeros((2, 2, 4), np.uint8)
+    stamp[..., 0] = 255
+    stamp[..., 3] = [[255, 128], [0, 255]]
+    rgb, out = paste(bg, labels, stamp, 1, 2)
+    assert out[1, 2] == 2 and out[1, 3] == -1 and out[2, 2] == 1 and out[2, 3] == 2
+    assert tuple(rgb[1, 2]) == (255, 0, 0) and tuple(rgb[2, 2]) == (200, 200, 200)
+    assert tuple(rgb[1, 3]) == (228, 100, 100)  # 200 (1 - a) + 255 a, a = 128 / 255
+    with pytest.raises(ValueError, match="^stamp_rgba:"):
+        paste(bg, labels, stamp, 3, 0)
+
+
+def test_felzenszwalb_bisection_and_baselines_reach_the_count():
+    rng = np.random.default_rng(0)
+    L = np.repeat(np.repeat(rng.uniform(0, 100, (4, 6)), 16, 0), 16, 1) + rng.normal(0, 1, (64, 96))
+    seg, scale = segeval.felzenszwalb_l(L, 24)
+    assert abs(len(np.unique(seg)) - 24) <= 2 and scale > 0
+    assert len(np.unique(segeval.kmeans_l(L, 5))) == 5
+    assert 3 <= len(np.unique(segeval.slic_l(L, 6))) <= 12
+
+
+def _write_photo_and_masks(folder: Path, masks: Path) -> None:
+    """A blue-sky / green-ground photo and its mask (sky over the whole frame, then the ground)."""
+    folder.mkdir()
+    masks.mkdir()
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:20] = [90, 150, 240]
+    rgb[20:] = [60, 140, 50]
+    Image.fromarray(rgb).save(folder / "scene.png")
+    data = _mask_json(image="scene.png", width=64, height=48, regions=[
+        {"label": "sky", "polygons": [[[0, 0], [64, 0], [64, 48], [0, 48]]]},
+        {"label": "ground", "polygons": [[[0, 20], [64, 20], [64, 48], [0, 48]]]}])  # fmt: skip
+    (masks / "scene.json").write_text(json.dumps(data))
+
+
+def test_cli_eval_masks_end_to_end(tmp_path):
+    folder, masks, report = tmp_path / "photos", tmp_path / "masks", tmp_path / "eval.json"
+    _write_photo_and_masks(folder, masks)
+    args = ["colorize", "eval", "--data", str(folder), "--masks", str(masks), "--json", str(report)]
+    result = runner.invoke(app, args)  # no --run: the shipped photo model
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(report.read_text())
+    assert metrics["model"] == "latent" and "auc" in metrics
+    seg = metrics["segments"]
+    assert seg["num_images"] == 1 and seg["sha256_mismatch"] == [] and seg["connectivity"] == 8
+    assert set(seg["mean"]) == set(segeval.METHODS)
+    (photo,) = seg["per_image"]
+    assert photo["image"] == "scene" and photo["segments_target"] >= 1
+    for scores in photo["scores"].values():
+        assert -1 <= scores["ari"] <= 1 and 0 <= scores["boundary_f"] <= 1
+        assert scores["components_per_segment"] >= 1
+    assert "felzenszwalb_L" in result.output  # the table for a person
+
+    (masks / "scene.json").write_text(json.dumps(_mask_json(image="other.png")))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "other.png" in result.output
+    (masks / "scene.json").write_text(json.dumps(_mask_json(image="scene.png", width=60, height=48)))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "60 x 48" in result.output
+    result = runner.invoke(app, [*args[:-2], "--baseline", "grey"])
+    assert result.exit_code == 2 and "masks:" in result.output
