@@ -7,7 +7,7 @@ photo: takes the ``photo-latent*`` run (one per K) with the best val AuC, picks 
 rebalancing λ (`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train*
 split's views) by `choose_decoding`'s rule: never below the grey baseline's val AuC, then half the ground
 truth's colourfulness at the best AuC, else the most colour -- then measures the latent, per-pixel (its own (T, λ) by the same
-rule), regression and grey models once on the **test** split; writes the latent run's best-on-val
+rule), regression and grey models (and ``--previous``, the model shipped before) once on the **test** split; writes the latent run's best-on-val
 weights (no optimiser state) with ``temperature``, ``rebalance``, ``bin_prior``, ``val_decodings`` and
 ``test_metrics`` in its JSON to src/latentvar/data/models/photo/.
 twemoji: the twemoji run's weights with its Twemoji test metrics to src/latentvar/data/models/twemoji/.
@@ -43,7 +43,8 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
     for lam in REBALANCES:
         for t in TEMPERATURES:
             m = evaluate(colorizer, val, temperature=t, rebalance=lam)
-            rows.append({"temperature": t, "rebalance": lam, "auc": m["auc"], "colorfulness": m["colorfulness"],
+            rows.append({"temperature": t, "rebalance": lam, "auc": m["auc"], "auc_rebalanced": m["auc_rebalanced"],
+                         "colorfulness": m["colorfulness"],
                          "colorfulness_ground_truth": m["colorfulness_ground_truth"]})  # fmt: skip
     beats_grey = [r for r in rows if r["auc"] >= grey_auc]
     vivid = [r for r in beats_grey if r["colorfulness"] >= 0.5 * r["colorfulness_ground_truth"]]
@@ -58,10 +59,13 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
 
 def pick_latent(runs: Path) -> Path:
     """The ``photo-latent*`` run (one per K) whose kept weights have the best val AuC: K is chosen on val."""
-    found = sorted(p for p in runs.glob("photo-latent*") if (p / "best.json").exists())
+    def kept(p: Path) -> Path:  # what `export` and `Colorizer.load` take: best.* when there is one
+        return p / "best.json" if (p / "best.json").exists() else p / "checkpoint.json"
+
+    found = sorted(p for p in runs.glob("photo-latent*") if kept(p).exists())
     if not found:
-        raise SystemExit(f"no photo-latent* run with a best.json in {runs}")
-    return max(found, key=lambda p: json.loads((p / "best.json").read_text())["best"]["val_auc"])
+        raise SystemExit(f"no photo-latent* run with a best.json or checkpoint.json in {runs}")
+    return max(found, key=lambda p: json.loads(kept(p).read_text())["validation"][-1]["val_auc"])
 
 
 def export(run: Path, name: str, extra: dict) -> Path:
@@ -81,6 +85,12 @@ def main(argv=None) -> int:
     ap.add_argument("name", choices=("photo", "twemoji"))
     ap.add_argument("--corpus", type=Path, default=Path("data-cache/photos"))
     ap.add_argument("--runs", type=Path, default=Path("runs/ship"))
+    ap.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="a copy of the model shipped before: measured on test beside the new one, with its own decoding",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     if args.name == "twemoji":
@@ -116,6 +126,8 @@ def main(argv=None) -> int:
                 metrics[kind] = evaluate(other, test, temperature=t, rebalance=lam)
             else:
                 metrics[kind] = evaluate(other, test)
+    if args.previous is not None:  # the model this one replaces, with the decoding it shipped with
+        metrics["previous"] = evaluate(Colorizer.load(args.previous), test)
     metrics["grey"] = evaluate(grey, test)
     print(json.dumps(metrics, indent=1))
     extra = {"temperature": temperature, "rebalance": rebalance, "bin_prior": prior.tolist(),
