@@ -93,12 +93,16 @@ class PhotoTrunk(nn.Module):
     stride = 4
     multiple = 16
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, depth: int = 0):
         super().__init__()
         c = width
         self.enc4 = nn.Sequential(_conv(16, c), _conv(c, c))
         self.enc8 = nn.Sequential(_conv(c, 2 * c, stride=2), _conv(2 * c, 2 * c))
         self.enc16 = nn.Sequential(_conv(2 * c, 4 * c, stride=2), _conv(4 * c, 4 * c, dilation=2))
+        if (
+            depth
+        ):  # a deeper trunk: residual blocks at 1/16 (depth 0 has none: today's weights load as they are)
+            self.deep = nn.Sequential(*(_Residual(4 * c, dilation=2 ** (1 + i % 2)) for i in range(depth)))
         self.glob = nn.Sequential(nn.Linear(4 * c, 4 * c), nn.ReLU())
         self.dec8 = nn.Sequential(nn.Conv2d(6 * c, 2 * c, 1), nn.ReLU(), _conv(2 * c, 2 * c))
         self.dec4 = nn.Sequential(nn.Conv2d(3 * c, c, 1), nn.ReLU(), _conv(c, c))
@@ -107,6 +111,8 @@ class PhotoTrunk(nn.Module):
         f4 = self.enc4(F.pixel_unshuffle(x, 4))
         f8 = self.enc8(f4)
         f16 = self.enc16(f8)
+        if hasattr(self, "deep"):
+            f16 = self.deep(f16)
         f16 = f16 + self.glob(f16.mean((2, 3)))[..., None, None]
         up8 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
         d8 = self.dec8(torch.cat([f8, up8], 1))
@@ -114,16 +120,30 @@ class PhotoTrunk(nn.Module):
         return self.dec4(torch.cat([f4, up4], 1))
 
 
+class _Residual(nn.Module):
+    """x + conv(relu(conv(x))), two 3×3 convolutions (the second dilated) at constant width."""
+
+    def __init__(self, c: int, dilation: int = 2):
+        super().__init__()
+        self.body = nn.Sequential(_conv(c, c), nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
 Trunk.stride, Trunk.multiple = 2, 4
 ARCHS = ("emoji", "photo")
 
 
-def build_trunk(arch: str, width: int) -> nn.Module:
-    """'emoji' -- the 32×32 `Trunk` (features at 1/2); 'photo' -- `PhotoTrunk` (features at 1/4)."""
+def build_trunk(arch: str, width: int, depth: int = 0) -> nn.Module:
+    """'emoji' -- the 32×32 `Trunk` (features at 1/2); 'photo' -- `PhotoTrunk` (features at 1/4), with
+    ``depth`` extra residual blocks at 1/16."""
+    if depth and arch != "photo":
+        raise ValueError(f"depth: extra blocks are for the 'photo' trunk, got arch={arch!r}")
     if arch == "emoji":
         return Trunk(width)
     if arch == "photo":
-        return PhotoTrunk(width)
+        return PhotoTrunk(width, depth)
     raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
 
 
@@ -360,10 +380,17 @@ MODELS = ("latent", "per-pixel", "regression")
 
 
 def build_model(
-    kind: str, centres: Tensor, segments: int = 8, width: int = 16, hidden: int = 64, arch: str = "emoji"
+    kind: str,
+    centres: Tensor,
+    segments: int = 8,
+    width: int = 16,
+    hidden: int = 64,
+    arch: str = "emoji",
+    depth: int = 0,
 ) -> nn.Module:
     """A fresh model of ``kind`` ("latent", "per-pixel", "regression", "grey") over the bins ``centres``;
-    ``arch`` picks the trunk ('emoji': 32×32 images, 'photo': crops of photos, see `PhotoTrunk`)."""
+    ``arch`` picks the trunk ('emoji': 32×32 images, 'photo': crops of photos, see `PhotoTrunk`), ``depth``
+    its extra residual blocks (photo only)."""
     q = centres.shape[0]
     if arch not in ARCHS:
         raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
@@ -377,6 +404,12 @@ def build_model(
         model = GreyColorizer(centres)
     else:
         raise ValueError(f"model: expected one of {(*MODELS, 'grey')}, got {kind!r}")
+    if (
+        depth and kind != "grey"
+    ):  # the deeper trunk replaces the default one (the models build theirs with depth 0)
+        owner = model.net if kind == "latent" else model
+        owner.trunk = build_trunk(arch, width, depth)
+        model.config["depth"] = depth
     model.register_buffer("bin_centres", centres.clone())  # saved with the weights: the bins travel along
     return model
 
