@@ -92,7 +92,7 @@ def corpus(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     entries = []
     for i, split in enumerate(["train"] * 6 + ["val"] * 2 + ["test"] * 2):
-        h, w = (96, 128) if i % 2 else (160, 110)
+        h, w = (384, 512) if i % 2 else (512, 352)  # as large as the corpus keeps: JPEG draft would apply
         Image.fromarray(_photo(rng, h, w)).save(root / "images" / f"p{i}.jpg", quality=92)
         entries.append({"id": f"p{i}", "split": split, "package": "synthetic", "licence": "CC0-1.0"})
     write_manifest(root / "manifest.json", entries, {"num_photos": len(entries)})
@@ -247,6 +247,22 @@ def test_unreadable_collections_and_bad_knobs_name_the_argument(tmp_path):
 
 
 def test_gradient_accumulation_is_the_full_batch_step(tmp_path, photos):
+    from latentvar.colorize.train import _step
+
+    cfg = TrainConfig(data=str(photos), steps=1, **{**SMALL, "batch_size": 8})
+    cfg.check()
+    batch = Batches(cfg, ABBins(), torch.device("cpu"))(0, 0)
+    grads = []
+    for parts in (1, 4):  # SGD with lr 1: the weights move by minus the gradient (Adam would hide a scale)
+        torch.manual_seed(0)
+        model = build_model("latent", ABBins().centres, 3, 8, 8, "photo")
+        before = [p.detach().clone() for p in model.parameters()]
+        cfg.accumulate = parts
+        _step(model, torch.optim.SGD(model.parameters(), lr=1.0), batch, cfg, 0)
+        grads.append(
+            torch.cat([(b - p.detach()).flatten() for b, p in zip(before, model.parameters(), strict=True)])
+        )
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
     common = dict(data=str(photos), steps=3, val_every=0, **{**SMALL, "batch_size": 8})
     whole = train(TrainConfig(**common, out=str(tmp_path / "a")), show_progress=False)
     parts = train(TrainConfig(**common, out=str(tmp_path / "b"), accumulate=4), show_progress=False)

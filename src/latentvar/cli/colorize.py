@@ -105,9 +105,10 @@ def train(
     last = meta["history"][-1] if meta.get("history") else float("nan")
     best = meta.get("best")
     chosen = f", best val NLL {best['val_nll']:.4f} at step {best['step']}" if best else ""
+    skipped = f", {meta['num_skipped']} unreadable files skipped" if meta.get("num_skipped") else ""
     say(
         f"{model}: step {meta.get('step')}, last loss {last:.4f}{chosen}, "
-        f"{meta.get('parameters')} parameters -> {out}"
+        f"{meta.get('parameters')} parameters{skipped} -> {out}"
     )
 
 

@@ -83,7 +83,7 @@ class Batches:
 
     def start(self, rank: int, step: int) -> None:
         """Start the loader workers of ``rank`` at ``step`` (the loop then asks for step, step + 1, ...)."""
-        if self.sampler is None:
+        if self.sampler is None or step >= self.config.steps:
             return
         from latentvar.colorize.stream import StepCrops, step_loader
 
