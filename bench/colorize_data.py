@@ -12,6 +12,8 @@ loader's crops/s against the model's step rate.
 - Throughput on the prepared corpus (the shipped photo model's settings: latent, K = 16, width 32,
   batch 64 of 64-px crops): the loader's crops/s with 0, 1, 2 workers (no model), the model's step rate on
   one pre-made batch, and the full training step fed by the loader with 2 workers; ratio = fed / pre-made.
+  The corpus is read exactly as before (whole decode, whole Lanczos resize: the same crops); the same
+  photos as a list file take the path of any other collection (JPEG draft, resampling the crop's box only).
   Also the in-memory `PhotoCrops` of before: its start-up (decode + pyramid of every photo) and crops/s.
 """
 
@@ -139,6 +141,8 @@ def throughput(corpus: str, workers_list: list[int], steps: int, repeats: int) -
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     cfg = _config(corpus, 2, steps + 1)
     rates: dict[str, list[float]] = {}
+    listing = Path(tempfile.mkdtemp()) / "photos.txt"  # the same photos as a plain collection: draft + box
+    listing.write_text("\n".join(str(p) for p in split_paths(Path(corpus), "train")) + "\n")
 
     def timed(name: str, work) -> None:
         t0 = time.perf_counter()
@@ -152,6 +156,11 @@ def throughput(corpus: str, workers_list: list[int], steps: int, repeats: int) -
             b(0, 0)  # workers started, first batch made
             timed(f"loader, {w} workers", lambda b=b: [b(s, 0) for s in range(1, steps + 1)])
             b.close()
+        b = Batches(_config(str(listing), 2, steps + 1), bins, dev)
+        b.start(0, 0)
+        b(0, 0)
+        timed("loader, 2 workers, as a list file", lambda b=b: [b(s, 0) for s in range(1, steps + 1)])
+        b.close()
         b = Batches(cfg, bins, dev)
         batch = b(0, 0)
         timed(

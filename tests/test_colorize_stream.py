@@ -165,6 +165,15 @@ def test_draft_decodes_only_the_resolution_needed_and_matches_a_full_decode(phot
     with Image.open(path) as im:
         im.draft(None, (96, 144))  # what read_rgb_for_side asks for
         assert im.size == (100, 150)  # the decoder's size: 1/8, not 800 × 1200
+    # resampling only the crop's box: the crop of the whole resize, up to rounding
+    from latentvar.colorize.stream import crop_at, decode_for_side
+
+    rgb = decode_for_side(str(path), 150, draft=False)
+    for where, flip in [((0.0, 0.0), False), ((0.99, 0.99), True), ((0.3, 0.7), False)]:
+        exact = crop_at(rgb, 150, where, flip, 64, exact=True)
+        boxed = crop_at(rgb, 150, where, flip, 64, exact=False)
+        assert boxed.shape == exact.shape == (64, 64, 3)
+        assert np.abs(boxed.astype(int) - exact.astype(int)).max() <= 2
     # EXIF orientation applied: the phone photo (stored sideways) comes out in landscape
     assert read_rgb_for_side(str(photos / "2024" / "phone.jpg"), 96).shape == (96, 128, 3)
 

@@ -9,8 +9,8 @@ workers (worker w of W makes the steps ``start + w, start + w + W, ...``; the Da
 step order).
 
 Any other collection is decoded at the resolution the crop needs: a JPEG through libjpeg's DCT scaling
-(Pillow's ``draft``, a 1/2, 1/4 or 1/8 size decode at least as large as the crop's scale), then resized
-(Lanczos) so its short side is the scale's. An unreadable file is skipped: the row takes the next file of
+(Pillow's ``draft``, a 1/2, 1/4 or 1/8 size decode at least as large as the crop's scale), and only the
+crop's box is resampled (Lanczos) to the scale's short side (`crop_at`). An unreadable file is skipped: the row takes the next file of
 the split (a pure function again), and the file's name travels back with the batch to be counted and
 logged; more than `MAX_TRIES` unreadable files in a row is an error naming ``data``.
 """
@@ -48,6 +48,12 @@ def plan(seed: int, step: int, n: int, num_photos: int, num_sides: int):
 def read_rgb_for_side(source, side: int, draft: bool = True) -> np.ndarray:
     """An image (a path or a binary file object) -> upright sRGB RGB uint8 with its short side ``side``;
     alpha composited on white. ``draft``: let a JPEG decode at the smallest DCT scale still >= that size."""
+    return _resize_short(decode_for_side(source, side, draft), side)
+
+
+def decode_for_side(source, side: int, draft: bool = True) -> np.ndarray:
+    """`read_rgb_for_side` before its resize: the upright RGB uint8 decode (a JPEG at a DCT scale whose
+    short side is still >= ``side``, with ``draft``)."""
     from PIL import Image
 
     from latentvar.colorize.images import _our_pixel_limit, _pil, to_rgba
@@ -68,7 +74,27 @@ def read_rgb_for_side(source, side: int, draft: bool = True) -> np.ndarray:
             im.close()
     if (rgba[..., 3] < 255).any():
         rgba = (to_float_rgb(rgba) * 255 + 0.5).to(torch.uint8).numpy()
-    return _resize_short(np.ascontiguousarray(rgba[..., :3]), side)
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def crop_at(rgb: np.ndarray, side: int, where: tuple[float, float], flip: bool, c: int, exact: bool):
+    """The ``c`` × ``c`` crop at relative position ``where`` of ``rgb`` resized (Lanczos) to short side
+    ``side``, flipped left-right if ``flip``. ``exact``: resize the whole image, then crop (`PhotoCrops`'
+    pixels); else resample only the crop's box of the source (the same geometry, a tenth of the work; the
+    pixels differ from the whole resize's by rounding)."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    scale = side / min(h, w)
+    W, H = max(side, round(w * scale)), max(side, round(h * scale))  # `_resize_short`'s size
+    top, left = int(where[0] * (H - c + 1)), int(where[1] * (W - c + 1))
+    if exact:
+        view = _resize_short(rgb, side)[top : top + c, left : left + c]
+    else:
+        sx, sy = w / W, h / H
+        box = (left * sx, top * sy, (left + c) * sx, (top + c) * sy)
+        view = np.asarray(Image.fromarray(rgb).resize((c, c), Image.Resampling.LANCZOS, box=box))
+    return view[:, ::-1] if flip else view
 
 
 class CropSampler:
@@ -87,10 +113,11 @@ class CropSampler:
         return len(self.indices)
 
     def _image(self, j: int, side: int) -> np.ndarray:
+        """File j of the split decoded (a JPEG at the DCT scale ``side`` needs, unless exact)."""
         i = int(self.indices[j])
         if self.exact:
-            return _resize_short(_read_rgb(self.collection.source(i)), side)
-        return read_rgb_for_side(self.collection.source(i), side)
+            return _read_rgb(self.collection.source(i))
+        return decode_for_side(self.collection.source(i), side)
 
     def first_readable(self, start: int, side: int, skipped: list) -> tuple[int, np.ndarray]:
         """(j, image) for the first readable file of the split from position ``start`` on, cyclically; the
@@ -113,11 +140,9 @@ class CropSampler:
         c, skipped = self.crop, []
         out = np.empty((hi - lo, c, c, 3), np.uint8)
         for r, i in enumerate(range(lo, hi)):
-            _, img = self.first_readable(photo[i], self.sides[level[i]], skipped)
-            top = int(where[i][0] * (img.shape[0] - c + 1))
-            left = int(where[i][1] * (img.shape[1] - c + 1))
-            view = img[top : top + c, left : left + c]
-            out[r] = view[:, ::-1] if flip[i] else view
+            side = self.sides[level[i]]
+            _, rgb = self.first_readable(photo[i], side, skipped)
+            out[r] = crop_at(rgb, side, where[i], flip[i], c, self.exact)
         return out, skipped
 
 
