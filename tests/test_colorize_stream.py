@@ -128,6 +128,11 @@ def test_folder_list_and_tar_shards_are_one_collection(tmp_path, photos):
     assert listed.kind == "list" and [listed.label(i) for i in range(len(listed))] == [
         folder.label(i) for i in range(len(folder))
     ]
+    relative = photos / "mine.txt"  # relative to the list's folder: the same files, the same split
+    relative.write_text("\n".join(names) + "\n")
+    mine = open_collection(relative)
+    assert [mine.label(i) for i in range(len(mine))] == [folder.label(i) for i in range(len(folder))]
+    assert np.array_equal(mine.val, folder.val) and np.array_equal(mine.train, folder.train)
     shards = tmp_path / "shards"
     shards.mkdir()
     for s in range(2):  # WebDataset layout: <key>.<ext> members, a .json beside each image

@@ -56,7 +56,7 @@ class Collection:
     """The files of one collection; ``train`` / ``val`` are int64 indices into ``names`` (sorted)."""
 
     kind: str  # 'corpus', 'folder', 'list' or 'tar'
-    root: Path  # names are relative to it (tar: the shards' folder)
+    root: Path  # names are relative to it (tar: the shards' folder; a list: its folder, or absolute names)
     names: Names
     train: np.ndarray
     val: np.ndarray
@@ -144,8 +144,8 @@ def open_collection(data: str | os.PathLike) -> Collection:
         except (UnicodeDecodeError, OSError) as err:
             raise ValueError(f"data: {str(path)!r} is not a text file listing image paths ({err})") from None
         listed = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-        names = Names(str(path.parent / p) if not os.path.isabs(p) else p for p in listed)
-        return _finish(Collection("list", Path("/"), names, *_hash_split(names)))
+        names = Names(listed)  # as written: the split hashes them so (moving the list moves nothing)
+        return _finish(Collection("list", path.parent, names, *_hash_split(names)))
     if not path.is_dir():
         raise ValueError(
             f"data: expected 'twemoji', a folder, a list file or a .tar shard, got {str(path)!r}"
