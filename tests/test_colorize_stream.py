@@ -327,3 +327,31 @@ def test_sigkill_and_resume_with_workers_equals_an_unbroken_run(tmp_path, photos
     assert resumed["num_skipped"] == unbroken["num_skipped"]
     t1, t2 = load_checkpoint(killed)[0], load_checkpoint(tmp_path / "u")[0]
     assert t1.keys() == t2.keys() and all(torch.equal(t1[k], t2[k]) for k in t1)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_with_workers_on_a_folder_match_one(tmp_path, photos):
+    """`torchrun` (env:// rendezvous, 2 processes on gloo), 2 loader workers each, on a folder of photos =
+    one process decoding in-line."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from killing import ENV
+
+    one = tmp_path / "one"
+    kw = {k: v for k, v in SMALL.items() if k != "hidden"}  # the CLI has no --hidden
+    train(TrainConfig(data=str(photos), steps=3, val_every=0, out=str(one), **kw), show_progress=False)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
+    args = ["colorize", "train", "--data", str(photos), *flags, "--steps", "3", "--val-every", "0"]
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "latentvar", *args, "--workers", "2"]
+    proc = subprocess.run([*cmd, "--out", str(tmp_path / "two")], env=ENV, capture_output=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    t1 = load_checkpoint(one)[0]
+    t2, meta = load_checkpoint(tmp_path / "two")
+    assert meta["config"]["devices"] == 2 and meta["config"]["workers"] == 2
+    for name in t1:
+        if name.startswith("model."):
+            torch.testing.assert_close(t1[name], t2[name], atol=1e-4, rtol=1e-4)
