@@ -118,7 +118,8 @@ def _cases() -> list[Case]:
         c += _choice(v, flag, base)
     for flag, low in [
         ("size", 1), ("steps", 1), ("devices", 1), ("batch-size", 1), ("checkpoint-every", 1),
-        ("width", 1), ("val-every", 0), ("patience", 0), ("smooth-steps", 0),
+        ("width", 1), ("val-every", 0), ("patience", 0), ("smooth-steps", 0), ("workers", 0), ("accumulate", 1),
+        ("val-images", 1), ("depth", 0),
     ]:  # fmt: skip
         c += _ints(v, flag, base, minimum=low)
     c += _ints(v, "segments", base, opt="-k")

@@ -32,7 +32,7 @@ def test_every_verb_and_every_kind_is_covered():
 def test_every_flag_of_every_verb_is_tried():
     """Each option but --help, --resume (a switch) and --seed-like free integers is in some case."""
     tried = {(c.verb, a.lstrip("-")) for c in CASES for a in c.args if a.startswith("-") and a != "-"}
-    switches = {"resume", "quick", "reuse", "help"}
+    switches = {"resume", "quick", "reuse", "help", "bf16"}
     missing = []
     for verb, command in cli_verbs():
         for param in command.params:

@@ -23,11 +23,16 @@ app.add_typer(prepare_app, name="prepare")
 @app.command("train")
 def train(
     data: str = typer.Option(
-        "twemoji", help="'twemoji' (the embedded set, train split) or a folder of images."
+        "twemoji",
+        help="'twemoji' (the embedded set, train split), a folder of images (a tree), a prepared photo corpus, "
+        "a text file listing image paths, or WebDataset .tar shards (a file or a folder of them).",
     ),
     model: str = typer.Option("latent", help="latent, per-pixel or regression."),
     segments: int = typer.Option(8, "--segments", "-k", help="Number of latent segments K (latent model)."),
-    size: int = typer.Option(32, help="Training image side in pixels (a multiple of 4)."),
+    size: int = typer.Option(
+        None,
+        help="Training image / crop side in pixels (default: 64 for photo crops, 32 for the emoji trunk).",
+    ),
     steps: int = typer.Option(300, help="Optimiser steps."),
     out: Path = typer.Option(..., help="Run directory (checkpoints, training curve)."),
     resume: bool = typer.Option(False, help="Continue from OUT's last checkpoint."),
@@ -48,20 +53,31 @@ def train(
     balance: float = typer.Option(0.5, help="Latent, learned prior: weight of balanced segment use."),
     invariance: float = typer.Option(1.0, help="Latent, learned prior: weight of photometric invariance."),
     init: str = typer.Option(None, help="Warm start from a run folder or shipped model (matching weights)."),
+    workers: int = typer.Option(0, help="Photo crops: DataLoader processes decoding per device (0: none)."),
+    accumulate: int = typer.Option(
+        1, help="Gradient accumulation: micro-batches per step (--balance is taken per micro-batch)."
+    ),
+    bf16: bool = typer.Option(True, help="--device cuda: bf16 autocast of the forward pass."),
+    val_images: int = typer.Option(
+        None, help="Photos: a fixed val subset of N images (default: a corpus's whole val split, else 256)."
+    ),
+    depth: int = typer.Option(0, help="Photo trunk: extra residual blocks at 1/16 resolution."),
 ) -> None:
     """Train a colorization model; checkpoints (safetensors + JSON) go to OUT every N steps."""
     from latentvar.colorize.train import TrainConfig
     from latentvar.colorize.train import train as run_training
 
     with user_errors():
-        if data != "twemoji":
-            flags.run_dir("data", data)
+        if data != "twemoji" and not Path(data).exists():
+            raise ValueError(f"data: {data} does not exist")
         for flag, value, low in [
             ("segments", segments, 1), ("size", size, 1), ("steps", steps, 1), ("devices", devices, 1),
             ("batch-size", batch_size, 1), ("checkpoint-every", checkpoint_every, 1), ("width", width, 1),
-            ("val-every", val_every, 0), ("patience", patience, 0),
+            ("val-every", val_every, 0), ("patience", patience, 0), ("workers", workers, 0),
+            ("accumulate", accumulate, 1), ("val-images", val_images, 1), ("depth", depth, 0),
         ]:  # fmt: skip
-            flags.count(flag, value, minimum=low, maximum=2**20 if flag in ("size", "devices") else 2**40)
+            small = flag in ("size", "devices", "workers", "depth")
+            flags.count(flag, value, minimum=low, maximum=2**20 if small else 2**40)
         flags.count("smooth-steps", smooth_steps, minimum=0, maximum=8)
         flags.positive("lr", lr)
         for flag, value in (("balance", balance), ("invariance", invariance)):
@@ -99,15 +115,21 @@ def train(
             balance=balance,
             invariance=invariance,
             init=init,
+            workers=workers,
+            accumulate=accumulate,
+            bf16=bf16,
+            val_images=val_images,
+            depth=depth,
         )
         with flags.run_named("run"):
             meta = run_training(config, resume=resume)
     last = meta["history"][-1] if meta.get("history") else float("nan")
     best = meta.get("best")
     chosen = f", best val NLL {best['val_nll']:.4f} at step {best['step']}" if best else ""
+    skipped = f", {meta['num_skipped']} unreadable files skipped" if meta.get("num_skipped") else ""
     say(
         f"{model}: step {meta.get('step')}, last loss {last:.4f}{chosen}, "
-        f"{meta.get('parameters')} parameters -> {out}"
+        f"{meta.get('parameters')} parameters{skipped} -> {out}"
     )
 
 

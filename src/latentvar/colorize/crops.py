@@ -7,6 +7,10 @@ a quarter and two thirds of the photo's short side -- whole objects at the coars
 fine ones. A batch is a pure function of (seed, step): which photo, which level, where, and whether to flip
 all come from a generator seeded by them, so a resumed run sees the batches an unbroken one would.
 
+Training itself reads these crops on the fly (`stream.CropSampler`, the same draws and the same resized
+levels, tested equal to `PhotoCrops`); `PhotoCrops` keeps every level of every photo in memory and stays as
+the reference.
+
 Evaluation (val, test) uses one fixed view per photo: resized so its short side is ``side`` and centre-
 cropped to a ``side`` × ``side`` square (`fixed_views`).
 """

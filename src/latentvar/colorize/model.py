@@ -100,12 +100,16 @@ class PhotoTrunk(nn.Module):
     stride = 4
     multiple = 16
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, depth: int = 0):
         super().__init__()
         c = width
         self.enc4 = nn.Sequential(_conv(16, c), _conv(c, c))
         self.enc8 = nn.Sequential(_conv(c, 2 * c, stride=2), _conv(2 * c, 2 * c))
         self.enc16 = nn.Sequential(_conv(2 * c, 4 * c, stride=2), _conv(4 * c, 4 * c, dilation=2))
+        if (
+            depth
+        ):  # a deeper trunk: residual blocks at 1/16 (depth 0 has none: today's weights load as they are)
+            self.deep = nn.Sequential(*(_Residual(4 * c, dilation=2 ** (1 + i % 2)) for i in range(depth)))
         self.glob = nn.Sequential(nn.Linear(4 * c, 4 * c), nn.ReLU())
         self.dec8 = nn.Sequential(nn.Conv2d(6 * c, 2 * c, 1), nn.ReLU(), _conv(2 * c, 2 * c))
         self.dec4 = nn.Sequential(nn.Conv2d(3 * c, c, 1), nn.ReLU(), _conv(c, c))
@@ -114,6 +118,8 @@ class PhotoTrunk(nn.Module):
         f4 = self.enc4(F.pixel_unshuffle(x, 4))
         f8 = self.enc8(f4)
         f16 = self.enc16(f8)
+        if hasattr(self, "deep"):
+            f16 = self.deep(f16)
         f16 = f16 + self.glob(f16.mean((2, 3)))[..., None, None]
         up8 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
         d8 = self.dec8(torch.cat([f8, up8], 1))
@@ -121,22 +127,43 @@ class PhotoTrunk(nn.Module):
         return self.dec4(torch.cat([f4, up4], 1))
 
 
+class _Residual(nn.Module):
+    """x + conv(relu(conv(x))), two 3×3 convolutions (the second dilated) at constant width."""
+
+    def __init__(self, c: int, dilation: int = 2):
+        super().__init__()
+        self.body = nn.Sequential(_conv(c, c), nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
 Trunk.stride, Trunk.multiple = 2, 4
 ARCHS = ("emoji", "photo")
 
 
-def build_trunk(arch: str, width: int) -> nn.Module:
-    """'emoji' -- the 32×32 `Trunk` (features at 1/2); 'photo' -- `PhotoTrunk` (features at 1/4)."""
+def build_trunk(arch: str, width: int, depth: int = 0) -> nn.Module:
+    """'emoji' -- the 32×32 `Trunk` (features at 1/2); 'photo' -- `PhotoTrunk` (features at 1/4), with
+    ``depth`` extra residual blocks at 1/16."""
+    if depth and arch != "photo":
+        raise ValueError(f"depth: extra blocks are for the 'photo' trunk, got arch={arch!r}")
     if arch == "emoji":
         return Trunk(width)
     if arch == "photo":
-        return PhotoTrunk(width)
+        return PhotoTrunk(width, depth)
     raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
 
 
 def upsample(x: Tensor, like: Tensor) -> Tensor:
     """(b, c, h', w') -> (b, c, h, w) bilinearly, (h, w) the last two sizes of ``like``."""
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def replicate_borders(trunk: nn.Module) -> None:
+    """Every padded convolution of ``trunk`` pads by repeating the border instead of with zeros."""
+    for conv in trunk.modules():
+        if isinstance(conv, nn.Conv2d) and conv.padding != (0, 0):
+            conv.padding_mode = "replicate"
 
 
 class SegmentColour(D.Distribution):
@@ -222,9 +249,7 @@ class LatentColorNet(nn.Module):
         else:
             # replicated borders: with zeros the trunk sees every image edge as a feature, and the balance
             # term then finds a cheap use for a segment as a frame around the image
-            for conv in self.trunk.modules():
-                if isinstance(conv, nn.Conv2d) and conv.padding != (0, 0):
-                    conv.padding_mode = "replicate"
+            replicate_borders(self.trunk)
             self.smoothing = EdgeAwareSmoothing(smooth_steps)  # at the trunk's grid: dilations 1, 2, 4
             self.refine = EdgeAwareSmoothing(min(smooth_steps, 1))  # one step at the input's grid
         self.segments = segments
@@ -360,12 +385,14 @@ def build_model(
     width: int = 16,
     hidden: int = 64,
     arch: str = "emoji",
+    depth: int = 0,
     **prior_options,
 ) -> nn.Module:
     """A fresh model of ``kind`` ("latent", "per-pixel", "regression", "grey") over the bins ``centres``;
-    ``arch`` picks the trunk ('emoji': 32×32 images, 'photo': crops of photos, see `PhotoTrunk`);
-    ``prior_options`` (latent only): ``prior``, ``smooth_steps``, ``balance``, ``invariance`` of
-    `LatentColorizer` (the default prior is the earlier 'lightness' one, as runs from before need)."""
+    ``arch`` picks the trunk ('emoji': 32×32 images, 'photo': crops of photos, see `PhotoTrunk`), ``depth``
+    its extra residual blocks (photo only); ``prior_options`` (latent only): ``prior``, ``smooth_steps``,
+    ``balance``, ``invariance`` of `LatentColorizer` (the default prior is the earlier 'lightness' one, as
+    runs from before need)."""
     q = centres.shape[0]
     if arch not in ARCHS:
         raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
@@ -381,6 +408,12 @@ def build_model(
         model = GreyColorizer(centres)
     else:
         raise ValueError(f"model: expected one of {(*MODELS, 'grey')}, got {kind!r}")
+    if depth and kind != "grey":  # the deeper trunk replaces the default one (the models build depth 0)
+        owner = model.net if kind == "latent" else model
+        owner.trunk = build_trunk(arch, width, depth)
+        if kind == "latent" and model.net.prior == "learned":
+            replicate_borders(owner.trunk)
+        model.config["depth"] = depth
     model.register_buffer("bin_centres", centres.clone())  # saved with the weights: the bins travel along
     return model
 

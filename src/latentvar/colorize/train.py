@@ -5,13 +5,19 @@ step, loss history), written atomically every ``checkpoint_every`` steps and at 
 continues from it after any kill. Batches are a pure function of (seed, step), so a resumed run sees the
 same batches it would have seen.
 
-Data: 'twemoji' (32×32 images, used whole) or a folder of images (centre squares), or a photo corpus (a
-folder with ``manifest.json``, `latentvar colorize prepare photos`): then every step draws random
-multi-scale crops with flips from its train split (`crops.PhotoCrops`), and every ``val_every`` steps
-the exact NLL of the fixed val views (and of as many train views, for the train/val gap) and the val AuC
-of the decoded colours are measured; the best so far by ``select`` (lowest val NLL, or highest val AuC) is
-kept as ``best.safetensors`` + ``best.json`` (model selection on val only), and training stops early
-after ``patience`` checks without improvement.
+Data (`batches`): 'twemoji' (32×32 images, used whole) or a folder of small images under the 'emoji' trunk
+(centre squares, in memory); or any collection of photos -- a prepared corpus (``manifest.json``, `latentvar
+colorize prepare photos`), a folder tree of photos, a text file listing image paths, or WebDataset tar shards
+(`sources`): then every step draws random multi-scale crops with flips from its train split, decoded on the
+fly by ``workers`` DataLoader processes (`stream`), and every ``val_every`` steps the exact NLL of fixed
+val views (and of as many train views, for the train/val gap) and the val AuC of the decoded colours are
+measured; the best so far by ``select`` (lowest val NLL, or highest val AuC) is kept as
+``best.safetensors`` + ``best.json`` (model selection on val only), and training stops early after
+``patience`` checks without improvement.
+
+Scale knobs: ``width`` and ``depth`` of the trunk, ``batch_size`` (global), ``accumulate`` (each rank's
+share of a step in that many micro-batches, one optimiser step: the same gradient up to rounding),
+``device='cuda'`` with bf16 autocast (``bf16=False`` turns it off), pinned memory and non-blocking copies.
 
 Scale-out: ``devices > 1`` spawns one process per device on this machine; under ``torchrun`` (the
 environment names RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) the processes join by env:// rendezvous,
@@ -25,15 +31,17 @@ import math
 import os
 import socket
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from latentvar._checks import check_positive
-from latentvar.colorize.crops import EVAL_SIDE, PhotoCrops, corpus_dir, fixed_views, split_paths
+from latentvar.colorize.batches import Batches as _Batches
+from latentvar.colorize.batches import Validation as _Validation
+from latentvar.colorize.batches import uses_crops
 from latentvar.colorize.data import (  # noqa: F401 (the data helpers, importable from here as before)
     ColourData,
     batch_indices,
@@ -42,9 +50,7 @@ from latentvar.colorize.data import (  # noqa: F401 (the data helpers, importabl
     prepare,
     resolve_device,
 )
-from latentvar.colorize.images import rgba_to_lab
-from latentvar.colorize.metrics import auc
-from latentvar.colorize.model import ARCHS, MODELS, build_model, nats_per_pixel, parameter_count
+from latentvar.colorize.model import ARCHS, MODELS, build_model, parameter_count
 from latentvar.colorize.prior import PRIORS
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint, save_checkpoint
@@ -56,7 +62,7 @@ class TrainConfig:
     data: str = "twemoji"
     model: str = "latent"
     segments: int = 8
-    size: int = 32
+    size: int | None = None  # None: 64 for photo crops, 32 for the emoji trunk
     steps: int = 300
     out: str = "runs/colorize"
     seed: int = 0
@@ -80,25 +86,41 @@ class TrainConfig:
     balance: float = 0.5
     invariance: float = 1.0
     init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
+    workers: int = 0  # DataLoader processes decoding photo crops per rank (0: in the training process)
+    accumulate: int = 1  # micro-batches per step (gradient accumulation; the balance term is per micro-batch)
+    bf16: bool = True  # device 'cuda': bf16 autocast of the forward pass
+    val_images: int | None = None  # fixed val subset (None: a corpus's whole val split, else 256)
+    depth: int = 0  # photo trunk: extra residual blocks at 1/16 resolution
 
     def check(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model: expected one of {MODELS}, got {self.model!r}")
         for name in ("segments", "steps", "devices", "batch_size", "width", "hidden", "checkpoint_every"):
             check_positive(name, getattr(self, name), integer=True)
-        for name in ("val_every", "patience"):
+        check_positive("accumulate", self.accumulate, integer=True)
+        if self.val_images is not None:
+            check_positive("val_images", self.val_images, integer=True)
+        if not isinstance(self.bf16, bool):
+            raise ValueError(f"bf16: expected True or False, got {self.bf16!r}")
+        for name in ("val_every", "patience", "workers", "depth"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {getattr(self, name)!r}")
         if self.arch is None:
-            self.arch = "photo" if corpus_dir(self.data) else "emoji"
+            from latentvar.colorize.sources import is_photo_collection
+
+            self.arch = "photo" if is_photo_collection(self.data) else "emoji"
         if self.arch not in ARCHS:
             raise ValueError(f"arch: expected one of {ARCHS}, got {self.arch!r}")
+        if self.depth and self.arch != "photo":
+            raise ValueError(f"depth: extra blocks are for the 'photo' trunk, got arch={self.arch!r}")
+        if self.size is None:
+            self.size = 64 if uses_crops(self) else 32
         multiple = 16 if self.arch == "photo" else 4
         if not isinstance(self.size, int) or self.size < multiple or self.size % multiple:
             raise ValueError(
                 f"size: expected a positive multiple of {multiple} (pixels per side), got {self.size!r}"
             )
-        if corpus_dir(self.data) and self.size < 64:
+        if uses_crops(self) and self.size < 64:
             raise ValueError(f"size: photo crops must be at least 64 px, got {self.size}")
         resolve_device(self.device)
         if self.select not in ("nll", "auc"):
@@ -108,6 +130,11 @@ class TrainConfig:
         if self.batch_size % self.devices:
             raise ValueError(
                 f"batch_size: expected a multiple of devices={self.devices}, got {self.batch_size}"
+            )
+        if self.batch_size % (self.devices * self.accumulate):
+            raise ValueError(
+                f"batch_size: expected a multiple of devices × accumulate = {self.devices * self.accumulate}, "
+                f"got {self.batch_size}"
             )
         check_positive("lr", self.lr)
         if self.prior not in PRIORS:
@@ -152,12 +179,15 @@ def restore_model(tensors: dict[str, Tensor], meta: dict) -> nn.Module:
     bins = tensors["model.bin_centres"]
     cfg = meta["config"]
     arch = cfg.get("arch") or "emoji"  # runs from before the photo trunk are emoji runs
+    depth = cfg.get("depth", 0)  # runs from before the depth knob: today's trunk
     options = {}
     if cfg["model"] == "latent":  # runs from before the learned prior carry no 'prior': the lightness one
         options["prior"] = cfg.get("prior", "lightness")
         if options["prior"] == "learned":
             options |= {k: cfg[k] for k in ("smooth_steps", "balance", "invariance")}
-    model = build_model(cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch, **options)
+    model = build_model(
+        cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch, depth, **options
+    )
     model.load_state_dict(tensors_under(tensors, "model"), strict=True)
     return model
 
@@ -236,71 +266,6 @@ def _train_worker(rank: int, config: TrainConfig, resume: bool, show_progress: b
             dist.destroy_process_group()
 
 
-class _Batches:
-    """The global batch of a step as (L, y, ab) on ``device``; twemoji / folder images or photo crops."""
-
-    def __init__(self, config: TrainConfig, bins: ABBins, device: torch.device, show_progress: bool):
-        self.config, self.bins, self.device = config, bins, device
-        root = corpus_dir(config.data)
-        self.crops = self.data = None
-        if root is not None:
-            self.crops = PhotoCrops(split_paths(root, "train"), config.size, show_progress=show_progress)
-            self.num_images, self.num_skipped = len(self.crops), 0
-        else:
-            self.data = load_data(config.data, config.size, "train", bins)
-            self.num_images, self.num_skipped = len(self.data), self.data.num_skipped
-
-    def __call__(self, step: int, rank: int) -> tuple[Tensor, Tensor, Tensor]:
-        c = self.config
-        per_rank = c.batch_size // c.devices
-        mine = slice(rank * per_rank, (rank + 1) * per_rank)
-        if self.crops is not None:
-            L, ab = rgba_to_lab(self.crops.batch(c.seed, step, c.batch_size)[mine])
-            y = self.bins.encode(ab)
-        else:
-            idx = batch_indices(c.seed, step, len(self.data), c.batch_size)[mine]
-            L, y, ab = self.data.L[idx], self.data.y[idx], self.data.ab[idx]
-        return L.to(self.device), y.to(self.device), ab.to(self.device)
-
-
-class _Validation:
-    """Exact NLL (nats/pixel) on the corpus's fixed val views and on as many train views (the gap), and
-    the val AuC of the decoded colours (annealed mean at T = 0.38, or the point prediction)."""
-
-    def __init__(self, config: TrainConfig, bins: ABBins, device: torch.device):
-        root = corpus_dir(config.data)
-        self.sets = {}
-        if root is None or config.val_every == 0:
-            return
-        val = split_paths(root, "val")
-        train_paths = split_paths(root, "train")
-        pick = np.linspace(0, len(train_paths) - 1, min(len(val), len(train_paths))).round().astype(int)
-        for name, paths in (("val", val), ("train", [train_paths[i] for i in pick])):
-            L, ab = rgba_to_lab(fixed_views(paths, EVAL_SIDE))
-            self.sets[name] = (L.to(device), bins.encode(ab).to(device), ab)
-        self.bins = ABBins(bins.centres.to(device))
-
-    @torch.no_grad()
-    def __call__(self, model: nn.Module) -> dict[str, float]:
-        model.eval()
-        out = {}
-        for name, (L, y, ab) in self.sets.items():
-            total, decoded = 0.0, []
-            for i in range(0, len(L), 16):
-                logp = model.log_probs(L[i : i + 16])
-                total += float(nats_per_pixel(logp, y[i : i + 16])) * y[i : i + 16].numel()
-                if name == "val":
-                    point = model.kind == "regression"
-                    decoded.append(
-                        model.predict_ab(L[i : i + 16]) if point else self.bins.annealed_mean(logp)
-                    )
-            out[name] = total / y.numel()
-            if decoded:
-                out["val_auc"] = auc(torch.cat(decoded).cpu(), ab)
-        model.train()
-        return out
-
-
 def _score(check: dict, select: str) -> float:
     """The number best.* minimises: val NLL, or minus val AuC (checks from before AuC was kept: +inf)."""
     if select == "nll":
@@ -313,7 +278,7 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
     device = resolve_device(config.device)
     bins = ABBins()
     batches = _Batches(config, bins, device, show_progress)
-    validate = _Validation(config, bins, device) if rank == 0 else None
+    validate = _Validation(config, bins, device, batches) if rank == 0 else None
     torch.manual_seed(config.seed)
     model = build_model(
         config.model,
@@ -322,6 +287,7 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
         config.width,
         config.hidden,
         config.arch,
+        config.depth,
         **config.prior_options(),
     )
     if config.init is not None:
@@ -336,6 +302,7 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
         load_optimizer(opt, {k: v.to(device) for k, v in saved.tensors.items()})
         step, history, elapsed = saved.step, saved.meta["history"], saved.meta.get("train_seconds", 0.0)
         checks = saved.meta.get("validation", [])
+        batches.restore_skipped(saved.meta)
     net = model
     if config.devices > 1:
         net = nn.parallel.DistributedDataParallel(model)
@@ -343,43 +310,64 @@ def _train_loop(rank: int, config: TrainConfig, resume: bool, show_progress: boo
     bar = run.progress(step, config.steps, f"train {config.model}", disable=not show_progress)
     t0 = time.perf_counter()
     stop = _patience_exhausted(checks, config.patience, config.select)
-    for step in bar:
-        if stop:
-            break
-        for group in opt.param_groups:
-            group["lr"] = config.lr_at(step)
-        loss = net(*batches(step, rank))
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training diverged at step {step} (loss {value}); lower lr={config.lr}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history.append(value)
-        bar.set_postfix(loss=f"{value:.4f}")
-        done = step + 1
-        if validate is not None and validate.sets and done % config.val_every == 0:
-            checks.append({"step": done, **validate(model)})
-            best = min(checks, key=lambda c: _score(c, config.select))
-            if best is checks[-1]:
-                _finish(model, batches)
-                seconds = elapsed + time.perf_counter() - t0
-                meta = _meta(config, model, batches, done, history, seconds, bins, checks)
-                save_checkpoint(out, model_tensors(model), meta, name="best")
-            stop = _patience_exhausted(checks, config.patience, config.select)
-        last = done == config.steps or stop
-        if rank == 0 and (done % config.checkpoint_every == 0 or last):
-            if last:
-                _finish(model, batches)
-            meta = _meta(
-                config, model, batches, done, history, elapsed + time.perf_counter() - t0, bins, checks
-            )
-            write_checkpoint(out, model, opt, meta)
-        if config.devices > 1 and config.patience:
-            stop = _agree(stop, device)
+    batches.start(rank, step)
+    try:
+        for step in bar:
+            if stop:
+                break
+            for group in opt.param_groups:
+                group["lr"] = config.lr_at(step)
+            value = _step(net, opt, batches(step, rank), config, step)
+            history.append(value)
+            bar.set_postfix(loss=f"{value:.4f}")
+            done = step + 1
+            if validate is not None and validate.sets and done % config.val_every == 0:
+                checks.append({"step": done, **validate(model)})
+                best = min(checks, key=lambda c: _score(c, config.select))
+                if best is checks[-1]:
+                    _finish(model, batches)
+                    seconds = elapsed + time.perf_counter() - t0
+                    meta = _meta(config, model, batches, done, history, seconds, bins, checks)
+                    save_checkpoint(out, model_tensors(model), meta, name="best")
+                stop = _patience_exhausted(checks, config.patience, config.select)
+            last = done == config.steps or stop
+            if rank == 0 and (done % config.checkpoint_every == 0 or last):
+                if last:
+                    _finish(model, batches)
+                meta = _meta(
+                    config, model, batches, done, history, elapsed + time.perf_counter() - t0, bins, checks
+                )
+                write_checkpoint(out, model, opt, meta)
+            if config.devices > 1 and config.patience:
+                stop = _agree(stop, device)
+    finally:
+        batches.close()
     if not meta:  # nothing left to do (a resumed, finished run)
         meta = last.meta if (last := Run(out, resume=True).load()) is not None else {}
     return meta
+
+
+def _step(net: nn.Module, opt, batch: tuple[Tensor, Tensor, Tensor], config: TrainConfig, step: int) -> float:
+    """One optimiser step on this rank's share, in ``accumulate`` micro-batches (DDP syncs on the last one);
+    bf16 autocast on CUDA. Returns the share's mean loss."""
+    parts = config.accumulate
+    cuda_bf16 = config.bf16 and batch[0].device.type == "cuda"
+    opt.zero_grad(set_to_none=True)
+    value = 0.0
+    for j, micro in enumerate(zip(*(t.chunk(parts) for t in batch), strict=True)):
+        sync = net.no_sync() if parts > 1 and j < parts - 1 and hasattr(net, "no_sync") else nullcontext()
+        with sync:
+            with torch.autocast("cuda", dtype=torch.bfloat16) if cuda_bf16 else nullcontext():
+                loss = net(*micro)
+            part = float(loss.detach())
+            if not math.isfinite(part):
+                raise FloatingPointError(
+                    f"training diverged at step {step} (loss {part}); lower lr={config.lr}"
+                )
+            (loss / parts if parts > 1 else loss).backward()
+        value += part / parts
+    opt.step()
+    return value
 
 
 def _patience_exhausted(checks: list[dict], patience: int, select: str = "nll") -> bool:
@@ -404,7 +392,7 @@ def _finish(model: nn.Module, batches: _Batches) -> None:
     if model.kind != "regression":
         return
     with torch.no_grad():
-        if batches.crops is not None:  # the crops of step 0 (this rank's share)
+        if batches.sampler is not None:  # the crops of step 0 (rank 0's share)
             L, _, ab = batches(0, 0)
         else:
             sub = slice(0, min(len(batches.data), 2048))
@@ -421,8 +409,7 @@ def _meta(config, model, batches, step, history, seconds, bins, checks) -> dict:
         "history": history,
         "train_seconds": seconds,
         "images_seen": step * config.batch_size,
-        "num_train_images": batches.num_images,
-        "num_skipped": batches.num_skipped,
+        **batches.meta(),  # num_train_images, num_skipped (and skipped_files)
         "num_bins": bins.num_bins,
         "parameters": parameter_count(model),
     }
