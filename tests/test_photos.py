@@ -215,6 +215,8 @@ def test_fixed_licences_and_ids_of_the_issue_20_sources():
     scribus, kpa, skimage = by_name["scribus-template"], by_name["kphotoalbum"], by_name["scikit-image"]
     assert scribus.fixed_licence("usr/share/scribus/templates/br2/moon.jpg")[0] == "public-domain"
     assert kpa.fixed_licence("usr/share/kphotoalbum/demo/snow.jpg")[0] == "GPL-2+"
+    crop = "usr/share/kphotoalbum/demo/CategoryImages/People-Jim.jpg"  # crops of the demo photos: not listed
+    assert photos._matches(crop, kpa.include) and photos._matches(crop, kpa.exclude)
     assert skimage.fixed_licence("skimage/data/chelsea.png")[0] == "CC0-1.0"
     assert by_name["tuxpaint-data"].fixed_licence("usr/share/tuxpaint/templates/cliff.jpg") is None  # DEP-5
     ids = {photos._ident(scribus, f"usr/share/scribus/templates/{t}/moon.jpg") for t in ("br2", "cal2")}

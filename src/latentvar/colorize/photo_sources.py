@@ -90,7 +90,7 @@ SOURCES = (
     Source("deb", "enlightenment-data", "0.25.4-2", tuple(f"{_E_BG}{n}.edj:/{n}.jpg" for n in (
         "Bamboo Foggy-Trees God-Rays Green-Maple Lichen-Branches Mountain Peaks Red-Maple Sea-of-Lanterns "
         "Snow-Trees Spruce-Needles Sunset-Clouds Sunset-Hills White-Flower Yellow-Flower").split())),
-    Source("deb", "kphotoalbum", "5.9.1-1", (_KPA,), licences={_KPA: ("GPL-2+", "KPhotoAlbum demo photos, (c) "
+    Source("deb", "kphotoalbum", "5.9.1-1", (_KPA,), exclude=("*/demo/CategoryImages/*",), licences={_KPA: ("GPL-2+", "KPhotoAlbum demo photos, (c) "
            "2003-2014 Jesper K. Pedersen and the KPhotoAlbum authors (debian/copyright: GPL-2+)")}),
     Source("deb", "scribus-template", "1.2.4.1-6", _each("usr/share/scribus/templates/", "br2/brightness "
            "br2/halfmoon br2/moon br2/nature br2/sunset cal2/moon menu2/pizza", ".jpg"), licences={
