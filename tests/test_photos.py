@@ -184,3 +184,44 @@ def test_build_examples_picks_redistributable_test_photos(tmp_path):
         with Image.open(tmp_path / "ex" / f"{e['id']}.jpg") as im:
             assert max(im.size) == 32
     assert "CC0-1.0" in (tmp_path / "ex" / "LICENSE-photos.txt").read_text()
+
+
+def _jpeg(colour, size) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_edj_reader_returns_the_first_full_size_jpeg_and_members_list_it(tmp_path):
+    from latentvar.colorize.packages import _members, edj_jpeg
+
+    big, small = _jpeg((200, 40, 40), (64, 36)), _jpeg((40, 40, 200), (32, 18))
+    blob = b"\x1e\xe7\x0f\x42" + b"eet directory" * 30 + big + b"\x00" * 7 + small + b"edje program"
+    with Image.open(io.BytesIO(edj_jpeg(blob))) as im:
+        assert im.size == (64, 36) and im.convert("RGB").getpixel((5, 5))[0] > 150
+    with pytest.raises(ValueError, match="edj"):
+        edj_jpeg(b"\x1e\xe7\x0f\x42 no image here")
+    root = tmp_path / "pkg"  # an unpacked .deb: `_members` lists the background as <edj>:/<stem>.jpg
+    (root / "bg").mkdir(parents=True)
+    (root / "bg" / "Peaks.edj").write_bytes(blob)
+    members = dict(_members("deb", tmp_path / "pkg.deb", tmp_path))
+    assert list(members) == ["bg/Peaks.edj:/Peaks.jpg"] and members["bg/Peaks.edj:/Peaks.jpg"]() == edj_jpeg(
+        blob
+    )
+
+
+def test_fixed_licences_and_ids_of_the_issue_20_sources():
+    by_name = {s.name: s for s in photos.SOURCES}
+    scribus, kpa, skimage = by_name["scribus-template"], by_name["kphotoalbum"], by_name["scikit-image"]
+    assert scribus.fixed_licence("usr/share/scribus/templates/br2/moon.jpg")[0] == "public-domain"
+    assert kpa.fixed_licence("usr/share/kphotoalbum/demo/snow.jpg")[0] == "GPL-2+"
+    crop = "usr/share/kphotoalbum/demo/CategoryImages/People-Jim.jpg"  # crops of the demo photos: not listed
+    assert photos._matches(crop, kpa.include) and photos._matches(crop, kpa.exclude)
+    assert skimage.fixed_licence("skimage/data/chelsea.png")[0] == "CC0-1.0"
+    assert by_name["tuxpaint-data"].fixed_licence("usr/share/tuxpaint/templates/cliff.jpg") is None  # DEP-5
+    ids = {photos._ident(scribus, f"usr/share/scribus/templates/{t}/moon.jpg") for t in ("br2", "cal2")}
+    assert ids == {"scribus-template__br2_moon", "scribus-template__cal2_moon"}  # two photos, two ids
+    e = by_name["enlightenment-data"]
+    path = "usr/share/enlightenment/data/backgrounds/Peaks.edj:/Peaks.jpg"
+    assert photos._matches(path, e.include) and photos._ident(e, path) == "enlightenment-data__Peaks"
+    assert not any(is_reserved(s.name) for s in photos.SOURCES)

