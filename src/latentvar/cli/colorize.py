@@ -126,6 +126,9 @@ def apply(
         stems, notes = flags.distinct_stems(images)
         for note in notes:
             say(f"note: {note}")
+        unreadable = _unreadable(images)  # headers only: a batch of nothing but bad files costs no model load
+        if len(unreadable) == len(images):
+            raise ValueError("; ".join(unreadable.values()))
         colorizer = Colorizer.load(run, device=device)
         colorizer.rebalance_weights(rebalance)  # a bad --rebalance for this model fails before any output
         skipped = []
@@ -133,6 +136,8 @@ def apply(
             list(zip(images, stems, strict=True)), desc="colorize", disable=len(images) < 2
         ):
             try:  # an image that cannot be read or colorized is skipped and reported; the rest are written
+                if path in unreadable:
+                    raise ValueError(unreadable[path])
                 rgb = as_image(path)
                 colour = colorizer.colorize(rgb, temperature, rebalance=rebalance)
             except (ValueError, OSError) as err:
@@ -154,6 +159,29 @@ def apply(
                 + ", ".join(skipped[:5])
                 + (" ..." if len(skipped) > 5 else "")
             )
+
+
+def _unreadable(images: list[Path]) -> dict[Path, str]:
+    """The files whose header Pillow cannot identify as an image, with the reader's message for each."""
+    import warnings
+
+    from PIL import Image
+
+    from latentvar.colorize.images import FORMATS
+
+    bad = {}
+    for path in images:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a decompression-bomb warning: the reader checks sizes
+                with Image.open(path):
+                    pass
+        except Image.DecompressionBombError:
+            pass
+        except Exception as err:  # noqa: BLE001 -- Pillow's many errors for a file that is not an image
+            why = " ".join(str(err).split())
+            bad[path] = f"images: cannot read {str(path)!r} as an image (expected {FORMATS}; PIL: {why})"
+    return bad
 
 
 @app.command("eval")
