@@ -15,7 +15,8 @@ median colorize latency, and the bound of docs/serve.md: the server's peak after
 libraries and one model call's working memory; the photo then deleted) + one more call's working memory
 (that peak less the memory before any request: a background view may run beside the model worker) +
 ``--store-mb`` + the uploads held (each 256×256 PNG upload ~0.1 MB, at most ``clients`` at once). ``--untuned`` adds a run of each with glibc's default allocator and no
-trim, for the speed cost and the memory they save.
+trim, for the memory they save. ``--speed ROUNDS``: only the allocator settings' speed cost, each in
+its own worker process, rounds interleaved (`speed`).
 
 Photos: the 8 bundled examples (held-out test photos), 256×256 crops at varying offsets so no two
 requests carry the same pixels.
@@ -30,6 +31,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +59,81 @@ sock.listen(128)
 print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
 uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 """
+
+
+WORKER = """
+import io, sys, time
+import numpy as np
+import torch
+from PIL import Image
+from latentvar.colorize import Colorizer
+from latentvar.serve import memory
+from latentvar.serve.views import build_session, png_bytes
+threshold, trim = int(sys.argv[1]), sys.argv[2] == "1"
+if threshold:
+    memory.tune_allocator(threshold)
+torch.set_num_threads(1)
+colorizer = Colorizer.load()
+bodies = [bytes.fromhex(line) for line in open(sys.argv[3]).read().split()]
+print("ready", flush=True)
+for line in sys.stdin:
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for body in bodies:
+            s = build_session(colorizer, body, "x", 3, 0, 10**8, 8)
+            for view in ("current", "grey", "overlay", "sample-0", "sample-1", "sample-2"):
+                png_bytes(s.image(view), 0)
+            if trim:
+                memory.trim()
+    print(time.perf_counter() - t0, memory.rss_bytes()[1], flush=True)
+"""
+ALLOCATORS = [  # (name, mmap threshold (0: glibc's dynamic one), trim after each photo)
+    ("glibc default", 0, False),
+    ("trim only", 0, True),
+    ("mmap ≥ 128 KiB + trim (serve)", 128 * 1024, True),
+    ("mmap ≥ 1 MiB + trim", 1 << 20, True),
+]
+
+
+def speed(rounds: int, per_round: int) -> None:
+    """The allocator settings' cost: the same photos through the same work (colorize, the page's views,
+    PNG) in one worker process per setting, one thread each, rounds interleaved so the machine's load
+    falls on all of them alike; median seconds per round and each process's peak RSS."""
+    bodies = Path(tempfile.mkdtemp()) / "photos.hex"
+    bodies.write_text("\n".join(b.hex() for b in photos(per_round)))
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(t), "1" if trim else "0", str(bodies)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+        for _, t, trim in ALLOCATORS
+    ]  # fmt: skip
+    times: list[list[float]] = [[] for _ in procs]
+    peaks = [0] * len(procs)
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        for _ in range(rounds):
+            for i, p in enumerate(procs):
+                p.stdin.write("go\n")
+                p.stdin.flush()
+                took, peak = p.stdout.readline().split()
+                times[i].append(float(took))
+                peaks[i] = int(peak)
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=60)
+        bodies.unlink()
+        bodies.parent.rmdir()
+    base = statistics.median(times[0])
+    print(f"{per_round} photos (256×256, colorize + 6 views + PNG) per round, {rounds} rounds interleaved")
+    print("| allocator | median per round | vs glibc default | peak RSS |")
+    print("|---|---:|---:|---:|")
+    for (name, _, _), t, peak in zip(ALLOCATORS, times, peaks, strict=True):
+        m = statistics.median(t)
+        print(f"| {name} | {m * 1000:.0f} ms | {m / base:.2f}× | {peak / 2**20:.0f} MiB |")
 
 
 def photos(n: int) -> list[bytes]:
@@ -159,7 +236,10 @@ def main() -> None:
     parser.add_argument("--store-mb", type=int, nargs="+", default=[64, 1024])
     parser.add_argument("--untuned", action="store_true", help="also glibc's default allocator, no trim")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--speed", type=int, default=0, metavar="ROUNDS", help="only the allocators' cost")
     args = parser.parse_args()
+    if args.speed:
+        return speed(args.speed, per_round=8)
     rows = []
     for store_mb in args.store_mb:
         for tuned in (True, False) if args.untuned else (True,):
