@@ -368,3 +368,22 @@ def test_cli_warns_beyond_loopback_and_checks_its_new_flags(monkeypatch, capsys)
     assert capsys.readouterr().err.startswith("error: token: expected at least 16")
     assert run(cli, ["serve", "--allowed-host", "a/b"]) == 2
     assert capsys.readouterr().err.startswith("error: allowed-host: expected a host name")
+
+
+def test_the_multipart_splitter_finds_the_file_and_stops_at_16_parts():
+    from latentvar.serve.uploads import ApiError, _multipart_file
+
+    body = (
+        b'--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nval\r\n'
+        b'--XX\r\nContent-Disposition: form-data; name="image"; filename="p.png"\r\n'
+        b"Content-Type: image/png\r\n\r\nDATA\r\n--X\r\n\r\n--XX--\r\n"
+    )  # "--X" inside the file is not the delimiter
+    assert _multipart_file(body, "multipart/form-data; boundary=XX") == (b"DATA\r\n--X\r\n", "p.png")
+    rfc2231 = b"--XX\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''%C3%A9.png\r\n\r\nD\r\n--XX--"
+    assert _multipart_file(rfc2231, 'multipart/form-data; boundary="XX"') == (b"D", "é.png")
+    field = b'--XX\r\nContent-Disposition: form-data; name="f"\r\n\r\n\r\n'
+    for parts, message in [(16, "expected a file"), (17, "at most 16 parts")]:
+        with pytest.raises(ApiError, match=message):
+            _multipart_file(field * parts + b"--XX--\r\n", "multipart/form-data; boundary=XX")
+    with pytest.raises(ApiError, match="with a boundary"):
+        _multipart_file(field, "multipart/form-data")

@@ -57,22 +57,23 @@ def _multipart_file(body: bytes, content_type: str) -> tuple[bytes, str | None]:
         line_end = body.find(b"\r\n", start + len(delimiter), start + len(delimiter) + 256)
         begin = start + len(delimiter) if line_end < 0 else line_end + 2  # past the delimiter's line
         end = body.find(b"\r\n" + delimiter, begin)
-        part = body[begin : len(body) if end < 0 else end]
-        split = part.find(b"\r\n\r\n", 0, MAX_PART_HEADER)
+        stop = len(body) if end < 0 else end
+        split = body.find(b"\r\n\r\n", begin, min(stop, begin + MAX_PART_HEADER))
         if split < 0:
             raise ApiError(400, "image", "image: a multipart part without headers (or over 16 KiB of them)")
-        headers = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(part[:split] + b"\r\n")
+        headers = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(body[begin : split + 2])
         name = headers.get_param("name", header="content-disposition")
         filename = headers.get_filename()
-        if filename is not None or name in ("image", "file"):
-            files.append((name != "image", len(files), part[split + 4 :], filename))
+        if filename is not None or name in ("image", "file"):  # (offsets: the file is copied out once)
+            files.append((name != "image", len(files), (split + 4, stop), filename))
         else:
             files.append(None)
         start = end + 2 if end >= 0 else -1
     found = sorted(f for f in files if f is not None)
     if not found:
         raise ApiError(400, "image", "image: expected a file in the multipart field 'image'")
-    return found[0][2], found[0][3]
+    (first, last), filename = found[0][2], found[0][3]
+    return body[first:last], filename
 
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str | None]:
