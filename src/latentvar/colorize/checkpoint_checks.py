@@ -32,7 +32,8 @@ INTEGERS = {  # config key -> (low, high)
 }
 WORK_SIDE = (16, 512)
 MAX_BINS = 1024
-MAX_CHECKPOINT_BYTES = 1 << 30  # a colorizer file: the shipped photo model (width 32) is 1.7 MB; it grows as width²
+# a colorizer file: the shipped photo model (width 32) is 1.7 MB; it grows as width²
+MAX_CHECKPOINT_BYTES = 1 << 30
 
 
 class _Field:
