@@ -234,6 +234,8 @@ def _cases() -> list[Case]:
     c += _ints(v, "port", minimum=0) + [Case(v, "count", ("--port", "65536"), "port")]
     c += _ints(v, "workers") + _ints(v, "store-mb", minimum=16) + _floats(v, "ttl")
     c += _run_in(v) + _choice(v, "run") + _choice(v, "device")
+    c += [Case(v, "choice", ("--allowed-host", "a/b"), "allowed-host")]
+    c += [Case(v, "choice", ("--token", "short"), "token")]
     c += _ints(("demo",), "steps")
     for v, base in [
         (("colorize", "train"), ("--out", "{dir}/run")), (("hmm", "fit"), ("--out", "{dir}/run")),

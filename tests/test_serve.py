@@ -20,11 +20,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 from latentvar.colorize import Colorizer  # noqa: E402
 from latentvar.serve import ServeConfig, create_app  # noqa: E402
 from latentvar.serve.app import EXAMPLES, STATIC
-from latentvar.serve.session import Session, SessionStore  # noqa: E402
+from latentvar.serve.session import OVERHEAD, Session, SessionStore  # noqa: E402
 from latentvar.serve.uploads import safe_stem  # noqa: E402
 
 PHOTO = EXAMPLES / "gcompris-qt-data__explore_monuments_india_hawaMahal.jpg"
 K = Colorizer.load().meta["config"]["segments"]  # the shipped photo model's segments
+LOCAL = "http://127.0.0.1"  # the Host the server accepts (a test client's default, "testserver", it refuses)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def jpeg(rgb: np.ndarray) -> bytes:
 
 @pytest.fixture()
 def client(colorizer):
-    with TestClient(create_app(colorizer)) as c:
+    with TestClient(create_app(colorizer), base_url=LOCAL) as c:
         yield c
 
 
@@ -263,20 +264,20 @@ def test_over_40_mpx_is_413_before_decoding(client):
 def test_an_unexpected_failure_is_a_500_without_a_traceback(colorizer, photo, monkeypatch):
     app = create_app(colorizer)
     monkeypatch.setattr(colorizer, "palettes", lambda *a, **k: 1 / 0)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         r = c.post("/api/colorize", content=jpeg(photo))
     assert r.status_code == 500 and r.json() == {"error": "internal error", "field": None}
 
 
 def test_handles_expire_and_the_store_forgets_the_least_recently_used():
     now = [0.0]
-    store = SessionStore(max_bytes=2500, ttl=60, clock=lambda: now[0])
+    store = SessionStore(max_bytes=2500 + 2 * OVERHEAD, ttl=60, clock=lambda: now[0])
 
     def session():
         a = np.zeros((10, 10, 3), np.uint8)
         return Session(
             "x", a, a, np.zeros((10, 10), np.uint8), []
-        )  # photo, colorized, segments, current: 1,000 B
+        )  # photo, colorized, segments, current: 1,000 B + OVERHEAD
 
     first, second = store.add(session()), store.add(session())
     now[0] = 30
@@ -295,7 +296,7 @@ def test_16_concurrent_colorize_requests_succeed_with_memory_bounded(colorizer, 
     one = Session("x", photo, photo, photo[..., 0], []).nbytes  # grey, overlay, samples: made when asked
     config = ServeConfig(store_bytes=5 * one + one // 2, workers=1)
     app = create_app(colorizer, config)
-    with TestClient(app) as c, ThreadPoolExecutor(16) as pool:
+    with TestClient(app, base_url=LOCAL) as c, ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(lambda _: c.post("/api/colorize", content=jpeg(photo)), range(16)))
         assert [r.status_code for r in responses] == [200] * 16
         handles = [r.json()["handle"] for r in responses]
@@ -366,7 +367,7 @@ def test_samples_are_drawn_when_asked_and_a_seed_fixes_them(client, photo):
 
 def test_uploads_waiting_at_once_are_bounded(colorizer, photo):
     app = create_app(colorizer, ServeConfig(max_pending=2))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         app.state.pending = 2  # two uploads are waiting for the model
         r = c.post("/api/colorize", content=jpeg(photo))
         assert r.status_code == 503 and r.json()["error"] == "image: 2 photos are waiting already; try again"

@@ -88,7 +88,11 @@ def test_upload_click_a_segment_recolour_it_in_a_browser(server):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server)
+        # a Content-Security-Policy violation (an inline script or style, a foreign URL) is a console error
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        response = page.goto(server)
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.headers["x-frame-options"] == "DENY"
         page.wait_for_selector("#examples button")  # the bundled photos are listed
         page.set_input_files("#file", str(PHOTO))
         page.wait_for_selector("body[data-state=ready]", timeout=60_000)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
@@ -36,6 +37,9 @@ META_KEY = "latentvar.meta"  # the checkpoint's metadata (JSON) in the safetenso
 SUM_KEY = "latentvar.sha256"  # SHA-256 of that JSON and of every tensor (`checksum`), in the header too
 HEADER_KEYS = {META_KEY, SUM_KEY}
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+MAX_HEADER_BYTES = 64 << 20  # a safetensors header (safetensors' own limit is 100 MB), or a metadata JSON
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2,
+               "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # fmt: skip
 
 
 class DiskFullError(OSError):
@@ -161,9 +165,11 @@ def checksum(meta_text: str, tensors: dict[str, torch.Tensor]) -> str:
 
 
 def load_checkpoint(
-    directory: str | os.PathLike, name: str = "checkpoint"
+    directory: str | os.PathLike, name: str = "checkpoint", max_bytes: int | None = None
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint written by `save_checkpoint`. Pickled files are refused, never unpickled."""
+    """Read a checkpoint written by `save_checkpoint`. Pickled files are refused, never unpickled. The
+    file's size must be what its header describes, and at most ``max_bytes`` (None: any), checked before
+    its tensors are read; metadata kept in the JSON beside it (older checkpoints) is at most 64 MiB."""
     directory = Path(directory)
     if directory.is_file():
         if directory.suffix in PICKLE_SUFFIXES:
@@ -177,24 +183,42 @@ def load_checkpoint(
         )
         hint = f" (found pickles {pickles}, which latentvar refuses to load)" if pickles else ""
         raise FileNotFoundError(f"run: no checkpoint '{name}' (.safetensors + .json) in {directory}{hint}")
-    # One read of the whole file: safetensors' safe_open reopens the file by name for the tensor bytes
+    # One open file: safetensors' safe_open reopens the file by name for the tensor bytes
     # (torch.UntypedStorage.from_file), so a writer replacing it meanwhile could pair one version's header
-    # with the next one's tensors (the checksum then refuses it). Bytes in memory are one version.
-    data = tensors_path.read_bytes()
-    head = data[:9]
-    # a pickle starts with its protocol marker 0x80, a torch.save archive with "PK" (zip); safetensors with
-    # an 8-byte little-endian header length (whose low byte can be 0x80 too) and then the JSON header's "{"
-    if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
-        raise ValueError(
-            f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load"
-        )
+    # with the next one's tensors (the checksum then refuses it). Bytes read from one descriptor are one
+    # version. The header is read first and must describe the file's size exactly, so a huge file (or a
+    # header claiming one) is refused before its bytes are read.
     corrupt = f"run: {tensors_path} is corrupt or truncated"
+    with open(tensors_path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(9)
+        # a pickle starts with its protocol marker 0x80, a torch.save archive with "PK" (zip); safetensors
+        # with an 8-byte little-endian header length (whose low byte can be 0x80 too) and the JSON's "{"
+        if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
+            raise ValueError(
+                f"run: {tensors_path} is a pickle or torch.save archive, not safetensors; refusing to load"
+            )
+        if len(head) < 9:
+            raise ValueError(f"{corrupt} ({size} bytes)")
+        (length,) = struct.unpack("<Q", head[:8])  # the safetensors layout: u64 header length, JSON header
+        if length > min(size - 8, MAX_HEADER_BYTES):
+            raise ValueError(f"{corrupt} (a header of {length:,} bytes in a file of {size:,})")
+        f.seek(8)
+        header_bytes = f.read(length)
+        described = 8 + length + _described_bytes(header_bytes, corrupt)
+        if described != size:
+            raise ValueError(f"{corrupt} (its header describes {described:,} bytes, the file has {size:,})")
+        if max_bytes is not None and size > max_bytes:
+            raise ValueError(
+                f"run: {tensors_path} is {size:,} bytes, over the {max_bytes:,} this loader reads"
+            )
+        data = head[:8] + header_bytes + f.read(size - 8 - length)
     try:
-        (length,) = struct.unpack("<Q", data[:8])  # the safetensors layout: u64 header length, JSON header
-        header = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+        header = json.loads(header_bytes).get("__metadata__") or {}
         tensors = load_bytes(data)
     except Exception as err:  # noqa: BLE001 -- safetensors' own errors (bad length, JSON, offsets, dtype)
         raise ValueError(f"{corrupt} ({type(err).__name__}: {' '.join(str(err).split())})") from None
+    del data
     if unknown := sorted(set(header) - HEADER_KEYS):
         raise ValueError(f"{corrupt} (unknown header keys {unknown})")
     if SUM_KEY in header:
@@ -204,6 +228,8 @@ def load_checkpoint(
         text, source = header[META_KEY], tensors_path
     elif not meta_path.exists():
         raise FileNotFoundError(f"run: {tensors_path} has no metadata in its header and no {meta_path.name}")
+    elif meta_path.stat().st_size > MAX_HEADER_BYTES:
+        raise ValueError(f"run: {meta_path} is over {MAX_HEADER_BYTES:,} bytes; not a checkpoint's metadata")
     else:  # older checkpoints: the metadata only in the JSON beside the tensors
         text, source = meta_path.read_text(), meta_path
     try:
@@ -213,6 +239,29 @@ def load_checkpoint(
     if not isinstance(meta, dict):
         raise ValueError(f"run: {source} holds metadata that is not a JSON object")
     return tensors, meta
+
+
+def _described_bytes(header_bytes: bytes, corrupt: str) -> int:
+    """The tensor bytes a safetensors header describes: the end of its last tensor, each tensor's
+    extent matching its dtype and shape."""
+    try:
+        header = json.loads(header_bytes)
+        end = 0
+        for key, entry in header.items():
+            if key == "__metadata__":
+                continue
+            start, stop = entry["data_offsets"]
+            count = math.prod(entry["shape"])
+            if not (0 <= start <= stop and stop - start == count * DTYPE_BYTES[entry["dtype"]]):
+                raise ValueError(
+                    f"tensor {key!r}: offsets {start}..{stop} for {entry['dtype']} {entry['shape']}"
+                )
+            end = max(end, stop)
+    except Exception as err:  # noqa: BLE001 -- anything malformed in the header
+        raise ValueError(
+            f"{corrupt} (header: {type(err).__name__}: {' '.join(str(err).split())[:200]})"
+        ) from None
+    return end
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optimizer") -> dict[str, torch.Tensor]:

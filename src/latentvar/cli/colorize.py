@@ -157,24 +157,35 @@ def apply(
     from latentvar.report import png_bytes
 
     with user_errors():
-        missing = [str(p) for p in images if not p.is_file()]
-        if missing:
-            raise ValueError(f"images: expected existing image files, these do not exist: {missing}")
+        flags.input_files("images", images)
         flags.count("samples", samples, minimum=0, maximum=10_000)
         flags.positive("temperature", temperature)
         flags.non_negative("rebalance", rebalance)
         flags.device("device", device)
         flags.model_run("run", run)
-        flags.out_dir("out", out)
+        flags.writable_dir("out", out)  # before the model loads: a bad --out costs no model time
+        stems, notes = flags.distinct_stems(images)
+        for note in notes:
+            say(f"note: {note}")
+        unreadable = _unreadable(images)  # headers only: a batch of nothing but bad files costs no model load
+        if len(unreadable) == len(images):
+            raise ValueError("; ".join(unreadable.values()))
         colorizer = Colorizer.load(run, device=device)
         colorizer.rebalance_weights(rebalance)  # a bad --rebalance for this model fails before any output
-        for path in progress(images, desc="colorize", disable=len(images) < 2):
-            stem = path.stem
-            rgb = as_image(path)
-            atomic_write_bytes(
-                out / f"{stem}_color.png",
-                png_bytes(colorizer.colorize(rgb, temperature, rebalance=rebalance)),
-            )
+        skipped = []
+        for path, stem in progress(
+            list(zip(images, stems, strict=True)), desc="colorize", disable=len(images) < 2
+        ):
+            try:  # an image that cannot be read or colorized is skipped and reported; the rest are written
+                if path in unreadable:
+                    raise ValueError(unreadable[path])
+                rgb = as_image(path)
+                colour = colorizer.colorize(rgb, temperature, rebalance=rebalance)
+            except (ValueError, OSError) as err:
+                skipped.append(str(path))
+                say(f"skipped: {path}: {' '.join(str(err).split())}")
+                continue
+            atomic_write_bytes(out / f"{stem}_color.png", png_bytes(colour))
             if colorizer.kind == "latent":
                 seg = colorizer.segment(rgb, dtype=np.uint8)
                 atomic_write_bytes(out / f"{stem}_segments.png", png_bytes(segment_colours(seg)))
@@ -182,7 +193,36 @@ def apply(
                 del seg
             for i, draw in enumerate(colorizer.sample(rgb, samples) if samples else []):
                 atomic_write_bytes(out / f"{stem}_sample{i}.png", png_bytes(draw))
-    say(f"{len(images)} image(s) -> {out}")
+        say(f"{len(images) - len(skipped)} image(s) -> {out}")
+        if skipped:
+            raise ValueError(
+                f"images: {len(skipped)} of {len(images)} could not be colorized (skipped, see above): "
+                + ", ".join(skipped[:5])
+                + (" ..." if len(skipped) > 5 else "")
+            )
+
+
+def _unreadable(images: list[Path]) -> dict[Path, str]:
+    """The files whose header Pillow cannot identify as an image, with the reader's message for each."""
+    import warnings
+
+    from PIL import Image
+
+    from latentvar.colorize.images import FORMATS
+
+    bad = {}
+    for path in images:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a decompression-bomb warning: the reader checks sizes
+                with Image.open(path):
+                    pass
+        except Image.DecompressionBombError:
+            pass
+        except Exception as err:  # noqa: BLE001 -- Pillow's many errors for a file that is not an image
+            why = " ".join(str(err).split())
+            bad[path] = f"images: cannot read {str(path)!r} as an image (expected {FORMATS}; PIL: {why})"
+    return bad
 
 
 @app.command("eval")

@@ -150,3 +150,72 @@ def checkpoint(flag: str, path: Path | str | None, resume_only: bool = False) ->
             load_checkpoint(path)
     except FileNotFoundError as err:
         raise ValueError(f"{flag}: {str(err).removeprefix('run: ')}") from None
+
+
+def input_files(flag: str, paths: Iterable[Path | str]) -> None:
+    """Files to read, each a readable regular file; every one that is not is named with what it is
+    instead (missing, a folder, a FIFO or device, a broken link, a symbolic link loop, unreadable)."""
+    import errno
+    import os
+    import stat
+
+    problems = []
+    for path in map(Path, paths):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                problems.append(f"{path} is a symbolic link loop")
+            elif err.errno == errno.ENOENT and os.path.lexists(path):
+                problems.append(f"{path} is a symbolic link to nothing ({os.readlink(path)})")
+            elif err.errno in (errno.ENOENT, errno.ENOTDIR):
+                problems.append(f"{path} does not exist")
+            else:
+                problems.append(f"{path} cannot be examined ({err.strerror})")
+            continue
+        if stat.S_ISDIR(mode):
+            problems.append(f"{path} is a folder, expected an image file")
+        elif not stat.S_ISREG(mode):
+            problems.append(f"{path} is not a regular file (a FIFO, socket or device)")
+        elif not os.access(path, os.R_OK):
+            problems.append(f"{path} cannot be read (permission denied)")
+    if problems:
+        raise ValueError(f"{flag}: " + "; ".join(problems))
+
+
+def writable_dir(flag: str, path: Path | str) -> None:
+    """A folder to write into, made now and probed with a temporary file, so a --out that cannot be
+    written is refused before any work starts (not after the model ran)."""
+    import os
+    import tempfile
+
+    out_dir(flag, path)
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".latentvar-probe.")
+    except OSError as err:
+        raise ValueError(f"{flag}: cannot write into {path} ({err.strerror or err})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def distinct_stems(paths: Iterable[Path]) -> tuple[list[str], list[str]]:
+    """One output stem per input file, distinct: the file's own stem, or ``<stem>-2``, ``<stem>-3`` ... for
+    a later file with a stem taken already (``a/photo.jpg`` and ``b/photo.png``). Returns the stems and a
+    note for each renamed file."""
+    paths = list(paths)
+    taken = {p.stem for p in paths}
+    seen: set[str] = set()
+    stems, notes = [], []
+    for path in paths:
+        stem = path.stem
+        if stem in seen:
+            i = 2
+            while f"{path.stem}-{i}" in taken or f"{path.stem}-{i}" in seen:
+                i += 1
+            stem = f"{path.stem}-{i}"
+            notes.append(f"{path} is written as {stem}_*.png ({path.stem}_* is an earlier image's)")
+        seen.add(stem)
+        stems.append(stem)
+    return stems, notes

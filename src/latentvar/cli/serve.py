@@ -20,6 +20,14 @@ def serve(
         1024, help="Memory for the photos being worked on, in MiB (oldest forgotten first)."
     ),
     ttl: float = typer.Option(1800.0, help="Seconds a photo is kept after its last use."),
+    allowed_host: list[str] = typer.Option(
+        None, help="A host name the server answers to beside localhost and IP addresses (repeatable)."
+    ),
+    token: str = typer.Option(
+        None,
+        envvar="LATENTVAR_SERVE_TOKEN",
+        help="Require this token on every request (the printed URL carries it); for --host beyond loopback.",
+    ),
 ) -> None:
     """Start the web app: colorize a photo in the browser and recolour it one latent segment at a time."""
     import math
@@ -40,13 +48,26 @@ def serve(
         flags.device("device", device)
         if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"ttl: expected a positive number of seconds, got {ttl}")
+        for name in allowed_host or []:
+            if not name or any(c in name for c in "/ \t@?#"):
+                raise ValueError(f"allowed-host: expected a host name, got {name!r}")
+        if token is not None and (len(token) < 16 or not token.isprintable() or " " in token):
+            raise ValueError("token: expected at least 16 printable characters without spaces")
         import uvicorn
 
         from latentvar.colorize.colorizer import Colorizer
         from latentvar.serve import ServeConfig, create_app
+        from latentvar.serve.memory import tune_allocator
 
+        tune_allocator()  # image-sized buffers get their own mappings, freed at once (serve/memory.py)
         colorizer = Colorizer.load(run, device=device)
-        config = ServeConfig(workers=workers, store_bytes=store_mb << 20, ttl=ttl)
+        config = ServeConfig(
+            workers=workers,
+            store_bytes=store_mb << 20,
+            ttl=ttl,
+            allowed_hosts=(host, *(allowed_host or [])),
+            token=token,
+        )
         app = create_app(colorizer, config)
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -57,8 +78,28 @@ def serve(
             raise ValueError(f"port: cannot listen on {host}:{port} ({err.strerror})") from None
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
+    if not _loopback(host):
+        typer.echo(
+            f"warning: --host {host} is not loopback: anyone who can reach this machine can use the app"
+            + ("" if token else " (no authentication: consider --token)"),
+            err=True,
+        )
+    query = f"?token={token}" if token else ""
     typer.echo(
-        f"latentvar serve: http://{shown}:{bound}/  (model {colorizer.arch}; Ctrl-C to stop)", err=False
+        f"latentvar serve: http://{shown}:{bound}/{query}  (model {colorizer.arch}; Ctrl-C to stop)",
+        err=False,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` binds to loopback only (127.0.0.0/8, ::1, or a name resolving only there)."""
+    import ipaddress
+    import socket
+
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)

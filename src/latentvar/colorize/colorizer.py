@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from latentvar.colorize import grids
+from latentvar.colorize.checkpoint_checks import MAX_CHECKPOINT_BYTES, check_run
 from latentvar.colorize.images import read_image_rgb_uint8, to_rgba
 from latentvar.colorize.lab import lab_to_rgb, lightness, rgb_to_lab, to_float_rgb
 from latentvar.colorize.model import lightness_bin, nats_per_pixel
@@ -113,9 +114,10 @@ class Colorizer:
             if (os.path.isdir(run) and os.path.isfile(os.path.join(run, "best.json")))
             else "checkpoint"
         )
-        tensors, meta = load_checkpoint(run, name=name)
+        tensors, meta = load_checkpoint(run, name=name, max_bytes=MAX_CHECKPOINT_BYTES)
         if not str(meta.get("kind", "")).startswith("colorize-"):
             raise ValueError(f"run: {run} holds a {meta.get('kind')!r} checkpoint, not a colorization run")
+        check_run(meta, tensors, os.path.join(run, f"{name}.safetensors"))  # every field, before building
         return cls(restore_model(tensors, meta), meta["config"]["size"], meta, device)
 
     @classmethod

@@ -14,16 +14,18 @@ since they load Swagger UI and ReDoc from a CDN):
     GET  /api/examples, /api/examples/{id}   the bundled photos
     GET  /api/health                         the model being served
 
-Every model call runs in a worker thread (`anyio.to_thread`) behind a capacity limiter of ``workers``
-(default 1: the model uses both cores already), never on the event loop; PNG encoding runs in threads too.
-Errors are JSON ``{"error": "<field>: <what was expected>", "field": "<field>"}`` with a 4xx status; an
-unexpected failure is a 500 saying only "internal error" (the traceback goes to the server's log).
-Nothing is written to disk: uploads, images and sessions live in memory (`session.SessionStore`).
+Nothing a request does runs long on the event loop: every model call, image build and PNG / base64
+encoding runs in a worker thread (`anyio.to_thread`) behind a capacity limiter (``workers`` model calls,
+default 1: the model uses both cores already; one more for the views made after the colorization; PNG
+encodes of ready images behind their own), and a multipart body is split in a worker thread too, looking
+at no more than 16 parts. `guard.Guard` checks every request's Host, Origin and token, and gives each body
+a deadline. Errors are JSON ``{"error": "<field>: <what was expected>", "field": "<field>"}`` with a 4xx
+status; an unexpected failure is a 500 saying only "internal error" (the traceback goes to the server's
+log). Nothing is written to disk: uploads, images and sessions live in memory (`session.SessionStore`).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -31,19 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from latentvar import report
 from latentvar.colorize import Colorizer
 from latentvar.colorize.lab import rgb_to_lab
-from latentvar.colorize.visual import grey_image, overlay
+from latentvar.serve import memory
+from latentvar.serve.guard import BodyTimeout, BodyTooLarge, Guard
 from latentvar.serve.schema import (
+    MAX_SEED,
     ColorizeResponse,
     Example,
     ImageUpdate,
@@ -51,12 +54,22 @@ from latentvar.serve.schema import (
     SampleRequest,
 )
 from latentvar.serve.session import Session, SessionStore, UnknownHandle
-from latentvar.serve.uploads import ApiError, decode_upload, read_upload, safe_stem
+from latentvar.serve.uploads import ApiError, read_upload
+from latentvar.serve.views import (  # noqa: F401 -- png_bytes, segment_levels: this module's names before
+    build_session,
+    describe,
+    png_bytes,
+    segment_levels,
+    segment_png,
+    update,
+)
 
 log = logging.getLogger("latentvar.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "photo_examples"
 IMAGE_NAME = re.compile(r"^(photo|grey|colorized|overlay|segments|current|sample-[0-9]{1,2})$")
+ENCODINGS = ("url", "base64")
+JSON_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's detail for a body json.loads refused
 
 
 @dataclass
@@ -65,22 +78,17 @@ class ServeConfig:
     max_pixels: int = 40 * 1000 * 1000  # 40 Mpx
     max_samples: int = 8
     palette_size: int = 8
-    store_bytes: int = 1 << 30  # the sessions' arrays, in all
+    store_bytes: int = 1 << 30  # the sessions (arrays + `session.OVERHEAD` each), in all
     ttl: float = 1800.0  # seconds a session lives after its last use
     workers: int = 1  # model calls at once
-    max_pending: int = 32  # colorize requests admitted at once (each holds its upload); more get 503
-
-
-def png_bytes(image: np.ndarray, level: int = 1) -> bytes:
-    """PNG at zlib ``level``: 0 (stored, 1 Mpx in ~27 ms, 3 MB) for what the page shows over loopback,
-    1 (~55 ms, 1.3 MB) for base64 in JSON, 6 (the default elsewhere) for a download."""
-    return report.png_bytes(image, compress_level=level)
-
-
-def segment_levels(k: int) -> int:
-    """The grey step between segment ids in segments.png: ids are drawn as id × step, so a browser's
-    colour handling cannot move one id onto another."""
-    return max(1, 255 // max(k - 1, 1))
+    max_pending: int = 32  # complete uploads waiting for the model at once; more get 503
+    max_reading: int = 16  # uploads being received at once (each under the body deadlines); more get 503
+    body_timeout: float = 120.0  # seconds a request body may take in all (408 after)
+    idle_timeout: float = 10.0  # seconds between two pieces of a body (408 after)
+    max_json_bytes: int = 64 * 1024  # a body other than an upload (413 over)
+    allowed_hosts: tuple[str, ...] = ()  # Host names served beside localhost and IP addresses
+    token: str | None = None  # with a token, every request must carry it (guard.Guard)
+    trim_memory: bool = True  # give freed heap back to the system after each model call (memory.trim)
 
 
 def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastAPI:
@@ -98,11 +106,19 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
     )
     store = SessionStore(config.store_bytes, config.ttl)
     limiter = anyio.CapacityLimiter(config.workers)
-    app.state.store, app.state.config, app.state.colorizer = store, config, colorizer
-    app.state.in_flight = app.state.peak_in_flight = app.state.pending = 0
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
     background = anyio.CapacityLimiter(1)  # the views made after the colorization (grey, overlay, samples)
+    encoder = anyio.CapacityLimiter(config.workers + 1)  # PNG encodes of images already made
+    app.state.store, app.state.config, app.state.colorizer = store, config, colorizer
+    app.state.in_flight = app.state.peak_in_flight = app.state.pending = app.state.reading = 0
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(
+        Guard,
+        allowed_hosts=config.allowed_hosts,
+        token=config.token,
+        body_timeout=config.body_timeout,
+        idle_timeout=config.idle_timeout,
+        max_json_bytes=config.max_json_bytes,
+    )
 
     async def model_call(fn, *args, limiter=limiter):
         """``fn(*args)`` in a worker thread, at most ``workers`` at once (and one background view beside
@@ -116,29 +132,54 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
                     return fn(*args)
             finally:
                 app.state.in_flight -= 1
+                if config.trim_memory:
+                    memory.trim()
 
         return await anyio.to_thread.run_sync(counted, limiter=limiter)
 
     # -- errors ---------------------------------------------------------------------------------------
+    def error(status: int, field: str, message: str, **headers) -> JSONResponse:
+        return JSONResponse({"error": message, "field": field}, status_code=status, headers=headers or None)
+
     @app.exception_handler(ApiError)
     async def api_error(_, err: ApiError):
-        return JSONResponse({"error": err.message, "field": err.field}, status_code=err.status)
+        return error(err.status, err.field, err.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_, err: RequestValidationError):
         first = err.errors()[0]
         loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path")]
         field = "body" if first.get("type") == "json_invalid" else ".".join(loc) or "body"
-        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field}, 422)
+        return error(422, field, f"{field}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(BodyTimeout)
+    async def too_slow(_, err: BodyTimeout):
+        return error(408, "body", str(err), Connection="close")
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_, err: BodyTooLarge):
+        return error(413, "body", str(err), Connection="close")
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, _):
+        log.warning("client disconnected before its request body was complete: %s", request.url.path)
+        return Response(status_code=400)  # nobody reads it
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_, err: StarletteHTTPException):
-        return JSONResponse({"error": f"path: {err.detail}", "field": "path"}, status_code=err.status_code)
+    async def http_error(request: Request, err: StarletteHTTPException):
+        cause = err.__cause__
+        if err.detail == JSON_PARSE_ERROR and cause is not None:  # FastAPI's wrap of a body it could not read
+            for kind in (BodyTimeout, BodyTooLarge, ClientDisconnect):
+                if isinstance(cause, kind):
+                    return await app.exception_handlers[kind](request, cause)
+            reason = "not UTF-8" if isinstance(cause, UnicodeDecodeError) else "nested too deeply or invalid"
+            return error(422, "body", f"body: expected a JSON object in UTF-8, this one is {reason}")
+        return error(err.status_code, "path", f"path: {err.detail}")
 
     @app.exception_handler(Exception)
     async def internal(_, err: Exception):
         log.exception("internal error", exc_info=err)
-        return JSONResponse({"error": "internal error", "field": None}, status_code=500)
+        return error(500, None, "internal error")
 
     def session_of(handle: str) -> Session:
         try:
@@ -148,61 +189,14 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
                 404, "handle", f"handle: unknown or expired image handle {handle[:40]!r}"
             ) from None
 
-    # -- what a response says ---------------------------------------------------------------------------
-    def image_ref(handle: str, session: Session, name: str, encode: str) -> str:
-        if encode == "base64":
-            data = png_bytes(segment_png(session) if name == "segments" else session.image(name))
-            return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        version = f"?v={session.version}" if name == "current" else ""
-        return f"/api/images/{handle}/{name}.png{version}"
+    def check_encode(encode: str) -> None:
+        if encode not in ENCODINGS:
+            raise ApiError(422, "encode", f"encode: expected 'url' or 'base64', got {encode[:40]!r}")
 
-    def describe(handle: str, session: Session, encode: str = "url") -> dict:
-        h, w = session.segments.shape
-        refs = {n: image_ref(handle, session, n, encode) for n in ("grey", "colorized", "overlay", "current")}
-        refs["segments"] = image_ref(handle, session, "segments", encode)
-        refs["samples"] = [
-            image_ref(handle, session, f"sample-{i}", encode) for i in range(session.num_samples)
-        ]
-        return {
-            "handle": handle,
-            "name": session.name,
-            "width": w,
-            "height": h,
-            "expires_in": config.ttl,
-            "version": session.version,
-            "segment_levels": segment_levels(len(session.palettes)),
-            "segments": session.palettes,
-            "recoloured": sorted(session.recoloured),
-            "images": refs,
-        }
-
-    def segment_png(session: Session) -> np.ndarray:
-        return (session.segments * segment_levels(len(session.palettes))).astype(np.uint8)
-
-    # -- the model's work -------------------------------------------------------------------------------
-    def colorize_work(data: bytes, name: str | None, samples: int, seed: int) -> Session:
-        rgb = decode_upload(data, config.max_pixels)
-        photo = rgb if rgb.shape[-1] == 3 else _on_white(rgb)
-        segments = colorizer.segment(rgb, dtype=np.uint8)
-
-        def make(name: str) -> np.ndarray:  # the views the page shows after the colorization
-            if name == "grey":
-                return grey_image(photo)
-            if name == "overlay":
-                return overlay(session.image("grey"), segments)
-            i = int(name.removeprefix("sample-"))  # sample i is drawn with seed + i, whatever the order
-            return colorizer.sample(photo, 1, generator=torch.Generator().manual_seed(seed + i))[0]
-
-        session = Session(
-            name=safe_stem(name),
-            photo=photo,
-            colorized=colorizer.colorize(rgb),
-            segments=segments,
-            palettes=colorizer.palettes(rgb, config.palette_size),
-            num_samples=samples,
-            make=make,
-        )
-        return session
+    async def respond(work, *args, encode: str = "url"):
+        """``work(*args)`` (a JSON body) where it belongs: on the loop when it only names URLs, in a
+        model call when it builds or encodes images (``encode="base64"``)."""
+        return await model_call(work, *args) if encode == "base64" else work(*args)
 
     # -- routes -----------------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -239,39 +233,60 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
             }
         },
         responses={
+            408: {"description": "the body did not arrive within the deadlines"},
             413: {"description": "over 20 MB or 40 Mpx"},
             415: {"description": "not an image"},
-            503: {"description": "max_pending photos are waiting already"},
+            503: {"description": "max_pending photos are waiting already, or max_reading are arriving"},
         },
     )
     async def colorize(
         request: Request, samples: int = 3, seed: int = 0, name: str | None = None, encode: str = "url"
     ):
         """Colorize a photo: the colorization, the prior segments (as an overlay and as an id map), each
-        segment's most probable colours, and ``samples`` coherent samples. Returns a handle for the other
-        calls; it expires ``expires_in`` seconds after its last use."""
+        segment's most probable colours, and ``samples`` coherent samples (sample i drawn with seed
+        ``seed + i``, 0 <= seed < 2**63). Returns a handle for the other calls; it expires ``expires_in``
+        seconds after its last use."""
         if not 0 <= samples <= config.max_samples:
             raise ApiError(422, "samples", f"samples: expected 0..{config.max_samples}, got {samples}")
-        if encode not in ("url", "base64"):
-            raise ApiError(422, "encode", f"encode: expected 'url' or 'base64', got {encode!r}")
+        if not 0 <= seed <= MAX_SEED:
+            raise ApiError(422, "seed", f"seed: expected an integer in 0..2**63-1, got {str(seed)[:40]}")
+        check_encode(encode)
         if app.state.pending >= config.max_pending:  # the bound on uploads held in memory while they wait
             raise ApiError(503, "image", f"image: {app.state.pending} photos are waiting already; try again")
-        app.state.pending += 1  # one event loop: no lock needed
+        if app.state.reading >= config.max_reading:  # and on those arriving (each under the body deadlines)
+            raise ApiError(
+                503, "image", f"image: {app.state.reading} uploads are arriving already; try again"
+            )
+        app.state.reading += 1  # one event loop: no lock needed
         try:
             data, filename = await read_upload(request, config.max_upload_bytes)
-            session = await model_call(colorize_work, data, name or filename, samples, seed)
+        finally:
+            app.state.reading -= 1
+        if app.state.pending >= config.max_pending:
+            raise ApiError(503, "image", f"image: {app.state.pending} photos are waiting already; try again")
+        handle = store.new_handle()
+
+        def work():  # the session and its response: with encode=base64 its views are made here, in the slot
+            args = (colorizer, data, name or filename, samples, seed, config.max_pixels, config.palette_size)
+            session = build_session(*args)
+            return session, describe(handle, session, encode, config.ttl)
+
+        app.state.pending += 1
+        try:
+            session, body = await model_call(work)
         finally:
             app.state.pending -= 1
-        try:
-            handle = store.add(session)
+        try:  # stored only once its response is made, so every stored handle is one a client was given
+            store.add(session, handle)
         except MemoryError as err:
             raise ApiError(413, "image", f"image: {err}") from None
-        return await anyio.to_thread.run_sync(describe, handle, session, encode)
+        return body
 
     @app.get("/api/images/{handle}", response_model=ColorizeResponse)
     async def get_session(handle: str, encode: str = "url"):
         """The session of ``handle`` as POST /api/colorize returned it, with the current version."""
-        return describe(handle, session_of(handle), encode)
+        check_encode(encode)
+        return await respond(describe, handle, session_of(handle), encode, config.ttl, encode=encode)
 
     @app.get(
         "/api/images/{handle}/{image}.png",
@@ -294,13 +309,15 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
             raise ApiError(
                 404, "image", f"image: this session has {session.num_samples} samples, not {image!r}"
             )
-        if image == "segments":
-            array = segment_png(session)
-        elif session.ready(image):
-            array = session.image(image)
+        level = 6 if download else 0
+
+        def encoded():
+            return png_bytes(segment_png(session) if image == "segments" else session.image(image), level)
+
+        if image == "segments" or session.ready(image):
+            data = await anyio.to_thread.run_sync(encoded, limiter=encoder)
         else:  # made now, in a worker thread behind the model's limiter
-            array = await model_call(session.image, image, limiter=background)
-        data = await anyio.to_thread.run_sync(png_bytes, array, 6 if download else 0)
+            data = await model_call(encoded, limiter=background)
         headers = {"Cache-Control": "private, max-age=3600" if image != "current" else "no-cache"}
         if download:
             headers["Content-Disposition"] = f'attachment; filename="{session.name}_{image}.png"'
@@ -311,6 +328,7 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
         """Recolour one segment everywhere it occurs: each of its pixels takes the mean of its own colour
         law in that segment tilted toward the chosen colour (`Colorizer.recolour`); every other pixel keeps
         its value. Give the colour as ``ab`` (CIE a, b, inside the sRGB gamut) or as ``rgb`` "#rrggbb"."""
+        check_encode(encode)
         session = session_of(handle)
         segments = len(session.palettes)
         if not 0 <= body.segment < segments:
@@ -337,14 +355,15 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
                     segments=session.segments,
                     width=body.width,
                 )
-                return session.recolour(body.segment, image)
+                changed = session.recolour(body.segment, image)
+                return update(handle, session, encode, changed_pixels=changed, ab=ab.tolist())
 
-        changed = await model_call(work)
-        return update(handle, session, encode, changed_pixels=changed, ab=ab.tolist())
+        return await model_call(work)
 
     @app.post("/api/images/{handle}/sample", response_model=ImageUpdate)
     async def sample(handle: str, body: SampleRequest | None = None, encode: str = "url"):
         """A fresh coherent sample becomes the current image; recoloured segments keep their colours."""
+        check_encode(encode)
         session = session_of(handle)
         seed = body.seed if body is not None and body.seed is not None else int(torch.randint(0, 2**31, ()))
 
@@ -352,18 +371,23 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
             drawn = colorizer.sample(session.photo, 1, generator=torch.Generator().manual_seed(seed))[0]
             with session.lock:
                 session.set_current(drawn)
+                return update(handle, session, encode, seed=seed)
 
-        await model_call(work)
-        return update(handle, session, encode, seed=seed)
+        return await model_call(work)
 
     @app.post("/api/images/{handle}/reset", response_model=ImageUpdate)
     async def reset(handle: str, encode: str = "url"):
         """Back to the colorization; every recolouring is dropped."""
+        check_encode(encode)
         session = session_of(handle)
-        with session.lock:
-            session.recoloured.clear()
-            session.set_current(session.colorized)
-        return update(handle, session, encode)
+
+        def work():
+            with session.lock:
+                session.recoloured.clear()
+                session.set_current(session.colorized)
+                return update(handle, session, encode)
+
+        return await model_call(work)
 
     @app.delete("/api/images/{handle}")
     async def forget(handle: str) -> dict:
@@ -371,15 +395,6 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
         if not store.remove(handle):
             raise ApiError(404, "handle", f"handle: unknown or expired image handle {handle[:40]!r}")
         return {"deleted": handle}
-
-    def update(handle: str, session: Session, encode: str, **extra) -> dict:
-        return {
-            "handle": handle,
-            "version": session.version,
-            "recoloured": sorted(session.recoloured),
-            "image": image_ref(handle, session, "current", encode),
-            **extra,
-        }
 
     @app.get("/api/examples", response_model=list[Example])
     async def examples():
@@ -415,12 +430,6 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
 def examples_index() -> list[dict]:
     index = EXAMPLES / "index.json"
     return json.loads(index.read_text()) if index.exists() else []
-
-
-def _on_white(rgba: np.ndarray) -> np.ndarray:
-    from latentvar.colorize.lab import to_float_rgb
-
-    return (to_float_rgb(rgba).numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def _nearest_in_gamut(colorizer: Colorizer, ab: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+MAX_SEED = (
+    2**63 - 1
+)  # seeds are 0..2**63-1 (torch.Generator.manual_seed takes up to 2**64-1; sample i adds i)
+
 
 class Colour(BaseModel):
     ab: list[float] = Field(description="CIE a, b of the bin centre")
@@ -48,7 +52,9 @@ class RecolourRequest(BaseModel):
 
 
 class SampleRequest(BaseModel):
-    seed: int | None = Field(None, ge=0, description="the draw's seed (default: a random one)")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="the draw's seed, 0..2**63-1 (default: a random one)"
+    )
 
 
 class ImageUpdate(BaseModel):
