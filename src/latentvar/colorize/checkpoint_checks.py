@@ -80,6 +80,7 @@ def check_run(meta: Any, tensors: dict[str, Tensor], where: str) -> None:
         f.fail("config.arch", f"one of {list(ARCHS)} (or absent: emoji)", arch)
     for key, (low, high) in INTEGERS.items():
         f.integer(f"config.{key}", config.get(key), low, high)
+    _check_prior(f, config)
     if "work_side" in meta:
         f.integer("work_side", meta["work_side"], *WORK_SIDE)
     if "temperature" in meta:
@@ -96,6 +97,31 @@ def check_run(meta: Any, tensors: dict[str, Tensor], where: str) -> None:
         for i, p in enumerate(prior):
             f.number(f"bin_prior[{i}]", p, 0, 1, low_open=True)
     _check_tensors(f, tensors, kind, config, q)
+
+
+def _check_prior(f: _Field, config: dict) -> None:
+    """The trunk's ``depth`` and the latent model's segment prior settings (absent in older runs)."""
+    from latentvar.colorize.prior import PRIORS
+
+    if "depth" in config:
+        f.integer("config.depth", config["depth"], 0, 32)
+    if config.get("model") != "latent" or config.get("prior", "lightness") == "lightness":
+        return
+    if config["prior"] not in PRIORS:
+        f.fail("config.prior", f"one of {list(PRIORS)} (or absent: lightness)", config["prior"])
+    f.integer("config.smooth_steps", config.get("smooth_steps"), 0, 8)
+    for key in ("balance", "invariance"):
+        f.number(f"config.{key}", config.get(key), 0, 1e3)
+
+
+def model_options(config: dict) -> dict:
+    """`model.build_model`'s ``depth`` and prior keyword arguments for a checked config."""
+    options = {"depth": config.get("depth", 0)}
+    if config.get("model") == "latent":
+        options["prior"] = config.get("prior", "lightness")
+        if options["prior"] == "learned":
+            options |= {k: config[k] for k in ("smooth_steps", "balance", "invariance")}
+    return options
 
 
 def _check_bins(f: _Field, tensors: dict[str, Tensor]) -> int:
@@ -120,7 +146,13 @@ def _check_tensors(f: _Field, tensors: dict[str, Tensor], kind: str, config: dic
     arch = config.get("arch") or "emoji"
     with torch.device("meta"):
         model = build_model(
-            KINDS[kind], torch.empty(q, 2), config["segments"], config["width"], config["hidden"], arch
+            KINDS[kind],
+            torch.empty(q, 2),
+            config["segments"],
+            config["width"],
+            config["hidden"],
+            arch,
+            **model_options(config),
         )
     expected = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
     saved = {k: v for k, v in tensors.items() if k.startswith("model.")}

@@ -42,6 +42,7 @@ from latentvar._checks import check_positive
 from latentvar.colorize.batches import Batches as _Batches
 from latentvar.colorize.batches import Validation as _Validation
 from latentvar.colorize.batches import uses_crops
+from latentvar.colorize.checkpoint_checks import model_options
 from latentvar.colorize.data import (  # noqa: F401 (the data helpers, importable from here as before)
     ColourData,
     batch_indices,
@@ -179,15 +180,9 @@ def restore_model(tensors: dict[str, Tensor], meta: dict) -> nn.Module:
     bins = tensors["model.bin_centres"]
     cfg = meta["config"]
     arch = cfg.get("arch") or "emoji"  # runs from before the photo trunk are emoji runs
-    depth = cfg.get("depth", 0)  # runs from before the depth knob: today's trunk
-    options = {}
-    if cfg["model"] == "latent":  # runs from before the learned prior carry no 'prior': the lightness one
-        options["prior"] = cfg.get("prior", "lightness")
-        if options["prior"] == "learned":
-            options |= {k: cfg[k] for k in ("smooth_steps", "balance", "invariance")}
-    model = build_model(
-        cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch, depth, **options
-    )
+    # runs from before the depth knob have today's trunk; from before the learned prior, the lightness one
+    options = model_options(cfg)
+    model = build_model(cfg["model"], bins, cfg["segments"], cfg["width"], cfg["hidden"], arch, **options)
     model.load_state_dict(tensors_under(tensors, "model"), strict=True)
     return model
 
