@@ -1,10 +1,11 @@
 """pomegranate's dense-HMM tests, ported: jmschrei/pomegranate tests/hmm/test_dense_hmm.py (pomegranate
 1.x). The fixture: two states with exponential emissions of scales [2.1, 0.3, 0.1] and [1.5, 3.1, 2.2]
 (pomegranate's Exponential takes scales: rate = 1/scale), starts [0.2, 0.8], edges [[0.1, 0.8],
-[0.3, 0.6]] and *end* probabilities [0.1, 0.1]. `latentvar.HMM` has no end states yet, so the cases run on
-the engine it is built on, `latentvar.inference.Chain(init, log A, emissions, lengths, final=log ends)`,
-with the emission log-likelihoods from `HMM.emission_log_prob`; the same cases through `HMM(final=...)`
-are strict xfails. Expected numbers and decimals are pomegranate's (assert_array_almost_equal(x, y, d):
+[0.3, 0.6]] and *end* probabilities [0.1, 0.1]. Most cases run on the engine `latentvar.HMM` is built on,
+`latentvar.inference.Chain(init, log A, emissions, lengths, final=log ends)`, with the emission
+log-likelihoods from `HMM.emission_log_prob`; the forward / backward tables, the fit, sampling and
+log-probability also run through `HMM(..., final_logits=log ends)`. Per-feature missing values are a
+strict xfail (latentvar's ``observed=`` masks whole steps). Expected numbers and decimals are pomegranate's (assert_array_almost_equal(x, y, d):
 |x - y| < 1.5 · 10^-d).
 """
 
@@ -38,7 +39,7 @@ SCALES = [[2.1, 0.3, 0.1], [1.5, 3.1, 2.2]]
 
 
 def model() -> HMM:
-    """The fixture ``model`` without its end probabilities (HMM has none)."""
+    """The fixture ``model`` without its end probabilities (`_with_final` adds them)."""
     rate = 1 / torch.tensor(SCALES, dtype=DT)
     return HMM(torch.tensor(STARTS, dtype=DT).log(), torch.tensor(EDGES, dtype=DT).log(),
                D.Independent(D.Exponential(rate), 1))  # fmt: skip
@@ -149,9 +150,9 @@ def test_forward_backward():
         assert_array_almost_equal(logp, [[-22.8266, -22.8068][i]], 3)
 
 
-@pytest.mark.xfail(strict=True, reason="feature: forward / backward tables as API (posterior.log_forward)")
 def test_forward():
-    """test_dense_hmm.py test_forward: the forward table log α_t (b, t, k), decimal 4."""
+    """test_dense_hmm.py test_forward: the forward table log α_t (b, t, k) (``posterior.forward``),
+    decimal 4."""
     ref = [
         [
             [-5.9877, -3.8603],
@@ -168,13 +169,12 @@ def test_forward():
             [-32.7223, -20.5042],
         ],
     ]
-    assert_array_almost_equal(HMM(**_with_final()).posterior(X).log_forward, ref, 4)
+    assert_array_almost_equal(HMM(**_with_final()).posterior(X).forward, ref, 4)
 
 
-@pytest.mark.xfail(strict=True, reason="feature: forward / backward tables as API (posterior.log_backward)")
 def test_backward():
     """test_dense_hmm.py test_backward: the backward table log β_t (b, t, k), decimal 4 (ending in log 0.1,
-    the end probabilities)."""
+    the end probabilities; ``posterior.backward``)."""
     ref = [
         [
             [-18.8311, -19.1130],
@@ -191,7 +191,7 @@ def test_backward():
             [-2.3026, -2.3026],
         ],
     ]
-    assert_array_almost_equal(HMM(**_with_final()).posterior(X).log_backward, ref, 4)
+    assert_array_almost_equal(HMM(**_with_final()).posterior(X).backward, ref, 4)
 
 
 def _with_final() -> dict:
@@ -200,21 +200,20 @@ def _with_final() -> dict:
             "final_logits": torch.tensor(ENDS, dtype=DT).log()}  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="feature: end-state probabilities in HMM (final_logits)")
 def test_log_probability_through_hmm_final():
     """test_dense_hmm.py test_log_probability through the model rather than the engine: HMM with end
     probabilities."""
     assert_array_almost_equal(HMM(**_with_final()).log_prob(X), [-22.8266, -22.8068], 4)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="feature: end-state probabilities in HMM (final_logits) and sampling through them"
-)
 def test_sample_length():
     """test_dense_hmm.py test_sample_length: with end probabilities and sample_length = 3, 25 sampled
-    sequences are at most 3 long (variable-length sampling through the end states)."""
-    z, y = HMM(**_with_final()).sample((25,), max_length=3)
-    assert y.lengths.max() <= 3
+    sequences are at most 3 long (variable-length sampling through the end states,
+    ``HMM.sample_variable_length``)."""
+    torch.manual_seed(0)
+    z, y, lengths = HMM(**_with_final()).sample_variable_length((25,), max_length=3)
+    assert lengths.shape == (25,) and lengths.max() <= 3 and lengths.min() >= 1
+    assert z.shape[:2] == y.shape[:2] and z.shape[1] <= 3
 
 
 def _masked_emissions():
@@ -240,31 +239,36 @@ def test_masked_viterbi():
     assert chain(_masked_emissions()).viterbi.tolist() == [[1, 1, 1, 1, 0], [1, 0, 1, 0, 1]]
 
 
-@pytest.mark.xfail(strict=True, reason="feature: masked (missing) observations in HMM (per feature)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="feature: per-feature missing values in HMM (observed= and observed='nan' mask whole steps)",
+)
 def test_masked_log_probability_through_hmm():
     """test_dense_hmm.py test_masked_log_probability through the model: NaN marks a missing feature."""
     y = torch.where(MASK, X, float("nan"))
     assert_array_almost_equal(HMM(**_with_final()).log_prob(y), [-15.463, -16.3894], 4)
 
 
-@pytest.mark.xfail(strict=True, reason="feature: EM for Exponential emissions (and end states)")
 def test_fit():
     """test_dense_hmm.py test_fit: one Baum-Welch iteration on X + 1 gives starts [-1.489857e+01,
     -3.385568e-07] (decimal 4), ends [-1.110725, -1.609444], and scales [3.021216, 2.007029, 1.000361] /
     [2.599996, 2.100001, 2.200011] (decimal 6)."""
     fit = HMM(**_with_final()).fit(X + 1, method="em", max_iter=1)
     assert_array_almost_equal(fit.model.log_init, [-1.489857e01, -3.385568e-07], 4)
+    assert_array_almost_equal(fit.model.log_final, [-1.110725, -1.609444], 4)
     assert_array_almost_equal(
         1 / fit.model.emission.base_dist.rate,
         [[3.021216, 2.007029, 1.000361], [2.599996, 2.100001, 2.200011]],
     )
 
 
-@pytest.mark.xfail(strict=True, reason="feature: per-step state priors in fit (semi-supervised EM)")
 def test_priors_in_fit_valid():
     """test_dense_hmm.py test_priors_in_fit_valid: fit accepts per-step state priors of shape (b, t, k)
-    (uniform here) with the data as nested lists, tuples, arrays or tensors."""
+    (uniform here) with the data as nested lists, tuples, arrays or tensors. latentvar takes per-step log
+    priors as float ``constraints=``; the data as a tensor and as nested lists."""
     data = torch.arange(1, 28, dtype=DT).reshape(3, 3, 3)
     m = model()
-    fit = m.fit(data, method="em", max_iter=2, priors=torch.full((3, 3, 2), 0.5, dtype=DT))
-    assert np.isfinite(fit.history).all()
+    priors = torch.full((3, 3, 2), 0.5, dtype=DT).log()
+    for d in (data, data.tolist()):
+        fit = m.fit(d, method="em", max_iter=2, constraints=priors)
+        assert np.isfinite(fit.history).all()

@@ -68,7 +68,6 @@ SHAPE_CASES = [
     (False, (3,), (7,), (4, 7)),
     (False, (), (3, 7), (4, 7)),
 ]
-UNBATCHED = pytest.mark.xfail(strict=True, reason="feature: unbatched shape () for one (t, *event) sequence")
 TIME_CHECK = pytest.mark.xfail(
     strict=True,
     reason="feature: refuse time-varying transitions whose steps (7) differ from the data's (1 or 6); "
@@ -78,7 +77,7 @@ TIME_CHECK = pytest.mark.xfail(
 
 def _shape_params():
     for ok, init, trans, obs in SHAPE_CASES:
-        marks = [UNBATCHED] if ok and torch.broadcast_shapes(init, trans[:-1], obs[:-1]) == () else []
+        marks = []
         if (trans, obs) in (((7,), (1,)), ((7,), (6,))):
             marks = [TIME_CHECK]
         yield pytest.param(ok, init, trans, obs, marks=marks, id=f"{ok}-{init}-{trans}-{obs}")
@@ -93,7 +92,7 @@ def test_discrete_hmm_shape(ok, init_shape, trans_shape, obs_shape):
     obs_shape[:-1]) for Bernoulli emissions of every event shape ((), (5,), (2, 3)) and 2 or 3 states
     (Pyro's parametrization, looped inside to keep the suite fast); incompatible shapes raise ValueError.
     (Its check_expand and filter parts are the separate xfails below.) Where that shape is () -- one
-    unbatched sequence -- latentvar returns (1,): the shape fix of issue 21."""
+    unbatched sequence -- latentvar returns () since issue 21 (it returned (1,) before)."""
     for event_shape, state_dim in itertools.product(EVENT_SHAPES, [2, 3]):
         init_logits = torch.randn(init_shape + (state_dim,), dtype=DT)
         trans_logits = torch.randn(trans_shape + (state_dim, state_dim), dtype=DT)
@@ -125,10 +124,7 @@ HOMOGENEOUS_CASES = [
 
 def _homogeneous_params():
     for init, trans, obs in HOMOGENEOUS_CASES:
-        expected = torch.broadcast_shapes(init, trans[:-1], obs[:-1])
-        yield pytest.param(
-            init, trans, obs, marks=[UNBATCHED] if expected == () else [], id=f"{init}-{trans}-{obs}"
-        )
+        yield pytest.param(init, trans, obs, id=f"{init}-{trans}-{obs}")
 
 
 @pytest.mark.parametrize("init_shape,trans_shape,obs_shape", list(_homogeneous_params()))
@@ -215,14 +211,17 @@ def test_discrete_hmm_expand():
     assert d.expand((2,)).log_prob(torch.randint(0, 4, (5,))).shape == (2,)
 
 
-@pytest.mark.xfail(strict=True, reason="feature: HMM.filter returning the final-state distribution")
 def test_discrete_hmm_filter():
     """test_hmm.py test_discrete_hmm_shape's filter part: ``d.filter(data)`` is a Categorical over the last
-    state with the model's batch shape."""
+    state with the model's batch shape. latentvar's ``HMM.filter`` returns every step's filtering
+    distribution P(z_t | y_1..t); the last step's is Pyro's answer, and (nothing after it) equals the
+    smoothed marginal of the last step, checked here too."""
     d = HMM(
         torch.randn(11, 3, dtype=DT),
         torch.randn(3, 3, dtype=DT),
         D.Categorical(logits=torch.randn(3, 4, dtype=DT)),
     )
-    final = d.filter(torch.randint(0, 4, (11, 7)))
+    data = torch.randint(0, 4, (11, 7))
+    final = D.Categorical(probs=d.filter(data).probs[..., -1, :])
     assert isinstance(final, D.Categorical) and final.batch_shape == (11,)
+    torch.testing.assert_close(final.probs, d.posterior(data).marginals[:, -1])
