@@ -1,4 +1,5 @@
-"""The models that ship with the package: ``photo`` (the default) and ``twemoji``.
+"""The models that ship with the package: ``photo`` (the default: the learned segment prior), ``twemoji``,
+and ``photo-lightness`` (the photo model before the learned prior: more colour, speckled segments).
 
 Each is a folder under ``latentvar/data/models/<name>/`` holding ``checkpoint.safetensors`` (weights
 only), ``checkpoint.json`` (config, metrics, the decoding temperature chosen on val) and ``MODEL_CARD.md``;
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
-SHIPPED = ("photo", "twemoji")
+SHIPPED = ("photo", "twemoji", "photo-lightness")
 DEFAULT = "photo"
 
 
