@@ -147,6 +147,9 @@ def _cases() -> list[Case]:
     c += _run_in(v) + _choice(v, "baseline") + _choice(v, "split", grey) + _choice(v, "device", grey)
     c += [Case(v, "missing", ("--labels", "{missing}", *grey), "labels")]
     c += [Case(v, "kind", ("--labels", "{file}", *grey), "labels")]
+    c += [Case(v, "missing", ("--masks", "{missing}", "--data", "{dir}"), "masks")]
+    c += [Case(v, "kind", ("--masks", "{file}", "--data", "{dir}"), "masks")]
+    c += [Case(v, "kind", ("--masks", "{dir}", *grey), "masks")]  # segments need a latent model
     c += _ints(v, "size", grey) + _floats(v, "temperature", grey) + _json(v, grey)
     c += _floats(v, "rebalance", grey, positive=False) + [
         Case(v, "float", (*grey, "--rebalance", "-1"), "rebalance")
