@@ -124,7 +124,7 @@ def _cases() -> list[Case]:
         c += _ints(v, flag, base, minimum=low)
     c += _ints(v, "segments", base, opt="-k")
     c += _floats(v, "lr", base)
-    for flag in ("balance", "invariance"):
+    for flag in ("balance", "invariance", "confidence"):
         c += _floats(v, flag, base, positive=False) + [Case(v, "float", (*base, f"--{flag}", "-1"), flag)]
     c += _run_in(v, "init", base)
     c += [Case(v, "missing", (), "out")] + _out_dir(v)

@@ -12,6 +12,7 @@ from latentvar.colorize.model import build_model, lightness_input
 from latentvar.colorize.prior import (
     EdgeAwareSmoothing,
     balance_loss,
+    confidence_loss,
     invariance_loss,
     jitter_lightness,
 )
@@ -69,6 +70,18 @@ def test_balance_loss_is_zero_for_equal_use_and_log_k_for_one_segment():
     assert abs(float(balance_loss(one)) - math.log(k)) < 1e-4
 
 
+def test_confidence_loss_is_zero_for_sure_pixels_and_log_k_for_uniform_ones():
+    """With balance it is IIC's log K - I(pixel; segment): a uniform P(z|x) everywhere meets balance (0)
+    but not confidence (log K), so the two together rule out the trivial prior."""
+    k = 4
+    uniform = torch.full((2, k, 3, 3), -math.log(k))
+    assert float(balance_loss(uniform)) == pytest.approx(0.0, abs=1e-6)
+    assert float(confidence_loss(uniform)) == pytest.approx(math.log(k), abs=1e-6)
+    sure = torch.full((2, k, 3, 3), -1e4)
+    sure[:, 1] = 0.0
+    assert float(confidence_loss(sure)) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_invariance_loss_is_the_symmetric_kl():
     p = torch.log_softmax(torch.randn(2, 4, 3, 3), 1)
     q = torch.log_softmax(torch.randn(2, 4, 3, 3), 1)
@@ -105,7 +118,7 @@ def test_learned_prior_marginal_and_posterior_are_exact(arch, size):
         joint = log_w[0, p[0], p[1]] + log_c[0, p[0], p[1]]
         torch.testing.assert_close(post[p[0], p[1]], torch.softmax(joint, 0), atol=1e-5, rtol=1e-5)
     # the training loss with both terms off is the exact NLL the mixture gives
-    model.balance = model.invariance = 0.0
+    model.balance = model.invariance = model.confidence = 0.0
     ab = torch.zeros(1, size, size, 2)
     torch.testing.assert_close(model(L, y, ab), -mix.log_prob(y).mean(), atol=1e-5, rtol=1e-5)
 
@@ -126,12 +139,15 @@ def test_learned_prior_has_no_lightness_quantiser(monkeypatch):
 
 
 def test_a_learned_prior_run_round_trips_through_its_checkpoint_config():
-    config = TrainConfig(model="latent", prior="learned", smooth_steps=2, balance=0.25, invariance=0.5)
+    config = TrainConfig(
+        model="latent", prior="learned", smooth_steps=2, balance=0.25, invariance=0.5, confidence=0.5
+    )
     config.check()
     model = build_model("latent", ABBins().centres, 8, 16, 64, "emoji", **config.prior_options())
     meta = {"config": {**config.__dict__}}
     again = restore_model(module_tensors(model, "model"), meta)
     assert again.config == model.config and again.balance == 0.25 and again.invariance == 0.5
+    assert again.confidence == 0.5
     # a config from before the learned prior (no 'prior' key) restores the lightness prior
     old = build_model("latent", ABBins().centres, 8, 16, 64, "emoji")
     cfg = {

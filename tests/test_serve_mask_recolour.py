@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
+
 from test_serve_browser import ARGS, SHOTS, chromium, fetch_png, server  # noqa: F401 (server: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,6 +52,9 @@ def train(
     smooth_steps: int = typer.Option(3, help="Latent, learned prior: edge-aware smoothing steps (0-8)."),
     balance: float = typer.Option(0.5, help="Latent, learned prior: weight of balanced segment use."),
     invariance: float = typer.Option(1.0, help="Latent, learned prior: weight of photometric invariance."),
+    confidence: float = typer.Option(
+        0.0, help="Latent, learned prior: weight of per-pixel entropy of P(z|x)."
+    ),
     init: str = typer.Option(None, help="Warm start from a run folder or shipped model (matching weights)."),
     workers: int = typer.Option(0, help="Photo crops: DataLoader processes decoding per device (0: none)."),
     accumulate: int = typer.Option(
@@ -80,7 +83,7 @@ def train(
             flags.count(flag, value, minimum=low, maximum=2**20 if small else 2**40)
         flags.count("smooth-steps", smooth_steps, minimum=0, maximum=8)
         flags.positive("lr", lr)
-        for flag, value in (("balance", balance), ("invariance", invariance)):
+        for flag, value in (("balance", balance), ("invariance", invariance), ("confidence", confidence)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{flag}: expected a finite number >= 0, got {value}")
         from latentvar.colorize.shipped import SHIPPED
@@ -114,6 +117,7 @@ def train(
             smooth_steps=smooth_steps,
             balance=balance,
             invariance=invariance,
+            confidence=confidence,
             init=init,
             workers=workers,
             accumulate=accumulate,

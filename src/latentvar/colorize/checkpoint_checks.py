@@ -112,6 +112,8 @@ def _check_prior(f: _Field, config: dict) -> None:
     f.integer("config.smooth_steps", config.get("smooth_steps"), 0, 8)
     for key in ("balance", "invariance"):
         f.number(f"config.{key}", config.get(key), 0, 1e3)
+    if "confidence" in config:
+        f.number("config.confidence", config["confidence"], 0, 1e3)
 
 
 def model_options(config: dict) -> dict:
@@ -121,6 +123,8 @@ def model_options(config: dict) -> dict:
         options["prior"] = config.get("prior", "lightness")
         if options["prior"] == "learned":
             options |= {k: config[k] for k in ("smooth_steps", "balance", "invariance")}
+            if config.get("confidence"):
+                options["confidence"] = config["confidence"]
     return options
 
 

@@ -37,6 +37,7 @@ from latentvar.colorize.prior import (
     PRIORS,
     EdgeAwareSmoothing,
     balance_loss,
+    confidence_loss,
     invariance_loss,
     jitter_lightness,
 )
@@ -330,6 +331,7 @@ class LatentColorizer(nn.Module):
         smooth_steps: int = 3,
         balance: float = 0.0,
         invariance: float = 0.0,
+        confidence: float = 0.0,
     ):
         super().__init__()
         net = LatentColorNet(num_bins, segments, width, hidden, arch, prior, smooth_steps)
@@ -337,7 +339,9 @@ class LatentColorizer(nn.Module):
         self.config = {"segments": segments, "width": width, "hidden": hidden, "arch": arch, "prior": prior}
         if prior == "learned":
             self.config |= {"smooth_steps": smooth_steps, "balance": balance, "invariance": invariance}
-        self.balance, self.invariance = balance, invariance
+            if confidence:  # runs from before the term carry no key
+                self.config["confidence"] = confidence
+        self.balance, self.invariance, self.confidence = balance, invariance, confidence
 
     @property
     def net(self) -> LatentColorNet:
@@ -356,6 +360,8 @@ class LatentColorizer(nn.Module):
         loss = nll.mean()
         if self.balance:
             loss = loss + self.balance * balance_loss(log_w)
+        if self.confidence:
+            loss = loss + self.confidence * confidence_loss(log_w)
         if self.invariance:
             # compared at the trunk's grid (the jittered copy needs no full-resolution pass)
             clean = torch.log_softmax(F.adaptive_avg_pool2d(logits, semantic.shape[-2:]), 1)

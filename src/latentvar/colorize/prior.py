@@ -8,10 +8,13 @@ through the exact NLL). It stays a per-pixel Categorical given x, so the margina
 P(z|x,y) and samples are exact as before. No per-pixel lightness quantiser: lightness enters the network
 (its input) and the colour law (its L-bin and slope terms), never as a fixed band assignment.
 
-Two training terms, added to the NLL by `LatentColorizer.forward` (weights in the model's config):
+Three training terms, added to the NLL by `LatentColorizer.forward` (weights in the model's config):
 - ``balance`` -- balanced use of the K segments: minus the entropy of the batch's mean P(z|x) (IIC's
   marginal entropy), so the model cannot collapse onto a few segments. Under DDP the batch mean is
   all-reduced (differentiably), so 2 ranks compute the same loss and gradient as 1.
+- ``confidence`` -- the mean per-pixel entropy of P(z|x): with ``balance`` it makes IIC's mutual
+  information between pixel and segment (balanced *and* decided); balance alone is met by a uniform
+  P(z|x) at every pixel.
 - ``invariance`` -- photometric invariance: P(z|x) should not move when the grey input's brightness,
   contrast or gamma changes (IIC / PiCIE's transformation consistency). A lightness quantiser cannot
   satisfy it; a segmenter of objects can. The jitter of each image is drawn from a generator seeded by the
@@ -113,6 +116,14 @@ def balance_loss(log_probs: Tensor) -> Tensor:
     mean = _global_mean(log_probs.exp())
     k = log_probs.shape[1]
     return math.log(k) + (mean * mean.clamp_min(1e-12).log()).sum()
+
+
+def confidence_loss(log_probs: Tensor) -> Tensor:
+    """log P(z|x) (b, k, h, w) -> the mean per-pixel entropy of P(z|x), nats: zero when every pixel is sure
+    of its segment. With `balance_loss` it is IIC's objective, log K minus the mutual information between
+    a pixel and its segment; without it, a uniform P(z|x) at every pixel satisfies the balance (and the
+    invariance) term trivially."""
+    return -(log_probs.exp() * log_probs).sum(1).mean()
 
 
 def invariance_loss(log_p: Tensor, log_q: Tensor) -> Tensor:

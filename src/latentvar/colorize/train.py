@@ -86,6 +86,7 @@ class TrainConfig:
     smooth_steps: int = 3
     balance: float = 0.5
     invariance: float = 1.0
+    confidence: float = 0.0  # the mean per-pixel entropy of P(z|x) (with balance: IIC's mutual information)
     init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
     workers: int = 0  # DataLoader processes decoding photo crops per rank (0: in the training process)
     accumulate: int = 1  # micro-batches per step (gradient accumulation; the balance term is per micro-batch)
@@ -142,7 +143,7 @@ class TrainConfig:
             raise ValueError(f"prior: expected one of {PRIORS}, got {self.prior!r}")
         if not isinstance(self.smooth_steps, int) or not 0 <= self.smooth_steps <= 8:
             raise ValueError(f"smooth_steps: expected an integer from 0 to 8, got {self.smooth_steps!r}")
-        for name in ("balance", "invariance"):
+        for name in ("balance", "invariance", "confidence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
@@ -155,6 +156,8 @@ class TrainConfig:
         if self.prior == "learned":
             options |= {"smooth_steps": self.smooth_steps, "balance": self.balance}
             options["invariance"] = self.invariance
+            if self.confidence:
+                options["confidence"] = self.confidence
         return options
 
     def lr_at(self, step: int) -> float:
