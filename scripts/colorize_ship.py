@@ -59,6 +59,7 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
 
 def pick_latent(runs: Path) -> Path:
     """The ``photo-latent*`` run (one per K) whose kept weights have the best val AuC: K is chosen on val."""
+
     def kept(p: Path) -> Path:  # what `export` and `Colorizer.load` take: best.* when there is one
         return p / "best.json" if (p / "best.json").exists() else p / "checkpoint.json"
 
