@@ -13,8 +13,10 @@ RUNS=runs/ablation
 [ -f "$CORPUS/manifest.json" ] || $LV colorize prepare photos --out "$CORPUS"
 common=(--data "$CORPUS" --model latent --segments 16 --size 64 --width 32 --batch-size 64 --lr 2e-3
   --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll --devices 1 --device "$DEVICE" --resume)
-# the full recipe (the shipped model's command, 1,500 steps) and three ablations at 1,000 steps
-$LV colorize train "${common[@]}" --steps 1500 --out "$RUNS/full"
+# the shipped recipe (1,000 steps), the first learned-prior recipe (no confidence, invariance 1.0, 1,500
+# steps) and three ablations at 1,000 steps
+$LV colorize train "${common[@]}" --steps 1000 --confidence 0.5 --invariance 0.25 --out "$RUNS/full"
+$LV colorize train "${common[@]}" --steps 1500 --out "$RUNS/no-confidence"
 $LV colorize train "${common[@]}" --steps 1000 --smooth-steps 0 --balance 0 --invariance 0 --out "$RUNS/nll-only"
 $LV colorize train "${common[@]}" --steps 1000 --invariance 0 --out "$RUNS/no-invariance"
 $LV colorize train "${common[@]}" --steps 1000 --smooth-steps 0 --out "$RUNS/no-smoothing"
@@ -25,4 +27,4 @@ for f in checkpoint.json checkpoint.safetensors; do
 done
 PYTHONPATH=src $PY bench/colorize_prior_ablation.py "lightness prior (before)=$RUNS/lightness" \
   "nll only=$RUNS/nll-only" "+smooth +balance=$RUNS/no-invariance" "+balance +invariance=$RUNS/no-smoothing" \
-  "full (shipped)=$RUNS/full" --json "$RUNS/ablation.json"
+  "no confidence, 1,500 steps=$RUNS/no-confidence" "full (shipped)=$RUNS/full" --json "$RUNS/ablation.json"
