@@ -15,11 +15,13 @@ common=(--data "$CORPUS" --model latent --segments 16 --size 64 --width 32 --bat
   --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll --devices 1 --device "$DEVICE" --resume)
 # the shipped recipe (1,000 steps), the first learned-prior recipe (no confidence, invariance 1.0, 1,500
 # steps) and three ablations at 1,000 steps
-$LV colorize train "${common[@]}" --steps 1000 --confidence 0.5 --invariance 0.25 --out "$RUNS/full"
-$LV colorize train "${common[@]}" --steps 1500 --out "$RUNS/no-confidence"
-$LV colorize train "${common[@]}" --steps 1000 --smooth-steps 0 --balance 0 --invariance 0 --out "$RUNS/nll-only"
-$LV colorize train "${common[@]}" --steps 1000 --invariance 0 --out "$RUNS/no-invariance"
-$LV colorize train "${common[@]}" --steps 1000 --smooth-steps 0 --out "$RUNS/no-smoothing"
+# (the defaults are the shipped recipe: --smooth-steps 3 --balance 0.5 --confidence 0.5 --invariance 0.25)
+$LV colorize train "${common[@]}" --steps 1000 --out "$RUNS/full"
+$LV colorize train "${common[@]}" --steps 1500 --confidence 0 --invariance 1 --out "$RUNS/no-confidence"
+$LV colorize train "${common[@]}" --steps 1000 --smooth-steps 0 --balance 0 --confidence 0 --invariance 0 \
+  --out "$RUNS/nll-only"
+$LV colorize train "${common[@]}" --steps 1000 --confidence 0 --invariance 0 --out "$RUNS/no-invariance"
+$LV colorize train "${common[@]}" --steps 1000 --smooth-steps 0 --confidence 0 --invariance 1 --out "$RUNS/no-smoothing"
 # the photo model shipped before the learned prior (its hand-set lightness quantiser), from git history
 mkdir -p "$RUNS/lightness"
 for f in checkpoint.json checkpoint.safetensors; do

@@ -51,9 +51,9 @@ def train(
     prior: str = typer.Option("learned", help="Latent: segment prior, 'learned' or 'lightness' (the old)."),
     smooth_steps: int = typer.Option(3, help="Latent, learned prior: edge-aware smoothing steps (0-8)."),
     balance: float = typer.Option(0.5, help="Latent, learned prior: weight of balanced segment use."),
-    invariance: float = typer.Option(1.0, help="Latent, learned prior: weight of photometric invariance."),
+    invariance: float = typer.Option(0.25, help="Latent, learned prior: weight of photometric invariance."),
     confidence: float = typer.Option(
-        0.0, help="Latent, learned prior: weight of per-pixel entropy of P(z|x)."
+        0.5, help="Latent, learned prior: weight of per-pixel entropy of P(z|x)."
     ),
     init: str = typer.Option(None, help="Warm start from a run folder or shipped model (matching weights)."),
     workers: int = typer.Option(0, help="Photo crops: DataLoader processes decoding per device (0: none)."),

@@ -85,8 +85,8 @@ class TrainConfig:
     prior: str = "learned"
     smooth_steps: int = 3
     balance: float = 0.5
-    invariance: float = 1.0
-    confidence: float = 0.0  # the mean per-pixel entropy of P(z|x) (with balance: IIC's mutual information)
+    invariance: float = 0.25
+    confidence: float = 0.5  # the mean per-pixel entropy of P(z|x) (with balance: IIC's mutual information)
     init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
     workers: int = 0  # DataLoader processes decoding photo crops per rank (0: in the training process)
     accumulate: int = 1  # micro-batches per step (gradient accumulation; the balance term is per micro-batch)
