@@ -316,7 +316,8 @@ class LatentColorizer(nn.Module):
     """The latent-segmentation colorizer; ``mixture(L)`` is the per-pixel `Mixture` P(y|x).
 
     Training loss (``forward``): the exact marginal NLL + ``balance`` · `prior.balance_loss` +
-    ``invariance`` · `prior.invariance_loss` (the learned prior's terms; see `prior`)."""
+    ``confidence`` · `prior.confidence_loss` + ``invariance`` · `prior.invariance_loss` (the learned
+    prior's terms; see `prior`)."""
 
     kind = "latent"
 
