@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.distributions as D
 
+from hmm_models import F64, cat_hmm
 from latentvar import HMM
 from latentvar.hmm.diagnostics import (
     DegenerateFitWarning,
@@ -21,18 +22,6 @@ from latentvar.hmm.diagnostics import (
     NonMonotoneEMWarning,
     ZeroTransitionsWarning,
 )
-
-F64 = torch.float64
-
-
-def cat_hmm(k=3, v=4, seed=0, final=False) -> HMM:
-    g = torch.Generator().manual_seed(seed)
-    return HMM(
-        torch.randn(k, generator=g, dtype=F64),
-        torch.randn(k, k, generator=g, dtype=F64) * 1.5,
-        D.Categorical(logits=torch.randn(k, v, generator=g, dtype=F64) * 1.5),
-        torch.randn(k, generator=g, dtype=F64) if final else None,
-    )
 
 
 def brute(model: HMM, y, observed=None, prior=None):

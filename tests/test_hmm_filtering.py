@@ -10,19 +10,8 @@ import pytest
 import torch
 import torch.distributions as D
 
+from hmm_models import F64, cat_hmm
 from latentvar import HMM
-
-F64 = torch.float64
-
-
-def cat_hmm(k=3, v=4, seed=0, final=False) -> HMM:
-    g = torch.Generator().manual_seed(seed)
-    return HMM(
-        torch.randn(k, generator=g, dtype=F64),
-        torch.randn(k, k, generator=g, dtype=F64) * 1.5,
-        D.Categorical(logits=torch.randn(k, v, generator=g, dtype=F64) * 1.5),
-        torch.randn(k, generator=g, dtype=F64) if final else None,
-    )
 
 
 def prefix_alpha(model: HMM, y, t):
