@@ -142,7 +142,7 @@ def throughput(corpus: str, workers_list: list[int], steps: int, repeats: int) -
     cfg = _config(corpus, 2, steps + 1)
     rates: dict[str, list[float]] = {}
     listing = Path(tempfile.mkdtemp()) / "photos.txt"  # the same photos as a plain collection: draft + box
-    listing.write_text("\n".join(str(p) for p in split_paths(Path(corpus), "train")) + "\n")
+    listing.write_text("\n".join(str(p.resolve()) for p in split_paths(Path(corpus), "train")) + "\n")
 
     def timed(name: str, work) -> None:
         t0 = time.perf_counter()
