@@ -92,13 +92,17 @@ def test_invariance_loss_is_the_symmetric_kl():
     torch.testing.assert_close(invariance_loss(q, p), expected)
 
 
-@pytest.mark.parametrize("arch,size", [("emoji", 8), ("photo", 16)])
-def test_learned_prior_marginal_and_posterior_are_exact(arch, size):
+@pytest.mark.parametrize(
+    "arch,size,law", [("emoji", 8, "linear"), ("photo", 16, "linear"), ("photo", 16, "levels")]
+)
+def test_learned_prior_marginal_and_posterior_are_exact(arch, size, law):
     """log P(y|x) = log Σ_z P(z|x) P(y|z,x) by brute force over every z of a few pixels, and the posterior
     P(z_p|x,y) ∝ P(z_p|x) P(y_p|z_p,x) -- the smoothing keeps P(z|x) a per-pixel Categorical."""
     torch.manual_seed(0)
     bins = ABBins()
-    model = build_model("latent", bins.centres, 3, 8, 16, arch, prior="learned", smooth_steps=2)
+    model = build_model(
+        "latent", bins.centres, 3, 8, 16, arch, prior="learned", smooth_steps=2, colour_law=law
+    )
     L = torch.rand(1, size, size) * 100
     y = torch.randint(0, bins.num_bins, (1, size, size))
     with torch.no_grad():
@@ -166,8 +170,46 @@ def test_a_learned_prior_run_round_trips_through_its_checkpoint_config():
         ("smooth_steps", 9),
         ("balance", -0.1),
         ("invariance", math.inf),
+        ("colour_law", "quadratic"),
     ],
 )
 def test_bad_prior_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"^{field}: "):
         TrainConfig(model="latent", **{field: value}).check()
+
+
+def test_the_levels_colour_law_gives_each_segment_its_own_colour_per_lightness_bin():
+    """'levels': segment k's law at L-bin l is softmax(α_kl + u_l), α from the segment's summary alone -- the
+    head's output read as (l, q), not α_k + β_k ℓ; a pixel enters only through its L-bin."""
+    torch.manual_seed(1)
+    bins = ABBins()
+    model = build_model("latent", bins.centres, 3, 8, 16, "photo", prior="learned", colour_law="levels")
+    net = model.net
+    torch.nn.init.normal_(net.lightness_logits)
+    L = torch.rand(2, 16, 16) * 100
+    with torch.no_grad():
+        logits, features, semantic = net.prior_logits(L)
+        comp = net.components(features, semantic, L, logits)
+        # the summary the head sees, rebuilt from its definition, and the table it must give
+        coarse = torch.nn.functional.adaptive_avg_pool2d(logits, semantic.shape[-2:])
+        mask = torch.softmax(coarse, 1)
+        mass = mask.sum((2, 3)) + 1e-6
+        x = torch.nn.functional.adaptive_avg_pool2d(lightness_input(L), semantic.shape[-2:])[:, 0]
+        pooled = torch.einsum("bkhw,bchw->bkc", mask, features) / mass[..., None]
+        mean_l = torch.einsum("bkhw,bhw->bk", mask, x) / mass
+        share = mass / (mask.shape[2] * mask.shape[3])
+        head = net.colour_head(torch.cat([pooled, share[..., None], mean_l[..., None]], -1))
+        want = torch.log_softmax(head.reshape(2, 3, 10, -1) + net.lightness_logits, -1)
+    torch.testing.assert_close(comp.log_table, want, atol=1e-5, rtol=1e-5)
+    # not reducible to the linear law: the logit differences between two L-bins vary across the bins
+    step = want[..., 1:, :] - want[..., :-1, :]
+    assert (step - step.mean(-2, keepdim=True)).abs().max() > 0.1
+    # round trip: the key travels in the config; a config without it restores the linear law
+    config = TrainConfig(model="latent", segments=3, width=8, hidden=16, arch="photo", colour_law="levels")
+    config.check()
+    meta = {"config": {**config.__dict__}}
+    again = restore_model(module_tensors(model, "model"), meta)
+    assert again.net.colour_law == "levels" and again.config["colour_law"] == "levels"
+    linear = build_model("latent", bins.centres, 3, 8, 16, "photo", prior="learned")
+    cfg = {k: v for k, v in config.__dict__.items() if k != "colour_law"}
+    assert restore_model(module_tensors(linear, "model"), {"config": cfg}).net.colour_law == "linear"

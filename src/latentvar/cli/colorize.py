@@ -55,6 +55,9 @@ def train(
     confidence: float = typer.Option(
         0.5, help="Latent, learned prior: weight of per-pixel entropy of P(z|x)."
     ),
+    colour_law: str = typer.Option(
+        "linear", help="Latent: a segment's colour across lightness, 'linear' or 'levels' (one per L-bin)."
+    ),
     init: str = typer.Option(None, help="Warm start from a run folder or shipped model (matching weights)."),
     workers: int = typer.Option(0, help="Photo crops: DataLoader processes decoding per device (0: none)."),
     accumulate: int = typer.Option(
@@ -118,6 +121,7 @@ def train(
             balance=balance,
             invariance=invariance,
             confidence=confidence,
+            colour_law=colour_law,
             init=init,
             workers=workers,
             accumulate=accumulate,

@@ -105,7 +105,16 @@ def _check_prior(f: _Field, config: dict) -> None:
 
     if "depth" in config:
         f.integer("config.depth", config["depth"], 0, 32)
-    if config.get("model") != "latent" or config.get("prior", "lightness") == "lightness":
+    if config.get("model") != "latent":
+        return
+    if "colour_law" in config:
+        from latentvar.colorize.model import COLOUR_LAWS
+
+        if config["colour_law"] not in COLOUR_LAWS:
+            f.fail(
+                "config.colour_law", f"one of {list(COLOUR_LAWS)} (or absent: linear)", config["colour_law"]
+            )
+    if config.get("prior", "lightness") == "lightness":
         return
     if config["prior"] not in PRIORS:
         f.fail("config.prior", f"one of {list(PRIORS)} (or absent: lightness)", config["prior"])
@@ -121,6 +130,8 @@ def model_options(config: dict) -> dict:
     options = {"depth": config.get("depth", 0)}
     if config.get("model") == "latent":
         options["prior"] = config.get("prior", "lightness")
+        if "colour_law" in config:
+            options["colour_law"] = config["colour_law"]
         if options["prior"] == "learned":
             options |= {k: config[k] for k in ("smooth_steps", "balance", "invariance")}
             if config.get("confidence"):

@@ -13,6 +13,8 @@ Shapes (named axes): b batch, h/w pixels, k segments, q ab bins, l L-bins, c fea
   segment mask P(z=k|x)) -> (α_k, β_k) by a small MLP, plus a low-capacity per-pixel term of the pixel's
   own lightness: β_k ℓ_p (ℓ_p = L_p/50 - 1) and u_{l(p)}, one learned Q-vector per L-bin (10 bins of 10 L
   units) shared by every image and segment -- which carries the gamut (near L = 0 or 100, ab must be 0).
+  With ``colour_law='levels'`` the MLP gives segment k one logit vector α_{k,l} per L-bin instead of
+  α_k + β_k ℓ (the pixel still enters only through its L-bin).
 
 Because a segment's colour law sees the image only through its summary, a segment *is* a region that
 shares a colour distribution: that is what makes z interpretable. Training minimises the exact marginal
@@ -44,6 +46,10 @@ from latentvar.colorize.prior import (
 from latentvar.mixture import ConditionalMixture, Mixture
 
 L_BINS = 10
+# a segment's colour law across lightness: 'linear' -- logits α_k + β_k ℓ (one colour whose odds drift with
+# L); 'levels' -- one logit vector per L-bin (a sky's pale horizon and deep zenith, a shadowed and a lit
+# lawn: one segment, a colour per lightness level). Both add the shared gamut term u_l.
+COLOUR_LAWS = ("linear", "levels")
 
 
 def lightness_input(L: Tensor) -> Tensor:
@@ -230,16 +236,21 @@ class LatentColorNet(nn.Module):
         arch: str = "emoji",
         prior: str = "lightness",
         smooth_steps: int = 3,
+        colour_law: str = "linear",
     ):
         super().__init__()
         if prior not in PRIORS:
             raise ValueError(f"prior: expected one of {PRIORS}, got {prior!r}")
-        self.prior = prior
+        if colour_law not in COLOUR_LAWS:
+            raise ValueError(f"colour_law: expected one of {COLOUR_LAWS}, got {colour_law!r}")
+        self.prior, self.colour_law = prior, colour_law
         self.trunk = build_trunk(arch, width)
         self.segment_head = nn.Conv2d(width, segments, 1)
         # summary: pooled features, the segment's share of the image and its mean lightness
         self.colour_head = nn.Sequential(
-            nn.Linear(width + 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * num_bins)
+            nn.Linear(width + 2, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, (2 if colour_law == "linear" else L_BINS) * num_bins),
         )
         self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))  # u: (l, q)
         self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
@@ -303,12 +314,13 @@ class LatentColorNet(nn.Module):
         mean_l = torch.einsum("bkhw,bhw->bk", mask, x_coarse[:, 0]) / mass
         share = mass / (mask.shape[2] * mask.shape[3])
         summary = torch.cat([pooled, share[..., None], mean_l[..., None]], dim=-1)
-        alpha, beta = self.colour_head(summary).chunk(2, dim=-1)  # (b, k, q) each
-        table = (
-            alpha[:, :, None, :]
-            + beta[:, :, None, :] * self.bin_lightness[None, None, :, None]
-            + self.lightness_logits[None, None]
-        )  # (b, k, l, q)
+        head = self.colour_head(summary)
+        if self.colour_law == "linear":
+            alpha, beta = head.chunk(2, dim=-1)  # (b, k, q) each
+            own = alpha[:, :, None, :] + beta[:, :, None, :] * self.bin_lightness[None, None, :, None]
+        else:  # 'levels': the segment's own logits at each L-bin
+            own = rearrange(head, "b k (l q) -> b k l q", l=L_BINS)
+        table = own + self.lightness_logits[None, None]  # (b, k, l, q)
         return SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
 
 
@@ -333,11 +345,14 @@ class LatentColorizer(nn.Module):
         balance: float = 0.0,
         invariance: float = 0.0,
         confidence: float = 0.0,
+        colour_law: str = "linear",
     ):
         super().__init__()
-        net = LatentColorNet(num_bins, segments, width, hidden, arch, prior, smooth_steps)
+        net = LatentColorNet(num_bins, segments, width, hidden, arch, prior, smooth_steps, colour_law)
         self.model = ConditionalMixture(net)
         self.config = {"segments": segments, "width": width, "hidden": hidden, "arch": arch, "prior": prior}
+        if colour_law != "linear":  # runs from before the option carry no key
+            self.config["colour_law"] = colour_law
         if prior == "learned":
             self.config |= {"smooth_steps": smooth_steps, "balance": balance, "invariance": invariance}
             if confidence:  # runs from before the term carry no key

@@ -51,7 +51,7 @@ from latentvar.colorize.data import (  # noqa: F401 (the data helpers, importabl
     prepare,
     resolve_device,
 )
-from latentvar.colorize.model import ARCHS, MODELS, build_model, parameter_count
+from latentvar.colorize.model import ARCHS, COLOUR_LAWS, MODELS, build_model, parameter_count
 from latentvar.colorize.prior import PRIORS
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint, save_checkpoint
@@ -87,6 +87,7 @@ class TrainConfig:
     balance: float = 0.5
     invariance: float = 0.25
     confidence: float = 0.5  # the mean per-pixel entropy of P(z|x) (with balance: IIC's mutual information)
+    colour_law: str = "linear"  # latent: a segment's colour across L-bins, 'linear' or 'levels' (`model`)
     init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
     workers: int = 0  # DataLoader processes decoding photo crops per rank (0: in the training process)
     accumulate: int = 1  # micro-batches per step (gradient accumulation; the balance term is per micro-batch)
@@ -143,6 +144,8 @@ class TrainConfig:
             raise ValueError(f"prior: expected one of {PRIORS}, got {self.prior!r}")
         if not isinstance(self.smooth_steps, int) or not 0 <= self.smooth_steps <= 8:
             raise ValueError(f"smooth_steps: expected an integer from 0 to 8, got {self.smooth_steps!r}")
+        if self.colour_law not in COLOUR_LAWS:
+            raise ValueError(f"colour_law: expected one of {COLOUR_LAWS}, got {self.colour_law!r}")
         for name in ("balance", "invariance", "confidence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -153,6 +156,8 @@ class TrainConfig:
         if self.model != "latent":
             return {}
         options = {"prior": self.prior}
+        if self.colour_law != "linear":
+            options["colour_law"] = self.colour_law
         if self.prior == "learned":
             options |= {"smooth_steps": self.smooth_steps, "balance": self.balance}
             options["invariance"] = self.invariance
