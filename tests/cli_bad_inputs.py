@@ -114,7 +114,7 @@ def _cases() -> list[Case]:
     c += [Case(v, "kind", ("--data", "{file}", *base), "data")]
     c += [Case(v, "missing", ("--data", "{dir}", *base), "data")]
     c += [Case(v, "corrupt", ("--data", "{bad_images}", *base), "data")]
-    for flag in ("model", "arch", "device", "lr-decay", "select", "prior"):
+    for flag in ("model", "arch", "device", "lr-decay", "select", "prior", "colour-law"):
         c += _choice(v, flag, base)
     for flag, low in [
         ("size", 1), ("steps", 1), ("devices", 1), ("batch-size", 1), ("checkpoint-every", 1),

@@ -59,6 +59,9 @@ def cases() -> list[tuple[str, object]]:
         *[("config", v) for v in [DROP, [], "latent", None, 7]],
         *[("config.model", v) for v in [DROP, "latent2", 3, "per-pixel"]],
         *[("config.arch", v) for v in ["gpu", 3, ["photo"]]],
+        *[("config.colour_law", v) for v in ["quadratic", 3, None, ["levels"]]],
+        *[("config.prior", v) for v in ["bands", 3]],
+        *[("config.smooth_steps", v) for v in [-1, 9, "3", None]],
         *[("kind", v) for v in [DROP, "colorize-foo", 7, None]],
         *[("temperature", v) for v in [0, -1, NAN, float("inf"), 1e300, "0.5", None]],
         *[("rebalance", v) for v in [-1, NAN, 1e9, "x", None]],
@@ -121,6 +124,7 @@ def test_the_message_names_the_field(base, image, tmp_path, capsys):
         ("config", DROP, "error: run: config: expected a JSON object of the training settings"),
         ("tensor:model.bin_centres", DROP, "error: run: model.bin_centres: expected the ab bin centres"),
         ("temperature", NAN, "error: run: temperature: expected a number in (0, 100], got nan"),
+        ("config.colour_law", "x", "error: run: config.colour_law: expected one of ['linear', 'levels']"),
     ]:
         folder = write_case(base, field, value, tmp_path / field.replace(":", "_"))
         assert run(cli, ["colorize", "apply", str(image), "--run", str(folder), "--out", str(tmp_path)]) == 2
