@@ -332,11 +332,14 @@ def test_sigkill_and_resume_with_workers_equals_an_unbroken_run(tmp_path, photos
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_with_workers_on_a_folder_match_one(tmp_path, photos):
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_torchrun_two_processes_with_workers_on_a_folder_match_one(tmp_path, photos, nodes):
     """`torchrun` (env:// rendezvous, 2 processes on gloo), 2 loader workers each, on a folder of photos =
-    one process decoding in-line."""
+    one process decoding in-line: one node of 2 processes, or 2 nodes of one (``--nnodes 2``, static
+    rendezvous at a master address, as on a cluster; here both nodes are this machine)."""
     import os
     import shutil
+    import socket
     import subprocess
     import sys
 
@@ -347,10 +350,25 @@ def test_torchrun_two_processes_with_workers_on_a_folder_match_one(tmp_path, pho
     train(TrainConfig(data=str(photos), steps=3, val_every=0, out=str(one), **kw), show_progress=False)
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
     args = ["colorize", "train", "--data", str(photos), *flags, "--steps", "3", "--val-every", "0"]
+    args += ["--workers", "2", "--out", str(tmp_path / "two")]
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
-    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "latentvar", *args, "--workers", "2"]
-    proc = subprocess.run([*cmd, "--out", str(tmp_path / "two")], env=ENV, capture_output=True, timeout=400)
-    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    if nodes == 1:
+        launches = [[torchrun, "--standalone", "--nproc-per-node", "2"]]
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        at = ["--nnodes", "2", "--nproc-per-node", "1", "--master-addr", "127.0.0.1", f"--master-port={port}"]
+        launches = [[torchrun, *at, f"--node-rank={rank}"] for rank in range(2)]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "-m", "latentvar", *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for cmd in launches
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=400)
+        assert proc.returncode == 0, err.decode()[-3000:]
     t1 = load_checkpoint(one)[0]
     t2, meta = load_checkpoint(tmp_path / "two")
     assert meta["config"]["devices"] == 2 and meta["config"]["workers"] == 2
