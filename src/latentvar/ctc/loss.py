@@ -4,6 +4,8 @@ torch.nn.functional.ctc_loss's signature."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -12,7 +14,6 @@ from torch.autograd.function import once_differentiable
 from latentvar._checks import as_tensor
 from latentvar.ctc.checks import check_blank, check_log_probs, check_targets
 from latentvar.inference import ctc_chain
-from latentvar.inference._compiled import _in_groups
 from latentvar.inference.lattice import log_partition_of_ctc
 
 
@@ -45,6 +46,18 @@ class _NativeCTCLogLikelihood(torch.autograd.Function):
         used = frames & torch.isfinite(nll)[:, None]
         correction = log_probs.exp() * (grad_nll[:, None] * used)[..., None]
         return native - correction, None, None, None, None
+
+
+def _in_groups(b: int, fn) -> None:
+    """fn(lo, hi) over contiguous groups of the b sequences, one group per torch thread, on Python threads
+    (the kernels release the GIL), as the HMM's compiled paths do."""
+    n = max(1, min(b, torch.get_num_threads()))
+    if n == 1:
+        fn(0, b)
+        return
+    bounds = [b * i // n for i in range(n + 1)]
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(fn, bounds[:-1], bounds[1:]))
 
 
 def compiled_log_likelihood(log_probs, targets, input_lengths, target_lengths, blank: int, want_grad: bool):
