@@ -176,3 +176,20 @@ def test_auto_runs_the_compiled_kernels_on_cpu_and_threads_agree():
         assert torch.equal(ctc_loss(lp, targets, il, tl, reduction="none", backend="compiled"), one)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.filterwarnings("ignore:log_probs.*normalised:UserWarning")  # rounding leaves the simplex
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_auto_takes_half_precision_on_cpu(dtype):
+    """torch's CPU kernel refuses float16 and bfloat16; 'auto' computes them in float64."""
+    logits, targets, il, tl = random_case(3)
+    lp = logits.log_softmax(-1).transpose(0, 1)
+    low = lp.to(dtype).requires_grad_()
+    loss = ctc_loss(low, targets, il, tl, reduction="none", zero_infinity=True)
+    (grad,) = torch.autograd.grad(loss.sum(), low)
+    assert loss.dtype == dtype and grad.dtype == dtype
+    x = low.detach().double().requires_grad_()  # the same rounded inputs in float64
+    ref = ctc_loss(x, targets, il, tl, reduction="none", zero_infinity=True, backend="latentvar")
+    (ref_grad,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(loss.double(), ref, atol=0.1, rtol=1e-2)
+    torch.testing.assert_close(grad.double(), ref_grad, atol=1e-2, rtol=0)

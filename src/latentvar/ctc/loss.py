@@ -107,11 +107,6 @@ class _CompiledCTCLogLikelihood(torch.autograd.Function):
         return occupation * grad_logz[:, None, None], None, None, None, None
 
 
-def _compiles(log_probs: Tensor) -> bool:
-    """The compiled kernels run: a CPU tensor of float32 or float64."""
-    return log_probs.device.type == "cpu" and log_probs.dtype in (torch.float32, torch.float64)
-
-
 BACKENDS = ("auto", "latentvar", "native", "compiled")
 
 
@@ -123,16 +118,17 @@ def log_likelihood(
     ``backend``: 'latentvar' — this module's recursion (TorchScript forward, hand-written forward-backward
     gradient); 'native' — torch's CTC kernels with the exact gradient; 'compiled' — the numba kernels of
     `latentvar.ctc._kernels` (CPU only; one sequence per loop iteration, no cost per frame beyond the
-    arithmetic; without a gradient O(s) memory per sequence); 'auto' — 'compiled' for float32 and float64
-    CPU tensors (faster than torch's kernels at every size of bench/ctc_bench.py, see BENCHMARKS.md);
-    elsewhere native when a gradient will be asked for, else this module's forward, which keeps O(b·s)
-    memory. All are tested equal to each other and to torch.nn.functional.ctc_loss."""
+    arithmetic; without a gradient O(s) memory per sequence); 'auto' — 'compiled' for CPU tensors (faster
+    than torch's kernels at every size of bench/ctc_bench.py, see BENCHMARKS.md; float16 and bfloat16,
+    which torch's CPU kernel refuses, through a float64 copy); elsewhere native when a gradient will be
+    asked for, else this module's forward, which keeps O(b·s) memory. All are tested equal to each other
+    and to torch.nn.functional.ctc_loss."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     wants_grad = torch.is_grad_enabled() and log_probs.requires_grad
     if backend == "compiled" and log_probs.device.type != "cpu":
         raise ValueError(f"backend: 'compiled' runs on CPU tensors, got log_probs on {log_probs.device}")
-    if backend == "compiled" or (backend == "auto" and _compiles(log_probs)):
+    if backend == "compiled" or (backend == "auto" and log_probs.device.type == "cpu"):
         if wants_grad:
             return _CompiledCTCLogLikelihood.apply(log_probs, targets, input_lengths, target_lengths, blank)
         return compiled_log_likelihood(
