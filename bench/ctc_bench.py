@@ -3,14 +3,16 @@
     PYTHONPATH=src python bench/ctc_bench.py [--repeats 7] [--threads 1]
 
 Prints a markdown table:
-- loss forward + backward (gradient w.r.t. the logits before log_softmax) at (B=16, T=200, C=30, L=50) and
-  (B=8, T=1000, C=80, L=200): torch.nn.functional.ctc_loss, latentvar.ctc_loss (backend 'auto': torch's
-  kernels with latentvar's exact-gradient correction) and backend 'latentvar' (latentvar's own recursion:
+- loss forward + backward (gradient w.r.t. the logits before log_softmax) at (B=16, T=200, C=30, L=50),
+  (B=8, T=1000, C=80, L=200) and (B=1, T=2000, C=30, L=100): torch.nn.functional.ctc_loss, latentvar.ctc_loss
+  with backend 'auto' (on CPU: the compiled kernels), 'compiled' (numba kernels of latentvar.ctc._kernels),
+  'native' (torch's kernels with latentvar's exact-gradient correction) and 'latentvar' (the own recursion:
   TorchScript forward, hand-written forward-backward gradient);
-- loss forward only (no gradient);
+- loss forward only (no gradient): torch, 'auto' (= 'compiled' on CPU), 'latentvar';
 - forced alignment of a batch of 32 vs aligning the 32 one by one;
 - peak memory (max RSS growth, each in a fresh process) of a no-gradient forward at a long input.
-Runs of the compared functions are interleaved, and each time is the median over ``repeats`` rounds.
+Runs of the compared functions are interleaved, and each time is the median over ``repeats`` rounds; every
+function runs twice before timing, so TorchScript's and numba's first-call compilation is not timed.
 
 ``--old-vs-new [REV]`` instead times this checkout's latentvar.ctc against latentvar.ctc at git revision
 REV (default b17c4b5, main before latentvar.inference), imported side by side (`hmm_bench.import_old`),
@@ -79,32 +81,27 @@ def loss_rows(repeats: int) -> list[list]:
     rows = []
     for b, t, c, n in SIZES:
         data = case(b, t, c, n)
+        names = {
+            "torch": "torch.nn.functional.ctc_loss",
+            "auto": "latentvar.ctc_loss (auto: on CPU the compiled kernels)",
+            "compiled": "latentvar.ctc_loss backend='compiled' (numba kernels)",
+            "native": "latentvar.ctc_loss backend='native' (torch's kernels + exact grad)",
+            "own": "latentvar.ctc_loss backend='latentvar' (own DP)",
+        }
+        backends = {"auto": "auto", "compiled": "compiled", "native": "native", "own": "latentvar"}
         med = interleaved_medians(
-            {
-                "torch": fwd_bwd(F.ctc_loss, *data),
-                "auto": fwd_bwd(ctc_loss, *data),
-                "own": fwd_bwd(ctc_loss, *data, backend="latentvar"),
-            },
+            {"torch": fwd_bwd(F.ctc_loss, *data)}
+            | {key: fwd_bwd(ctc_loss, *data, backend=be) for key, be in backends.items()},
             repeats,
         )
         fmed = interleaved_medians(
-            {"torch": fwd(F.ctc_loss, *data), "own": fwd(ctc_loss, *data, backend="latentvar")}, repeats
+            {"torch": fwd(F.ctc_loss, *data)}
+            | {key: fwd(ctc_loss, *data, backend=backends[key]) for key in ("auto", "own")},
+            repeats,
         )
         size = f"B={b} T={t} C={c} L={n}"
-        auto = "latentvar.ctc_loss (auto: native + exact grad)"
-        own = "latentvar.ctc_loss backend='latentvar' (own DP)"
-        rows.append([f"loss fwd+bwd, {size}", "torch.nn.functional.ctc_loss", med["torch"], 1.0])
-        rows.append([f"loss fwd+bwd, {size}", auto, med["auto"], med["auto"] / med["torch"]])
-        rows.append([f"loss fwd+bwd, {size}", own, med["own"], med["own"] / med["torch"]])
-        rows.append([f"loss fwd (no grad), {size}", "torch.nn.functional.ctc_loss", fmed["torch"], 1.0])
-        rows.append(
-            [
-                f"loss fwd (no grad), {size}",
-                "latentvar own DP (auto uses it)",
-                fmed["own"],
-                fmed["own"] / fmed["torch"],
-            ]
-        )
+        rows += [[f"loss fwd+bwd, {size}", names[k], v, v / med["torch"]] for k, v in med.items()]
+        rows += [[f"loss fwd (no grad), {size}", names[k], v, v / fmed["torch"]] for k, v in fmed.items()]
     return rows
 
 
@@ -139,13 +136,14 @@ tg = torch.randint(1, c, (b, n)); il = torch.full((b,), t); tl = torch.full((b,)
 with torch.no_grad():  # warm the code paths on a tiny input first
     small = lp[:, :10]
     F.ctc_loss(small.transpose(0, 1), tg[:, :2], torch.full((b,), 10), torch.full((b,), 2))
-    ctc_loss(small.transpose(0, 1), tg[:, :2], torch.full((b,), 10), torch.full((b,), 2), backend="latentvar")
+    backend = "latentvar" if sys.argv[1] == "own" else "compiled"
+    ctc_loss(small.transpose(0, 1), tg[:, :2], torch.full((b,), 10), torch.full((b,), 2), backend=backend)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with torch.no_grad():
     if sys.argv[1] == "torch":
         F.ctc_loss(lp.transpose(0, 1), tg, il, tl, reduction="none")
     else:
-        ctc_loss(lp.transpose(0, 1), tg, il, tl, reduction="none", backend="latentvar")
+        ctc_loss(lp.transpose(0, 1), tg, il, tl, reduction="none", backend=backend)
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 """
 
@@ -153,12 +151,16 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 def memory_rows() -> list[list]:
     rows = []
     alpha_mib = 8 * 4000 * (2 * 800 + 1) * 4 / 2**20
-    for who in ("torch", "own"):
+    names = {
+        "torch": "torch.nn.functional.ctc_loss",
+        "own": "latentvar own DP",
+        "compiled": "latentvar compiled kernels (auto on CPU)",
+    }
+    for who, name in names.items():
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_SNIPPET, who], capture_output=True, text=True, check=True
         )
         grown = float(out.stdout.strip())
-        name = "torch.nn.functional.ctc_loss" if who == "torch" else "latentvar own DP"
         rows.append(
             [
                 f"peak RSS growth, no-grad loss, B=8 T=4000 C=40 L=800 (α would be {alpha_mib:.0f} MiB)",
@@ -248,7 +250,9 @@ def main() -> None:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=1)
         return
+    started, load_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
     rows = loss_rows(args.repeats) + alignment_rows(args.repeats) + memory_rows()
+    print(f"started {started}; load average before {load_before}, after {os.getloadavg()}")
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, {args.threads} thread(s)"
     )

@@ -19,7 +19,7 @@ from latentvar.ctc import (
 )
 from latentvar.inference import ctc_chain
 
-BACKENDS = ["latentvar", "native"]
+BACKENDS = ["latentvar", "native", "compiled"]
 
 
 def random_case(seed, b=6, t=12, c=5, max_len=5, blank=0):
@@ -388,7 +388,7 @@ def test_ctc_loss_reductions_match_torch(reduction, zero_infinity):
         torch.testing.assert_close(gr, grads[0], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("backend", ["auto", "latentvar", "native"])
+@pytest.mark.parametrize("backend", ["auto", "latentvar", "native", "compiled"])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_ctc_loss_target_longer_than_the_frames_is_infinite_like_torch(reduction, backend):
     """issue 21: torch returns inf (0 with zero_infinity) for a target longer than T; so do we, values and
@@ -424,7 +424,7 @@ def test_ctc_loss_zero_dim_lengths_for_a_batch_of_one_like_torch():
         ctc_loss(lp.expand(5, 2, 4), torch.tensor([[1, 2], [1, 2]]), torch.tensor(5), torch.tensor([2, 2]))
 
 
-@pytest.mark.parametrize("backend", ["auto", "latentvar", "native"])
+@pytest.mark.parametrize("backend", ["auto", "latentvar", "native", "compiled"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_ctc_loss_ignores_nonfinite_padding_like_torch(value, backend):
     """NaN / inf in frames past input_lengths are padding: ignored, values and gradients as torch's."""

@@ -46,7 +46,7 @@ GRAD_1 = [
 ]
 
 
-@pytest.mark.parametrize("backend", ["auto", "latentvar", "native"])
+@pytest.mark.parametrize("backend", ["auto", "latentvar", "native", "compiled"])
 def test_basic_graves_losses_and_gradients(backend):
     """ctc_loss_op_test.py CTCLossTest.testBasic: losses 3.34211 and 5.42262 and the gradients with respect
     to the logits, atol 1e-6; 7 frames of which the last 2 are NaN padding (ignored, zero gradient)."""

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import latentvar
 
-BACKENDS = ["auto", "latentvar", "native"]
+BACKENDS = ["auto", "latentvar", "native", "compiled"]
 
 
 def _both(log_probs, targets, input_lengths, target_lengths, backend, grad_out=None, **kw):
@@ -89,7 +89,7 @@ def test_CTCLoss_typechecks(which):
         latentvar.ctc_loss(log_probs, targets, lengths["input_lengths"], lengths["target_lengths"])
 
 
-@pytest.mark.parametrize("backend", ["latentvar", "native"])
+@pytest.mark.parametrize("backend", ["latentvar", "native", "compiled"])
 def test_CTCLoss_long_targets(backend):
     """test_nn.py TestNNDeviceType.test_CTCLoss_long_targets: 4000 frames, 4 sequences of 1200 labels, 3
     classes, float64, sum reduction, zero_infinity, a random upstream gradient: loss and gradient equal to
@@ -198,7 +198,7 @@ def test_sample_inputs_ctc_loss(reduction, zero_infinity, lengths_type):
     torch.testing.assert_close(ggot, gref)
 
 
-@pytest.mark.parametrize("backend", ["latentvar", "native"])
+@pytest.mark.parametrize("backend", ["latentvar", "native", "compiled"])
 def test_gradcheck(backend):
     """The OpInfo of nn.functional.ctc_loss runs gradcheck (gradcheck_wrapper_ctc_loss) on the samples above;
     at 16 x 50 x 20 inputs finite differences take minutes, so a (12, 3, 5) case with a repeat, an empty

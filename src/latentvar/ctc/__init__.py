@@ -13,8 +13,9 @@ with a banded step (`latentvar.inference.lattice`), so every question is one que
 gradient of log P(y|x) (TorchScript forward-backward kernels as the registered fast path).
 
 Rooms: model.py (`CTC`, `CTCPosterior`), loss.py (log P(y|x) and the torch-compatible `ctc_loss`),
-decode.py (collapse, greedy, prefix beam search and its n-best), align.py (bounded-memory forced alignment
-and the `STAR` wildcard token), checks.py (argument checks).
+_kernels.py (the compiled forward-backward that `ctc_loss` runs by default on CPU), decode.py (collapse,
+greedy, prefix beam search and its n-best), align.py (bounded-memory forced alignment and the `STAR`
+wildcard token), checks.py (argument checks).
 
 Shapes (named axes): b batch, t frames, c classes (blank included), l target labels, s extended
 positions (s = 2l + 1), n samples.

@@ -1,10 +1,15 @@
-"""log P(y|x): the lattice chain of `latentvar.inference.lattice`, or torch's native kernels with the exact
-gradient; and `ctc_loss`, with torch.nn.functional.ctc_loss's signature."""
+"""log P(y|x): the lattice chain of `latentvar.inference.lattice`, the compiled CPU kernels of
+`latentvar.ctc._kernels`, or torch's native kernels with the exact gradient; and `ctc_loss`, with
+torch.nn.functional.ctc_loss's signature."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from latentvar._checks import as_tensor
 from latentvar.ctc.checks import check_blank, check_log_probs, check_targets
@@ -43,7 +48,66 @@ class _NativeCTCLogLikelihood(torch.autograd.Function):
         return native - correction, None, None, None, None
 
 
-BACKENDS = ("auto", "latentvar", "native")
+def _in_groups(b: int, fn) -> None:
+    """fn(lo, hi) over contiguous groups of the b sequences, one group per torch thread, on Python threads
+    (the kernels release the GIL), as the HMM's compiled paths do."""
+    n = max(1, min(b, torch.get_num_threads()))
+    if n == 1:
+        fn(0, b)
+        return
+    bounds = [b * i // n for i in range(n + 1)]
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(fn, bounds[:-1], bounds[1:]))
+
+
+def compiled_log_likelihood(log_probs, targets, input_lengths, target_lengths, blank: int, want_grad: bool):
+    """log P(y|x) (b,) and, when ``want_grad``, ∂ log P(y|x) / ∂ log_probs (b, t, c) (the class
+    occupations γ), both in ``log_probs``' dtype, by the numba kernels on CPU: the scaled recursion, and
+    the log-space one for the sequences it flags. float32 and float64 are read in place, other dtypes as
+    float64 copies."""
+    from latentvar.ctc import _kernels  # numba loads (from its cache) on first use only
+
+    lp = log_probs.detach()
+    if lp.dtype not in (torch.float32, torch.float64):
+        lp = lp.double()
+    arr = lp.numpy()
+    b, t_max, c = arr.shape
+    tg = targets.contiguous().numpy()
+    il, tl = input_lengths.contiguous().numpy(), target_lengths.contiguous().numpy()
+    logz, ok = np.zeros(b), np.ones(b, dtype=np.bool_)
+    grad = np.zeros((b, t_max, c) if want_grad else (b, 0, 0))
+    _in_groups(
+        b,
+        lambda lo, hi: _kernels.scaled(
+            arr[lo:hi], tg[lo:hi], il[lo:hi], tl[lo:hi], blank, want_grad, logz[lo:hi], grad[lo:hi], ok[lo:hi]
+        ),
+    )
+    if not ok.all():
+        _kernels.log_space(arr, tg, il, tl, blank, want_grad, logz, grad, np.flatnonzero(~ok))
+    out = torch.from_numpy(logz).to(log_probs.dtype)
+    return out, (torch.from_numpy(grad).to(log_probs.dtype) if want_grad else None)
+
+
+class _CompiledCTCLogLikelihood(torch.autograd.Function):
+    """log P(y|x) by `compiled_log_likelihood`, with the exact gradient γ with respect to ``log_probs``
+    computed in the forward pass (one forward-backward), zero for targets that cannot fit."""
+
+    @staticmethod
+    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
+        logz, occupation = compiled_log_likelihood(
+            log_probs, targets, input_lengths, target_lengths, blank, want_grad=True
+        )
+        ctx.save_for_backward(occupation)
+        return logz
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_logz):
+        (occupation,) = ctx.saved_tensors
+        return occupation * grad_logz[:, None, None], None, None, None, None
+
+
+BACKENDS = ("auto", "latentvar", "native", "compiled")
 
 
 def log_likelihood(
@@ -52,13 +116,24 @@ def log_likelihood(
     """log P(y|x) (b,) for checked inputs: log_probs (b, t, c), padded targets (b, l).
 
     ``backend``: 'latentvar' — this module's recursion (TorchScript forward, hand-written forward-backward
-    gradient); 'native' — torch's CTC kernels with the exact gradient; 'auto' — native when a gradient
-    will be asked for (the own loop pays a fixed cost per frame, so it is slower for small batches with
-    many frames, see BENCHMARKS.md), else this module's forward, which keeps O(b·s) memory. Both are
-    tested equal to each other and to torch.nn.functional.ctc_loss."""
+    gradient); 'native' — torch's CTC kernels with the exact gradient; 'compiled' — the numba kernels of
+    `latentvar.ctc._kernels` (CPU only; one sequence per loop iteration, no cost per frame beyond the
+    arithmetic; without a gradient O(s) memory per sequence); 'auto' — 'compiled' for CPU tensors (faster
+    than torch's kernels at every size of bench/ctc_bench.py, see BENCHMARKS.md; float16 and bfloat16,
+    which torch's CPU kernel refuses, through a float64 copy); elsewhere native when a gradient will be
+    asked for, else this module's forward, which keeps O(b·s) memory. All are tested equal to each other
+    and to torch.nn.functional.ctc_loss."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     wants_grad = torch.is_grad_enabled() and log_probs.requires_grad
+    if backend == "compiled" and log_probs.device.type != "cpu":
+        raise ValueError(f"backend: 'compiled' runs on CPU tensors, got log_probs on {log_probs.device}")
+    if backend == "compiled" or (backend == "auto" and log_probs.device.type == "cpu"):
+        if wants_grad:
+            return _CompiledCTCLogLikelihood.apply(log_probs, targets, input_lengths, target_lengths, blank)
+        return compiled_log_likelihood(
+            log_probs, targets, input_lengths, target_lengths, blank, want_grad=False
+        )[0]
     if backend == "native" or (backend == "auto" and wants_grad):
         return _NativeCTCLogLikelihood.apply(log_probs, targets, input_lengths, target_lengths, blank)
     chain = ctc_chain(log_probs, targets, target_lengths, input_lengths, blank)
