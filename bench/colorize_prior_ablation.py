@@ -36,7 +36,8 @@ def kept_check(run: Path) -> dict:
     return {"step": meta["step"], "val_nll": check.get("val"), "train_nll": check.get("train"),
             "val_auc": check.get("val_auc"), "prior": config.get("prior", "lightness"),
             "smooth_steps": config.get("smooth_steps"), "balance": config.get("balance"),
-            "invariance": config.get("invariance")}  # fmt: skip
+            "invariance": config.get("invariance"), "confidence": config.get("confidence"),
+            "colour_law": config.get("colour_law", "linear")}  # fmt: skip
 
 
 def main() -> None:
