@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
@@ -312,3 +313,49 @@ def test_fit_bad_input_names_the_argument():
     one = HSMM(torch.zeros(1), torch.zeros(1, 1), torch.zeros(1, 2), D.Categorical(logits=torch.zeros(1, 3)))
     with pytest.raises(ValueError, match="^y: sequence 1 "):
         one.fit(torch.tensor([[0, 1, 0], [0, 1, 2]]), torch.tensor([2, 3]))  # 3 steps: longer than D
+
+
+def test_map_fit_climbs_its_objective():
+    # with pseudo-counts EM climbs log P(y) + the Dirichlet log densities (emission's included); the
+    # likelihood alone may go down, the objective may not (iterations 22-24 went down without the
+    # emission's prior term)
+    from latentvar.hmm.diagnostics import NonMonotoneEMWarning
+
+    model = make(k=3, dmax=3, seed=5)
+    y = torch.tensor([[0, 2, 1, 1, 0], [2, 2, 0, 1, 1], [1, 0, 0, 2, 2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonMonotoneEMWarning)
+        result = model.fit(y, max_iter=30, tol=0, pseudocount=0.5)
+    assert result.n_iter == 30 and not result.decreases
+
+
+def test_degenerate_fits_keep_rows_with_a_warning():
+    from latentvar.hmm.diagnostics import EmptyStateWarning, ZeroTransitionsWarning
+
+    inf = math.inf
+    # state 2 is never entered: its transition and duration rows and its emission are kept
+    model = HSMM(
+        torch.tensor([0.0, 0.0, -inf], dtype=F64),
+        torch.tensor([[0, 0, -inf], [0, 0, -inf], [0, 0, 0]], dtype=F64),
+        torch.zeros(3, 3, dtype=F64),
+        D.Categorical(logits=torch.zeros(3, 3, dtype=F64)),
+    )
+    y = torch.tensor([[0, 2, 1, 1, 0], [2, 2, 0, 1, 1]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.fit(y, max_iter=3)
+    messages = {(type(w.message), str(w.message).split(";")[0]) for w in caught}
+    assert messages == {
+        (ZeroTransitionsWarning, "EM: state(s) [2] had no expected transitions to a next segment"),
+        (ZeroTransitionsWarning, "EM: state(s) [2] had no expected segments (durations)"),
+        (EmptyStateWarning, "EM: state(s) [2] received no expected observations"),
+    }
+    fitted = result.model
+    for x in probabilities(fitted):
+        assert not bool(x.isnan().any())
+    torch.testing.assert_close(fitted.duration_logits.softmax(-1)[2], torch.full((3,), 1 / 3, dtype=F64))
+    assert bool((torch.tensor(result.history).diff() >= -1e-12).all())
+    # one state: no transitions to learn, its durations from the lengths
+    one = HSMM(torch.zeros(1), torch.zeros(1, 1), torch.zeros(1, 3), D.Categorical(logits=torch.zeros(1, 3)))
+    fitted = one.fit(torch.tensor([[0, 1, 0], [0, 1, 2]]), torch.tensor([2, 3]), max_iter=2).model
+    torch.testing.assert_close(fitted.duration_logits.softmax(-1), torch.tensor([[0.0, 0.5, 0.5]]))

@@ -207,7 +207,8 @@ class HSMM:
     ):
         """Fit to sequences y (b, t, *event) with ``lengths`` by EM from this model's parameters
         (`latentvar.hmm.semimarkov_fit`): an `HMMFitResult` whose history is the mean log-likelihood per
-        observed step before each M-step (never decreasing). ``params``: the letters of the parameters to
+        observed step before each M-step (never decreasing; with a ``pseudocount``, EM climbs the MAP
+        objective, and that is what the result's ``decreases`` watches). ``params``: the letters of the parameters to
         update, 's' start, 't' transitions, 'd' durations, 'e' emission (the families of `HMM.fit`);
         ``pseudocount`` is added to every count, ``reg_covar`` to variances; ``callback(model, iteration,
         mean_ll)`` as in `HMM.fit`."""

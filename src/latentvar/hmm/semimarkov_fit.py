@@ -30,7 +30,7 @@ from latentvar._checks import check_non_negative, check_number, check_positive
 from latentvar.hmm.diagnostics import HMMFitResult, Monotonicity, ZeroTransitionsWarning
 from latentvar.hmm.inputs import Inputs, prepare
 from latentvar.hmm.semimarkov import HSMM
-from latentvar.stats import SufficientStatistics
+from latentvar.stats import SufficientStatistics, em_family
 
 PARAMS = "stde"  # start, transitions, durations, emission
 
@@ -115,14 +115,28 @@ def m_step(model: HSMM, c: SegmentCounts, stats, params: str, pseudocount: float
     return HSMM(init, trans, dur, emission)
 
 
-def log_prior(model: HSMM, pseudocount: float) -> float:
-    """Σ pseudocount · log θ over π, A off its diagonal and the durations (the MAP objective's prior)."""
+def log_prior(model: HSMM, pseudocount: float, params: str) -> float:
+    """Σ pseudocount · log θ over the probabilities the M-step adds ``pseudocount`` to (π, A off its
+    diagonal, the durations, categorical / multinomial emissions and mixture weights): the MAP objective's
+    prior, so that the objective EM watches is the one it climbs."""
     if pseudocount == 0:
         return 0.0
     k = model.num_states
-    logs = [model.init_logits.log_softmax(-1), model.duration_logits.log_softmax(-1)]
-    if k > 1:
+    logs = []
+    if "s" in params:
+        logs.append(model.init_logits.log_softmax(-1))
+    if "t" in params and k > 1:
         logs.append(_log_trans(model)[~torch.eye(k, dtype=torch.bool, device=model.trans_logits.device)])
+    if "d" in params:
+        logs.append(model.duration_logits.log_softmax(-1))
+    if "e" in params:
+        em = model.emission
+        family = em_family(em, "emission")
+        if family == "gmm":
+            logs.append(em.mixture_distribution.logits.log_softmax(-1))
+        elif family in ("categorical", "multinomial"):
+            base = em.base_dist if isinstance(em, D.Independent) else em
+            logs.append(base.logits.log_softmax(-1))
     return float(sum(pseudocount * x.detach().clamp_min(-1e300).sum() for x in logs))
 
 
@@ -170,7 +184,7 @@ def fit_em(
                 stats.summarize(batch.y[valid], gamma[valid])
         # the log-likelihood of the parameters *before* this M-step: EM's monotone sequence
         mean_ll = total.loglik / n_obs
-        monitor.check(len(history) + 1, mean_ll, history, log_prior(model, pseudocount) / n_obs)
+        monitor.check(len(history) + 1, mean_ll, history, log_prior(model, pseudocount, params) / n_obs)
         if history and mean_ll - history[-1] < tol:
             history.append(mean_ll)
             converged = True
