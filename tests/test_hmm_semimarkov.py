@@ -359,3 +359,22 @@ def test_degenerate_fits_keep_rows_with_a_warning():
     one = HSMM(torch.zeros(1), torch.zeros(1, 1), torch.zeros(1, 3), D.Categorical(logits=torch.zeros(1, 3)))
     fitted = one.fit(torch.tensor([[0, 1, 0], [0, 1, 2]]), torch.tensor([2, 3]), max_iter=2).model
     torch.testing.assert_close(fitted.duration_logits.softmax(-1), torch.tensor([[0.0, 0.5, 0.5]]))
+
+
+def test_folded_end_weights_answer_the_same_on_the_generic_recursion():
+    # chain_of folds the end weights into each last emission so the compiled kernels answer on the CPU;
+    # the generic recursion (what other devices run) must give the same counts, and equal the chain
+    # with explicit final weights
+    from latentvar.hmm.inputs import prepare
+    from latentvar.inference import Chain
+
+    model = make(k=3, dmax=4, seed=6, dead=True)
+    y = torch.tensor([[0, 2, 1, 1, 0, 2], [2, 2, 0, 1, 1, 0]])
+    inputs = prepare(model, y, torch.tensor([6, 3]))
+    chain = model.chain_of(inputs)
+    init, trans, final = model.expanded()
+    em = model.emission.log_prob(inputs.y.unsqueeze(-1)).repeat_interleave(4, -1)
+    explicit = Chain(init, trans, em, inputs.lengths, final=final, fast=False)
+    for other in (chain.replace(fast=False), explicit):
+        for a, b in zip(chain.expected_counts(), other.expected_counts(), strict=True):
+            torch.testing.assert_close(a, b)

@@ -102,7 +102,12 @@ class HSMM:
         em = self.emission.log_prob(inputs.y.unsqueeze(inputs.y.dim() - len(self.event_shape)))  # (b, t, k)
         init, trans, final = self.expanded()
         emissions = em.repeat_interleave(self.max_duration, -1)
-        return Chain(init, trans, emissions, inputs.lengths, final=final)
+        # the end weights added to each sequence's last step: the same potentials as ``final=``, but a
+        # chain without final weights, which the compiled kernels answer
+        steps = torch.arange(emissions.shape[1], device=emissions.device)
+        last = (steps == (inputs.lengths.to(steps.device) - 1)[:, None])[..., None]  # (b, t, 1)
+        emissions = torch.where(last, emissions + final, emissions)
+        return Chain(init, trans, emissions, inputs.lengths)
 
     def segments(self, path: Tensor) -> tuple[Tensor, Tensor]:
         """(states, durations) (..., t) of expanded paths (..., t) (-1 past each length): the state of each
