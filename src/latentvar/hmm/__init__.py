@@ -8,8 +8,8 @@ observations, state constraints), posterior.py (P(z|y)), conditional.py (Conditi
 gradient fitting), mstep.py (the M-step of π, A and the ends with params / Dirichlet priors), online.py
 (stepwise and distributed EM), kmeans.py (data-driven starts), diagnostics.py (the named warnings and result
 of degenerate fits), criteria.py (AIC / BIC, stationary distribution, `filter`), filtering.py (forward /
-backward tables, online filtering), semimarkov.py (`HSMM`, explicit durations), emissions.py (neural emissions over
-words from their spelling: `CharEmission`, `FeatureEmission`), word_clusters.py (type-level context
+backward tables, online filtering), semimarkov.py (`HSMM`, explicit durations: log P, marginals, mode,
+exact sampling), semimarkov_fit.py (its EM), emissions.py (neural emissions over words from their spelling: `CharEmission`, `FeatureEmission`), word_clusters.py (type-level context
 clusters and `warm_start`, which starts an HMM from them). emissions.py and word_clusters.py are imported
 on use (`from latentvar.hmm.emissions import FeatureEmission`), so `import latentvar.hmm` stays light.
 """

@@ -9,6 +9,12 @@ far (Murphy 2002, "Hidden semi-Markov models", §3): (j, d) → (j, d + 1) with 
 (j, d) → (i, 0) with P(n = d + 1 | n > d) A_ji; the end weight of (j, d) is P(n = d + 1 | n > d). So log P(y),
 the state marginals, the best segmentation and samples are the engine's, at O(t·k²·D²) per sequence.
 
+Sampling is exact under the same condition: `HSMM.sample` draws (z, y) from P(z, y | the last segment ends
+at step t), the expanded chain's posterior with no observations (every emission 0, the end weights kept),
+by the engine's forward-filtering backward-sampling -- not the generative story cut at t, whose last
+segment would be truncated. `HSMM.sample_posterior` draws segmentations given y the same way; `HSMM.fit`
+is EM on the expanded chain's expected counts (`latentvar.hmm.semimarkov_fit`).
+
 Shapes (named axes): b sequences, t steps, k states, D the longest duration.
 """
 
@@ -18,8 +24,9 @@ import torch
 import torch.distributions as D
 from torch import Tensor
 
-from latentvar._checks import as_tensor, check_finite
-from latentvar.hmm.inputs import prepare
+from latentvar._checks import as_tensor, check_count, check_finite, check_sample_shape
+from latentvar.hmm.inputs import Inputs, prepare
+from latentvar.hmm.sampling import PAD, sample_emissions, seeded
 from latentvar.inference import Chain
 
 
@@ -88,10 +95,33 @@ class HSMM:
 
     def _chain(self, y, lengths) -> tuple[Chain, torch.Size]:
         inputs = prepare(self, y, lengths)
+        return self.chain_of(inputs), inputs.shape
+
+    def chain_of(self, inputs: Inputs) -> Chain:
+        """The expanded chain of checked, flat inputs (`latentvar.hmm.inputs.prepare`)."""
         em = self.emission.log_prob(inputs.y.unsqueeze(inputs.y.dim() - len(self.event_shape)))  # (b, t, k)
         init, trans, final = self.expanded()
         emissions = em.repeat_interleave(self.max_duration, -1)
-        return Chain(init, trans, emissions, inputs.lengths, final=final), inputs.shape
+        # the end weights added to each sequence's last step: the same potentials as ``final=``, but a
+        # chain without final weights, which the compiled kernels answer
+        steps = torch.arange(emissions.shape[1], device=emissions.device)
+        last = (steps == (inputs.lengths.to(steps.device) - 1)[:, None])[..., None]  # (b, t, 1)
+        emissions = torch.where(last, emissions + final, emissions)
+        return Chain(init, trans, emissions, inputs.lengths)
+
+    def segments(self, path: Tensor) -> tuple[Tensor, Tensor]:
+        """(states, durations) (..., t) of expanded paths (..., t) (-1 past each length): the state of each
+        step and the length of the segment it belongs to."""
+        states = torch.where(path >= 0, path // self.max_duration, PAD)
+        elapsed = torch.where(path >= 0, path % self.max_duration, PAD)
+        durations = torch.full_like(path, PAD)
+        if path.shape[-1]:
+            durations[..., -1] = torch.where(path[..., -1] >= 0, elapsed[..., -1] + 1, PAD)
+        # backwards: a step whose successor continues its segment (elapsed > 0) shares that one's length
+        for t in range(path.shape[-1] - 2, -1, -1):
+            own = torch.where(elapsed[..., t + 1] > 0, durations[..., t + 1], elapsed[..., t] + 1)
+            durations[..., t] = torch.where(path[..., t] >= 0, own, PAD)
+        return states, durations
 
     def log_prob(self, y, lengths=None) -> Tensor:
         """log P(y) (b,) (() for one unbatched sequence), summed over every segmentation."""
@@ -109,15 +139,85 @@ class HSMM:
         """The best segmentation: (states (..., t) long, -1 past each length; durations (..., t) long, the
         length of the segment each step belongs to)."""
         chain, shape = self._chain(y, lengths)
-        path = chain.viterbi
-        states = torch.where(path >= 0, path // self.max_duration, path)
-        elapsed = torch.where(path >= 0, path % self.max_duration, -1)
-        # a segment ends where the next step starts a new one (elapsed 0) or the sequence ends
-        nxt = torch.cat([elapsed[:, 1:], torch.full_like(elapsed[:, :1], -1)], 1)
-        ending = (path >= 0) & (nxt <= 0)
-        durations = torch.full_like(path, -1)
-        for b in range(path.shape[0]):
-            for t in ending[b].nonzero().flatten().tolist():
-                n = int(elapsed[b, t]) + 1
-                durations[b, t - n + 1 : t + 1] = n
+        states, durations = self.segments(chain.viterbi)
         return states.reshape((*shape, -1)), durations.reshape((*shape, -1))
+
+    # -- sampling ----------------------------------------------------------------------------------
+    def sample(
+        self,
+        sample_shape: torch.Size = torch.Size(),
+        length: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """(z, y): z (*sample_shape, length) states, y (*sample_shape, length, *event) observations, drawn
+        exactly from P(z, y | the last segment ends at step ``length``) -- the distribution `log_prob` sums
+        (see the module docstring). Consecutive segments have different states, so z alone gives the
+        segmentation. ``generator`` as in `HMM.sample`. A ``length`` no segmentation reaches (one state
+        that cannot last that long, or durations that cannot add up to it) is a ValueError."""
+        length = check_count("length", length)
+        per_draw = max(length, 1) * max(self.event_shape.numel(), 1)
+        shape = check_sample_shape("sample_shape", sample_shape, per_draw)
+        with torch.no_grad(), seeded(generator):
+            z = self._prior_states(shape, length)
+            y = sample_emissions(self, z)
+        return z, y
+
+    def _prior_states(self, shape: torch.Size, length: int) -> Tensor:
+        """States (*shape, length) from P(z | the last segment ends at ``length``): backward sampling on
+        the expanded chain with every emission 0."""
+        dev = self.init_logits.device
+        if not length:
+            return torch.full((*shape, 0), PAD, dtype=torch.long, device=dev)
+        init, trans, final = self.expanded()
+        silent = init.new_zeros(1, length, init.shape[-1])
+        chain = Chain(init, trans, silent, torch.tensor([length], device=dev), final=final)
+        if not bool(torch.isfinite(chain.log_alphas[0]).all()):
+            raise ValueError(
+                f"length: no segmentation of {length} steps has positive probability (the durations "
+                "duration_logits allows cannot add up to it)"
+            )
+        return self.segments(chain.sample(shape).squeeze(-2))[0]
+
+    def sample_posterior(
+        self, y, lengths=None, sample_shape: torch.Size = torch.Size(), generator=None
+    ) -> tuple[Tensor, Tensor]:
+        """Exact draws of segmentations from P(segments | y): (states, durations), each
+        (*sample_shape, ..., t) long as `mode`'s, -1 past each length."""
+        shape = check_sample_shape("sample_shape", sample_shape)
+        with torch.no_grad():
+            chain, batch = self._chain(y, lengths)
+            if not bool(torch.isfinite(chain.log_alphas[0]).all()):
+                raise ValueError(
+                    "y: a sequence has probability zero under the model (no segmentation allows it)"
+                )
+            path = chain.sample(shape, generator)
+        states, durations = self.segments(path)
+        out = (*shape, *batch, path.shape[-1])
+        return states.reshape(out), durations.reshape(out)
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(
+        self,
+        y,
+        lengths=None,
+        max_iter: int = 100,
+        tol: float = 1e-6,
+        batch_size: int = 256,
+        pseudocount: float = 0.0,
+        reg_covar: float = 1e-6,
+        *,
+        params: str = "stde",
+        covariance_type: str | None = None,
+        callback=None,
+    ):
+        """Fit to sequences y (b, t, *event) with ``lengths`` by EM from this model's parameters
+        (`latentvar.hmm.semimarkov_fit`): an `HMMFitResult` whose history is the mean log-likelihood per
+        observed step before each M-step (never decreasing; with a ``pseudocount``, EM climbs the MAP
+        objective, and that is what the result's ``decreases`` watches). ``params``: the letters of the parameters to
+        update, 's' start, 't' transitions, 'd' durations, 'e' emission (the families of `HMM.fit`);
+        ``pseudocount`` is added to every count, ``reg_covar`` to variances; ``callback(model, iteration,
+        mean_ll)`` as in `HMM.fit`."""
+        from latentvar.hmm.semimarkov_fit import fit_em
+
+        return fit_em(self, y, lengths, max_iter, tol, batch_size, pseudocount, reg_covar, params,
+                      covariance_type, callback)  # fmt: skip
