@@ -157,7 +157,7 @@ def calls(p, y: np.ndarray) -> dict[str, dict]:
 
 def time_all(p, y, repeats: int) -> tuple[dict, dict]:
     """(library -> task -> the seconds of each round, library -> task -> one result). Rounds are
-    interleaved (every library and task once per round, the library order rotated each round), so load that
+    interleaved (each task by every library in turn, the library order rotated each round), so load that
     drifts on a shared machine touches all alike."""
     fns = calls(p, y)
     results = {
@@ -166,8 +166,9 @@ def time_all(p, y, repeats: int) -> tuple[dict, dict]:
     times: dict = {lib: {task: [] for task in tasks} for lib, tasks in fns.items()}
     libs = list(fns)
     for r in range(repeats):
-        for lib in libs[r % 3 :] + libs[: r % 3]:
-            for task, (setup, run) in fns[lib].items():
+        for task in TASKS:
+            for lib in libs[r % 3 :] + libs[: r % 3]:
+                setup, run = fns[lib][task]
                 m = setup()
                 t0 = time.perf_counter()
                 run(m)

@@ -67,19 +67,17 @@ def _batches(n: int, batch_size: int, shuffle: bool = False) -> list[Tensor]:
     return list(order.split(batch_size))
 
 
-def _trim(y: Tensor, lengths: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-    """The minibatch idx, cut to its longest sequence."""
-    lb = lengths[idx]
-    T = int(lb.max()) if lb.numel() else 0
-    return y[idx, :T], lb
-
-
 def _subset(inputs: Inputs, idx: Tensor) -> Inputs:
-    """The minibatch idx of the flat inputs, cut to its longest sequence."""
-    y, lb = _trim(inputs.y, inputs.lengths, idx)
-    T = y.shape[1]
-    cut = lambda x: None if x is None else x[idx.to(x.device), :T]  # noqa: E731
-    return Inputs(y, lb, torch.Size((len(idx),)), cut(inputs.observed), cut(inputs.prior))
+    """The minibatch idx of the flat inputs, cut to its longest sequence (views, not copies, where idx is
+    the whole data in order: one minibatch)."""
+    if len(idx) == inputs.y.shape[0] and torch.equal(idx, torch.arange(len(idx))):
+        pick = lambda x: x  # noqa: E731
+    else:
+        pick = lambda x: x[idx.to(x.device)]  # noqa: E731
+    lb = pick(inputs.lengths)
+    T = int(lb.max()) if lb.numel() else 0
+    cut = lambda x: None if x is None else pick(x)[:, :T]  # noqa: E731
+    return Inputs(cut(inputs.y), lb, torch.Size((len(idx),)), cut(inputs.observed), cut(inputs.prior))
 
 
 def _em_family(emission) -> str:
