@@ -34,7 +34,7 @@ from latentvar.hmm.inputs import Inputs, prepare
 from latentvar.hmm.model import HMM
 from latentvar.hmm.mstep import Counts, check_params, m_step
 from latentvar.inference import Chain
-from latentvar.progress import progress
+from latentvar.progress import bar as progress_bar
 from latentvar.stats import SufficientStatistics, em_family, unconstrained
 
 
@@ -67,19 +67,17 @@ def _batches(n: int, batch_size: int, shuffle: bool = False) -> list[Tensor]:
     return list(order.split(batch_size))
 
 
-def _trim(y: Tensor, lengths: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-    """The minibatch idx, cut to its longest sequence."""
-    lb = lengths[idx]
-    T = int(lb.max()) if lb.numel() else 0
-    return y[idx, :T], lb
-
-
 def _subset(inputs: Inputs, idx: Tensor) -> Inputs:
-    """The minibatch idx of the flat inputs, cut to its longest sequence."""
-    y, lb = _trim(inputs.y, inputs.lengths, idx)
-    T = y.shape[1]
-    cut = lambda x: None if x is None else x[idx.to(x.device), :T]  # noqa: E731
-    return Inputs(y, lb, torch.Size((len(idx),)), cut(inputs.observed), cut(inputs.prior))
+    """The minibatch idx of the flat inputs, cut to its longest sequence (views, not copies, where idx is
+    the whole data in order: one minibatch)."""
+    if len(idx) == inputs.y.shape[0] and torch.equal(idx, torch.arange(len(idx))):
+        pick = lambda x: x  # noqa: E731
+    else:
+        pick = lambda x: x[idx.to(x.device)]  # noqa: E731
+    lb = pick(inputs.lengths)
+    T = int(lb.max()) if lb.numel() else 0
+    cut = lambda x: None if x is None else pick(x)[:, :T]  # noqa: E731
+    return Inputs(cut(inputs.y), lb, torch.Size((len(idx),)), cut(inputs.observed), cut(inputs.prior))
 
 
 def _em_family(emission) -> str:
@@ -157,6 +155,15 @@ def _observed_steps(inputs: Inputs) -> Tensor:
     return valid if inputs.observed is None else valid & inputs.observed
 
 
+def _at_observed_steps(inputs: Inputs, *tables: Tensor) -> list[Tensor]:
+    """y and each (b, t, ...) table at the steps that emit, as (n, ...) rows in (b, t) order: views where
+    every step emits (no padding, nothing missing), else copies by the mask."""
+    if inputs.observed is None and bool((inputs.lengths == inputs.y.shape[1]).all()):
+        return [x.reshape(-1, *x.shape[2:]) for x in (inputs.y, *tables)]
+    valid = _observed_steps(inputs)
+    return [x[valid] for x in (inputs.y, *tables)]
+
+
 def _expected_counts(model: HMM, inputs: Inputs, w: Tensor | None):
     """E-step for one minibatch: (Σ_b w_b log P(y_b), initial counts (k,), transition counts (k, k), end
     counts (k,) or None, state posteriors (b, t, k) times w_b), as gradients of Σ_b w_b log P(y_b) with
@@ -196,8 +203,7 @@ def _accumulate(model: HMM, inputs: Inputs, weights, params: str, o: FitOptions,
             _impossible(model, batch, idx)
         counts.add(float(total), g_init, g_trans, g_final)
         if stats is not None:
-            valid = _observed_steps(batch)
-            stats.summarize(batch.y[valid], gamma[valid])  # every observed step, weighted by P(z_t | y)
+            stats.summarize(*_at_observed_steps(batch, gamma))  # every observed step, weighted by P(z_t | y)
     return counts, stats
 
 
@@ -206,12 +212,16 @@ def _setup(model: HMM, inputs: Inputs, weights, o: FitOptions):
     params = check_params(o.params, model)
     if "e" in params:  # refuse unsupported families and covariance types before any work
         SufficientStatistics(model.emission, "emission", o.covariance_type)
-    steps = _observed_steps(inputs)
-    per_step = steps.to(torch.float64).sum(1)
+    # steps per sequence: its length, unless some are missing
+    per_step = (
+        inputs.lengths.to(torch.float64)
+        if inputs.observed is None
+        else _observed_steps(inputs).to(torch.float64).sum(1)
+    )
     n_obs = float(per_step.sum() if weights is None else (per_step * weights.double()).sum())
     shift = None
     if "e" in params:
-        shift = online.common_shift(model.emission, inputs.y[steps], o.distributed)
+        shift = online.common_shift(model.emission, _at_observed_steps(inputs)[0], o.distributed)
     return params, n_obs, shift
 
 
@@ -220,7 +230,7 @@ def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) ->
     monitor = Monotonicity()
     history: list[float] = []
     converged = False
-    bar = progress(range(o.max_iter), desc="Baum-Welch", disable=not o.show_progress)
+    bar = progress_bar(range(o.max_iter), "Baum-Welch", o.show_progress)
     for _ in bar:
         counts, stats = _accumulate(
             model, inputs, weights, params, o, _batches(inputs.y.shape[0], o.batch_size), shift
@@ -255,7 +265,7 @@ def fit_stepwise(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptio
     # observed value then keeps a positive count, so no later minibatch becomes impossible
     counts, stats = _accumulate(model, inputs, weights, params, o, _batches(b, o.batch_size), shift)
     step = 0
-    bar = progress(range(o.max_iter), desc="stepwise EM", disable=not o.show_progress)
+    bar = progress_bar(range(o.max_iter), "stepwise EM", o.show_progress)
     for _ in bar:
         loglik = 0.0
         for idx in _batches(b, o.batch_size, shuffle=True):
@@ -308,7 +318,7 @@ def fit_gradient(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptio
     n_obs = max(float(steps.sum() if weights is None else (steps * weights.double()).sum()), 1.0)
     history: list[float] = []
     converged = False
-    bar = progress(range(o.max_iter), desc="gradient", disable=not o.show_progress)
+    bar = progress_bar(range(o.max_iter), "gradient", o.show_progress)
     for it in bar:
         loglik = 0.0
         for idx in _batches(inputs.y.shape[0], o.batch_size, shuffle=True):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributions as D
 from torch import Tensor
+from torch.distributions import constraints as support_kinds
 
 from latentvar._checks import (
     as_tensor,
@@ -83,22 +84,26 @@ def prepare(model, y, lengths, observed=None, constraints=None) -> Inputs:
         raise ValueError(
             f"y: expected at most {model.num_steps} steps (the time axis of trans_logits), got {T}"
         )
-    try:
-        shape = torch.broadcast_shapes(y.shape[: y.dim() - 1 - ev], model.batch_shape)
-    except RuntimeError:
-        raise ValueError(
-            f"y: expected leading axes broadcasting with the models' batch_shape "
-            f"{tuple(model.batch_shape)}, got shape {tuple(y.shape)}"
-        ) from None
-    step_shape = y.shape[y.dim() - 1 - ev :]
-    y = y.expand(*shape, *step_shape).reshape(math.prod(shape), *step_shape)
+    if model.batch_shape:
+        try:
+            shape = torch.broadcast_shapes(y.shape[: y.dim() - 1 - ev], model.batch_shape)
+        except RuntimeError:
+            raise ValueError(
+                f"y: expected leading axes broadcasting with the models' batch_shape "
+                f"{tuple(model.batch_shape)}, got shape {tuple(y.shape)}"
+            ) from None
+        step_shape = y.shape[y.dim() - 1 - ev :]
+        y = y.expand(*shape, *step_shape).reshape(math.prod(shape), *step_shape)
+    else:  # one model: y is (b, t, *event) already
+        shape = y.shape[:1]
     b = y.shape[0]
-    lengths = _lengths(lengths, shape, single, b, T, y.device)
+    given, lengths = lengths, _lengths(lengths, shape, single, b, T, y.device)
     if single:
         shape = torch.Size()
     mask = _observed(observed, y, ev, shape, b, T)
     prior = _constraints(constraints, shape, b, T, model.num_states, y.device)
-    full = mask is None and bool((lengths == T).all())  # no padding, nothing missing: y as it is
+    # no padding, nothing missing: y as it is
+    full = mask is None and (given is None or bool((lengths == T).all()))
     valid = None
     if not full:
         valid = torch.arange(T, device=y.device) < lengths.unsqueeze(-1)  # (b, t)
@@ -111,10 +116,17 @@ def prepare(model, y, lengths, observed=None, constraints=None) -> Inputs:
         if is_categorical(model.emission):
             check_integer("y", y)
             check_range("y", seen, 0, model.emission.logits.shape[-1])
-        elif model.emission.batch_shape == (model.num_states,):
+        elif model.emission.batch_shape == (model.num_states,) and not _real(model.emission.support):
             check_support("y", model.emission, seen.reshape(-1, *y.shape[2:]).unsqueeze(1))
         y = y if full else fill_padding(y, valid)
     return Inputs(y, lengths, shape, mask, prior)
+
+
+def _real(support) -> bool:
+    """Every finite value lies in it (checked above): no support check needed."""
+    if isinstance(support, support_kinds.independent):
+        support = support.base_constraint
+    return support is support_kinds.real
 
 
 def _lengths(lengths, shape, single, b, T, device) -> Tensor:

@@ -72,6 +72,8 @@ class Counts:
     def log_prior(self, model: HMM, o) -> float:
         """Σ (α − 1) log θ over the start and transition rows (the MAP objective's prior term), per observed
         step of the data is the caller's business: here the sum."""
+        if o.init_prior is None and o.trans_prior is None and o.pseudocount == 0:
+            return 0.0  # every pseudo-count is zero
         k = model.num_states
         total = 0.0
         pairs = [(_prior("init_prior", o.init_prior, (k,), self.init, o.pseudocount), model.log_init)]

@@ -57,8 +57,8 @@ def check_parameters(init_logits, trans_logits, emission, final_logits):
             "emission: expected a torch.distributions.Distribution or an nn.Module, "
             f"got {type(emission).__name__}"
         )
-    try:
-        batch_shape = torch.broadcast_shapes(*shapes)
+    try:  # one model (every shape empty) is the common case: torch.broadcast_shapes costs tens of µs
+        batch_shape = shapes[0] if all(s == shapes[0] for s in shapes) else torch.broadcast_shapes(*shapes)
     except RuntimeError:
         raise ValueError(
             f"trans_logits: expected leading (batch) axes broadcasting with init_logits "

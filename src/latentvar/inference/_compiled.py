@@ -28,7 +28,9 @@ class _Kernels:
     def __getattr__(self, name):
         from latentvar.inference import _numba
 
-        return getattr(_numba, name)
+        kernel = getattr(_numba, name)
+        setattr(self, name, kernel)  # later look-ups find it without coming here
+        return kernel
 
 
 kernels = _Kernels()
@@ -77,9 +79,8 @@ def _step_weights(log_init: Tensor, col_max: Tensor, em: Tensor, t0: int) -> tup
     shifted = em.detach().double() + col_max
     if t0 == 0 and em.shape[1]:
         shifted[:, 0] = em[:, 0].detach().double() + log_init.detach().double()
-    top = shifted.amax(-1, keepdim=True)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    return (shifted - top).exp().numpy(), top.squeeze(-1).numpy()
+    top = shifted.amax(-1, keepdim=True).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    return shifted.sub_(top).exp_().numpy(), top.squeeze(-1).numpy()
 
 
 def forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor) -> Tensor | None:
@@ -117,7 +118,9 @@ def forward_backward(log_init, log_trans, emission_lp, lengths, weights=None, co
             trans_p, probs[lo:hi], tops[lo:hi], lens[lo:hi], w[lo:hi], counts
         ),
     )
-    gamma, loglik, ok = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    gamma, loglik, ok = (
+        parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts]) for i in range(3)
+    )
     if not ok.all():
         return None
     gamma, loglik = torch.from_numpy(gamma), torch.from_numpy(loglik)

@@ -130,66 +130,99 @@ def forward_chunk(trans_p, probs, tops, lengths, t0, alpha, loglik, ok):
 def forward_backward(trans_p, probs, tops, lengths, weights, counts):
     """Scaled forward-backward over a batch. Returns (γ (b, t, k), log P(y) (b,), ok (b,),
     Σ_b w_b γ_b,1 (k,), Σ_b w_b Σ_t ξ_b,t (k, k)). ``counts`` False skips the transition counts (zero
-    then) for marginals alone."""
+    then) for marginals alone.
+
+    Sequences go in blocks run in lockstep, step by step: one sequence's recursion is a chain of dependent
+    multiply-adds and a division per step, so at small k a lone sequence waits on latency; a block's
+    independent chains overlap. The block shrinks as k grows (one sequence from k = 32), keeping its
+    (block, t, k) working set in cache. The scaled alphas are kept in γ's own storage and turned into γ in
+    place by the backward pass."""
     b, T, k = probs.shape
     trans_t = np.ascontiguousarray(trans_p.T)
-    gamma = np.zeros((b, T, k))
+    gamma = np.zeros((b, T, k))  # the scaled alphas until the backward pass makes them γ
     loglik = np.zeros(b)
     ok = np.ones(b, dtype=np.bool_)
     init_acc = np.zeros(k)
     trans_acc = np.zeros((k, k))
-    new = np.empty(k)
-    beta = np.empty(k)
+    block = max(1, min(8, 32 // k))
+    norms = np.empty((block, T))
+    new = np.empty((block, k))
+    beta = np.empty((block, k))
     pb = np.empty(k)
-    for n in range(b):
-        L = lengths[n]
-        if L == 0:
-            continue
-        alphas = np.empty((L, k))
-        norms = np.empty(L)
-        good = True
-        total = 0.0
-        for t in range(L):
-            if t == 0:
+    for n0 in range(0, b, block):
+        n1 = min(b, n0 + block)
+        longest = 0
+        for n in range(n0, n1):
+            longest = max(longest, lengths[n])
+        for t in range(longest):  # forward
+            for n in range(n0, n1):
+                if t >= lengths[n] or not ok[n]:
+                    continue
+                m = n - n0
                 norm = 0.0
-                for j in range(k):
-                    norm += probs[n, 0, j]
-                for j in range(k):
-                    alphas[0, j] = probs[n, 0, j] / norm
-            else:
-                norm = _advance(alphas[t - 1], trans_p, probs[n, t], new)
-                alphas[t, :] = new
-            if not norm > TINY:
-                good = False
-                break
-            norms[t] = norm
-            total += tops[n, t] + math.log(norm)
-        if not good:
-            ok[n] = False
-            continue
-        loglik[n] = total
-        w = weights[n]
-        # backward: beta_t scaled so that gamma_t = alpha_t * beta_t (Rabiner 1989 eqs. 24, 27)
-        for j in range(k):
-            beta[j] = 1.0
-            gamma[n, L - 1, j] = alphas[L - 1, j]
-        for t in range(L - 1, 0, -1):
-            # xi_t(i, j) = alpha_{t-1}(i) A'(i, j) p_t(j) beta_t(j) / norm_t
-            inv = 1.0 / norms[t]
+                if t == 0:
+                    for j in range(k):
+                        norm += probs[n, 0, j]
+                else:
+                    for j in range(k):
+                        new[m, j] = 0.0
+                    for i in range(k):
+                        a = gamma[n, t - 1, i]
+                        if a != 0.0:
+                            for j in range(k):
+                                new[m, j] += a * trans_p[i, j]
+                    for j in range(k):
+                        new[m, j] *= probs[n, t, j]
+                        norm += new[m, j]
+                if not norm > TINY:
+                    ok[n] = False
+                    continue
+                if t == 0:
+                    for j in range(k):
+                        gamma[n, 0, j] = probs[n, 0, j] / norm
+                else:
+                    inv = 1.0 / norm
+                    for j in range(k):
+                        gamma[n, t, j] = new[m, j] * inv
+                norms[m, t] = norm
+                loglik[n] += tops[n, t] + math.log(norm)
+        # backward: beta_t scaled so that γ_t = alpha_t * beta_t (Rabiner 1989 eqs. 24, 27)
+        for n in range(n0, n1):
             for j in range(k):
-                pb[j] = probs[n, t, j] * beta[j] * inv
-            _vecmat(pb, trans_t, new)  # new = A' @ pb
-            if counts:
-                for i in range(k):
-                    a = alphas[t - 1, i] * w
+                beta[n - n0, j] = 1.0
+        for t in range(longest - 1, 0, -1):
+            for n in range(n0, n1):
+                if t >= lengths[n] or not ok[n]:
+                    continue
+                m = n - n0
+                # ξ_t(i, j) = alpha_{t-1}(i) A'(i, j) p_t(j) beta_t(j) / norm_t
+                inv = 1.0 / norms[m, t]
+                for j in range(k):
+                    pb[j] = probs[n, t, j] * beta[m, j] * inv
+                for j in range(k):
+                    new[m, j] = 0.0
+                for i in range(k):  # new = A' @ pb
+                    a = pb[i]
                     if a != 0.0:
                         for j in range(k):
-                            trans_acc[i, j] += a * trans_p[i, j] * pb[j]
-            for i in range(k):
-                beta[i] = new[i]
-                gamma[n, t - 1, i] = alphas[t - 1, i] * new[i]
-        for j in range(k):
-            init_acc[j] += w * gamma[n, 0, j]
+                            new[m, j] += a * trans_t[i, j]
+                if counts:
+                    w = weights[n]
+                    for i in range(k):
+                        a = gamma[n, t - 1, i] * w
+                        if a != 0.0:
+                            for j in range(k):
+                                trans_acc[i, j] += a * trans_p[i, j] * pb[j]
+                for i in range(k):
+                    beta[m, i] = new[m, i]
+                    gamma[n, t - 1, i] *= new[m, i]
+        for n in range(n0, n1):
+            if not ok[n]:  # the caller recomputes it in log space: no partial results
+                loglik[n] = 0.0
+                gamma[n] = 0.0
+            elif lengths[n] > 0:
+                for j in range(k):
+                    init_acc[j] += weights[n] * gamma[n, 0, j]
     return gamma, loglik, ok, init_acc, trans_acc
 
 
