@@ -95,15 +95,15 @@ def _trans_prior(o, shape: tuple, like: Tensor) -> Tensor:
     return _prior("trans_prior", o.trans_prior, tuple(shape), like, o.pseudocount)
 
 
-def _normalise_rows(counts: Tensor, old: Tensor) -> Tensor:
+def normalise_rows(counts: Tensor, old: Tensor, what: str = "outgoing transitions") -> Tensor:
     """Rows of probabilities from counts (k, n); a row with no positive count keeps ``old``'s row, with a
-    `ZeroTransitionsWarning`."""
+    `ZeroTransitionsWarning` that says the state had no expected ``what``."""
     total = counts.sum(-1, keepdim=True)
     empty = total.squeeze(-1) <= 0
     if bool(empty.any()):
         warnings.warn(
-            f"EM: state(s) {empty.nonzero().flatten().tolist()} had no expected outgoing transitions; their "
-            "rows of the transition matrix are kept from the previous iteration",
+            f"EM: state(s) {empty.nonzero().flatten().tolist()} had no expected {what}; their rows are kept "
+            "from the previous iteration",
             ZeroTransitionsWarning,
             stacklevel=4,
         )
@@ -125,15 +125,15 @@ def m_step(model: HMM, counts: Counts, stats, params: str, o) -> HMM:
         c = (raw + _trans_prior(o, tuple(old.shape), raw)).clamp_min(0)
         if ends and "t" not in params:  # new end probabilities, the moves among states as they were
             was = torch.stack([1 - old[:, k], old[:, k]], 1)
-            p_end = _normalise_rows(torch.stack([c[:, :k].sum(-1), c[:, k]], 1), was)[:, 1]
+            p_end = normalise_rows(torch.stack([c[:, :k].sum(-1), c[:, k]], 1), was)[:, 1]
             moves = old[:, :k] / old[:, :k].sum(-1, keepdim=True).clamp_min(torch.finfo(old.dtype).tiny)
             new = torch.cat([(1 - p_end)[:, None] * moves, p_end[:, None]], 1)
         elif ends and "f" not in params:  # new moves, the end probabilities as they were
-            moves = _normalise_rows(c[:, :k], old[:, :k])
+            moves = normalise_rows(c[:, :k], old[:, :k])
             moves = moves / moves.sum(-1, keepdim=True).clamp_min(torch.finfo(old.dtype).tiny)
             new = torch.cat([(1 - old[:, k : k + 1]) * moves, old[:, k : k + 1]], 1)
         else:
-            new = _normalise_rows(c, old)
+            new = normalise_rows(c, old)
     else:
         new = old
     emission = model.emission

@@ -19,7 +19,6 @@ Shapes (named axes): b sequences, t steps, k states, D the longest duration.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -27,8 +26,9 @@ import torch.distributions as D
 from torch import Tensor
 
 from latentvar._checks import check_non_negative, check_number, check_positive
-from latentvar.hmm.diagnostics import HMMFitResult, Monotonicity, ZeroTransitionsWarning
+from latentvar.hmm.diagnostics import HMMFitResult, Monotonicity
 from latentvar.hmm.inputs import Inputs, prepare
+from latentvar.hmm.mstep import normalise_rows
 from latentvar.hmm.semimarkov import HSMM
 from latentvar.stats import SufficientStatistics, em_family
 
@@ -69,20 +69,6 @@ def expected_counts(model: HSMM, inputs: Inputs) -> tuple[SegmentCounts, Tensor]
     return counts, gamma.reshape(b, T, k, n).sum(-1)
 
 
-def _rows(counts: Tensor, old: Tensor, what: str) -> Tensor:
-    """Rows of probabilities from counts (k, m); a row with no positive count keeps ``old``'s, warned."""
-    total = counts.sum(-1, keepdim=True)
-    empty = total.squeeze(-1) <= 0
-    if bool(empty.any()):
-        warnings.warn(
-            f"EM: state(s) {empty.nonzero().flatten().tolist()} had no expected {what}; their rows are kept "
-            "from the previous iteration",
-            ZeroTransitionsWarning,
-            stacklevel=4,
-        )
-    return torch.where(empty[:, None], old, counts / torch.where(empty[:, None], 1.0, total))
-
-
 def _log_trans(model: HSMM) -> Tensor:
     """log A (k, k) with the diagonal -inf (k = 1: the one entry -inf)."""
     k = model.num_states
@@ -103,10 +89,10 @@ def m_step(model: HSMM, c: SegmentCounts, stats, params: str, pseudocount: float
             init = (counts / counts.sum()).log()
     if "t" in params and k > 1:
         old = _log_trans(model).exp()
-        trans = _rows((c.trans + pseudocount) * off, old, "transitions to a next segment").log()
+        trans = normalise_rows((c.trans + pseudocount) * off, old, "transitions to a next segment").log()
     if "d" in params:
         old = dur.log_softmax(-1).exp()
-        dur = _rows(c.durations + pseudocount, old, "segments (durations)").log()
+        dur = normalise_rows(c.durations + pseudocount, old, "segments (durations)").log()
     emission = model.emission
     if "e" in params:
         emission, _ = stats.from_summaries(reg_covar, pseudocount, previous=model.emission)
