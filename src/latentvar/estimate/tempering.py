@@ -80,6 +80,27 @@ def refined(plan: smc.Plan, tuning_cost: int, num_chains: int) -> smc.Plan:
     return plan.resized(max(REFINE * plan.num_steps, -(-tuning_cost // num_chains)))
 
 
+def budgeted(plan: smc.Plan, max_cost: int, tuning_cost: int, num_chains: int, passes: int) -> smc.Plan:
+    """The estimation run's schedule under a total budget of ``max_cost`` chain-transitions: the tuned
+    shape at as many temperatures as the budget left after tuning buys for ``passes`` runs of
+    ``num_chains`` chains (bdmc's reverse run costs as much as its forward one), at least one."""
+    return plan.resized(max(1, (max_cost - tuning_cost) // (num_chains * passes)))
+
+
+def check_max_cost(max_cost, num_steps, schedule) -> int | None:
+    """``max_cost`` checked: a positive integer, only with the adaptive schedule and without num_steps."""
+    if max_cost is None:
+        return None
+    max_cost = check_num("max_cost", max_cost)
+    adaptive = isinstance(schedule, str) and schedule == "adaptive"
+    if num_steps is not None or not adaptive:
+        raise ValueError(
+            "max_cost: a budget for the adaptive schedule without num_steps; got it with "
+            + (f"num_steps={num_steps}" if num_steps is not None else "a fixed schedule")
+        )
+    return max_cost
+
+
 def adaptive_ais(path_of, model, y, initial_q, opts: dict):
     """The three runs; ``path_of(q0)`` builds the annealing path from a start q0 (None: the prior).
     Returns (Estimate, plan, the estimation start q0, the mover) -- bdmc replays the plan in reverse."""
@@ -100,7 +121,9 @@ def adaptive_ais(path_of, model, y, initial_q, opts: dict):
         mover = HMCMover(path_of(q0), **hmc)
         tuned, plan = plan_for(mover, num_chains, num_steps, cess, resample, show, "AIS tune (fitted start)")
         cost += tuned.plan.num_steps * tune_chains(num_chains)
-    if num_steps is None:
+    if num_steps is None and opts.get("max_cost") is not None:
+        plan = budgeted(plan, opts["max_cost"], cost, num_chains, opts.get("passes", 1))
+    elif num_steps is None:
         plan = refined(plan, cost, num_chains)
     with torch.no_grad():
         main = smc.run(mover, num_chains, reps, plan=plan, show_progress=show, desc="AIS")
