@@ -56,17 +56,20 @@ def tune_chains(num_chains: int) -> int:
 def plan_for(mover, num_chains, num_steps, target_cess, resample, show_progress, desc, generator=None):
     """A tuning run and its plan (resized to ``num_steps`` when given)."""
     params = mover.initial_params(torch.float64) if hasattr(mover, "initial_params") else None
-    pilot = smc.run(
-        mover,
-        tune_chains(num_chains),
-        1,
-        target_cess=target_cess,
-        resample_below=0.5 if resample else None,
-        initial_params=params,
-        generator=generator,
-        show_progress=show_progress,
-        desc=desc,
-    )
+    # without autograd: the HMC moves switch it on for their own gradients in z; the bisection's
+    # log-densities must not build graphs through a decoder's parameters
+    with torch.no_grad():
+        pilot = smc.run(
+            mover,
+            tune_chains(num_chains),
+            1,
+            target_cess=target_cess,
+            resample_below=0.5 if resample else None,
+            initial_params=params,
+            generator=generator,
+            show_progress=show_progress,
+            desc=desc,
+        )
     plan = pilot.plan if num_steps is None else pilot.plan.resized(num_steps)
     return pilot, plan
 
