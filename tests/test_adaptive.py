@@ -100,6 +100,25 @@ def test_adaptive_bdmc_brackets_the_truth():
     assert float(res.gap.abs().max()) < 0.3, res.gap
 
 
+def test_max_cost_caps_all_runs_and_bdmc_counts_both_directions():
+    """max_cost: the tuning runs' chain-transitions plus the estimation run's (bdmc: forward and reverse)
+    come to the budget, within one temperature's worth of chains; a budget the tuning already spent
+    leaves one temperature."""
+    torch.manual_seed(2)
+    model = _model(d_y=16, d_z=3, sigma=0.2)
+    _, y = model.sample((2,))
+    est = estimate.ais(model, y, num_chains=32, replicates=4, max_cost=20_000)
+    assert 20_000 - 32 < est.extra["cost"] <= 20_000, est.extra["cost"]
+    res = estimate.bdmc(model, 2, num_chains=32, replicates=4, max_cost=20_000)
+    total = res.lower.extra["cost"] + res.upper.extra["cost"]
+    assert 20_000 - 64 < total <= 20_000, total
+    assert res.upper.extra["cost"] == 32 * res.upper.extra["num_temperatures"]
+    assert res.upper.extra["num_temperatures"] == res.lower.extra["num_temperatures"]
+    assert float(res.gap.abs().max()) < 0.5, res.gap
+    tiny = estimate.ais(model, y, num_chains=32, replicates=4, max_cost=1)
+    assert tiny.extra["num_temperatures"] == 1
+
+
 def _brute_log_z(model: GridMRF) -> float:
     h, w = model.shape
     configs = torch.tensor(list(itertools.product(range(model.num_states), repeat=h * w))).reshape(-1, h, w)
@@ -188,6 +207,9 @@ def test_plan_resizing_and_the_cess():
         ({"schedule": "cosine"}, r"^schedule: expected 'auto', 'adaptive', 'sigmoid'"),
         ({"schedule": None}, r"^schedule: expected 'auto', 'adaptive', 'sigmoid'"),
         ({"schedule": "sigmoid"}, r"^num_steps: the sigmoid schedule needs"),
+        ({"max_cost": 0}, r"^max_cost: expected a positive integer"),
+        ({"max_cost": 1000, "num_steps": 10}, r"^max_cost: a budget for the adaptive schedule"),
+        ({"max_cost": 1000, "schedule": torch.tensor([0.0, 1.0])}, r"^max_cost: a budget for the adaptive"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, message):

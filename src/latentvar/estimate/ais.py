@@ -181,6 +181,12 @@ def _fixed_betas(schedule, num_steps: int) -> Tensor:
     )
 
 
+def _max_cost(max_cost, num_steps, schedule) -> int | None:
+    from latentvar.estimate.tempering import check_max_cost
+
+    return check_max_cost(max_cost, num_steps, schedule)
+
+
 def _initial_for(model, initial, y: Tensor) -> D.Distribution | None:
     """q0 = initial(y), checked: a Distribution with batch (b,) and the model's latent event shape."""
     if initial is None:
@@ -219,6 +225,7 @@ def ais(
     resample: bool = True,
     replicates: int = 8,
     start: str = "fitted",
+    max_cost: int | None = None,
 ) -> Estimate:
     """An `Estimate` of log P(y) per image by annealed importance sampling (Neal 2001) with HMC moves.
     ``ais(model, y)`` -- no budget -- is the recommended call.
@@ -240,7 +247,10 @@ def ais(
     ``resample`` (an SMC sampler, Del Moral et al. 2006), plain AIS otherwise -- so the estimate stays
     unbiased for P(y), and the stderr comes from the replicates' spread (`latentvar.estimate.diagnostics`).
     ``num_steps`` with the adaptive schedule: the tuned schedule's shape resampled to that many
-    temperatures (a fixed budget).
+    temperatures (a fixed budget). ``max_cost`` instead (adaptive only): a budget of chain-transitions
+    over all three runs -- the estimation run gets the tuned shape at as many temperatures as the budget
+    left after tuning buys (at least one; the tuning runs are not capped, so ``extra["cost"]`` can
+    exceed a budget smaller than they needed).
 
     ``schedule="sigmoid"`` (what ``num_steps`` alone gives, as before) or a tensor of betas: the
     fixed schedule of Wu et al. 2017, one HMC transition (``leapfrog_steps`` leapfrog steps) per
@@ -254,6 +264,7 @@ def ais(
     num_steps, num_chains, leapfrog_steps, schedule = _ais_options(
         num_steps, num_chains, leapfrog_steps, step_size, target_accept, schedule
     )
+    max_cost = _max_cost(max_cost, num_steps, schedule)
     y = check_batch(model, y)
     q = _initial_for(model, initial, y)
     if schedule == "adaptive":
@@ -263,7 +274,7 @@ def ais(
         opts = dict(
             num_chains=num_chains, replicates=replicates, num_steps=num_steps, step_size=step_size,
             leapfrog_steps=leapfrog_steps, target_accept=target_accept, show_progress=show_progress,
-            target_cess=target_cess, resample=resample, start=start,
+            target_cess=target_cess, resample=resample, start=start, max_cost=max_cost,
         )  # fmt: skip
         return adaptive_ais(lambda q0: _Path(model, y, q0), model, y, q, opts)[0]
     num_chains = 128 if num_chains is None else num_chains
@@ -292,6 +303,7 @@ def bdmc(
     resample: bool = True,
     replicates: int = 8,
     start: str = "fitted",
+    max_cost: int | None = None,
 ) -> BDMCResult:
     """Bidirectional Monte Carlo (Grosse, Ghahramani & Adams 2015; Grosse et al. 2016; Wu et al. 2017):
     simulate (z*, y) ~ P(z) P(y|z) for ``num_images`` images, so z* is an exact posterior sample for y.
@@ -302,11 +314,14 @@ def bdmc(
     resampling, fitted start) and the reverse run replays its frozen schedule backwards from z* to the
     same start, without resampling and with the kernels tuned at each temperature; its stderr is the
     delta method over its chains. With a fixed schedule the reverse run starts from the forward run's
-    final step sizes (tuned at β = 1)."""
+    final step sizes (tuned at β = 1). ``max_cost`` (adaptive only) budgets both directions together: the
+    reverse run costs as much as the forward estimation run, ``lower.extra["cost"] +
+    upper.extra["cost"]`` chain-transitions in all."""
     num_images = check_num("num_images", num_images)
     num_steps, num_chains, leapfrog_steps, schedule = _ais_options(
         num_steps, num_chains, leapfrog_steps, step_size, target_accept, schedule
     )
+    max_cost = _max_cost(max_cost, num_steps, schedule)
     check_model(model)
     with torch.no_grad():
         z_true, y = model.sample((num_images,))
@@ -349,7 +364,7 @@ def _adaptive_bdmc(model, y, z_true, q, opts: dict) -> BDMCResult:
     num_chains, replicates = check_options(
         opts["target_cess"], opts["resample"], opts["replicates"], opts["num_chains"], opts["start"]
     )
-    opts = dict(opts, num_chains=num_chains, replicates=replicates)
+    opts = dict(opts, num_chains=num_chains, replicates=replicates, passes=2)
     lower, plan, _, mover = adaptive_ais(lambda q0: _Path(model, y, q0), model, y, q, opts)
     lower.name = "bdmc_lower"
     z0 = z_true.unsqueeze(0).expand(num_chains, *z_true.shape).clone()
@@ -358,5 +373,9 @@ def _adaptive_bdmc(model, y, z_true, q, opts: dict) -> BDMCResult:
             Reversed(mover), num_chains, 1, plan=reverse_plan(plan), x0=z0,
             show_progress=opts["show_progress"], desc="reverse AIS",
         )  # fmt: skip
-    extra = {"acceptance": rev.acceptance, "num_temperatures": plan.num_steps}
+    extra = {
+        "acceptance": rev.acceptance,
+        "num_temperatures": plan.num_steps,
+        "cost": plan.num_steps * num_chains,
+    }
     return BDMCResult(lower=lower, upper=_upper(rev.log_w, extra), y=y, z=z_true)

@@ -56,17 +56,20 @@ def tune_chains(num_chains: int) -> int:
 def plan_for(mover, num_chains, num_steps, target_cess, resample, show_progress, desc, generator=None):
     """A tuning run and its plan (resized to ``num_steps`` when given)."""
     params = mover.initial_params(torch.float64) if hasattr(mover, "initial_params") else None
-    pilot = smc.run(
-        mover,
-        tune_chains(num_chains),
-        1,
-        target_cess=target_cess,
-        resample_below=0.5 if resample else None,
-        initial_params=params,
-        generator=generator,
-        show_progress=show_progress,
-        desc=desc,
-    )
+    # without autograd: the HMC moves switch it on for their own gradients in z; the bisection's
+    # log-densities must not build graphs through a decoder's parameters
+    with torch.no_grad():
+        pilot = smc.run(
+            mover,
+            tune_chains(num_chains),
+            1,
+            target_cess=target_cess,
+            resample_below=0.5 if resample else None,
+            initial_params=params,
+            generator=generator,
+            show_progress=show_progress,
+            desc=desc,
+        )
     plan = pilot.plan if num_steps is None else pilot.plan.resized(num_steps)
     return pilot, plan
 
@@ -78,6 +81,27 @@ def refined(plan: smc.Plan, tuning_cost: int, num_chains: int) -> smc.Plan:
     refinement of it divides the variance of log Ẑ by about the refinement factor (the variance of an
     annealed estimator with good moves falls as 1 / (chains × temperatures); Neal 2001, sec. 4)."""
     return plan.resized(max(REFINE * plan.num_steps, -(-tuning_cost // num_chains)))
+
+
+def budgeted(plan: smc.Plan, max_cost: int, tuning_cost: int, num_chains: int, passes: int) -> smc.Plan:
+    """The estimation run's schedule under a total budget of ``max_cost`` chain-transitions: the tuned
+    shape at as many temperatures as the budget left after tuning buys for ``passes`` runs of
+    ``num_chains`` chains (bdmc's reverse run costs as much as its forward one), at least one."""
+    return plan.resized(max(1, (max_cost - tuning_cost) // (num_chains * passes)))
+
+
+def check_max_cost(max_cost, num_steps, schedule) -> int | None:
+    """``max_cost`` checked: a positive integer, only with the adaptive schedule and without num_steps."""
+    if max_cost is None:
+        return None
+    max_cost = check_num("max_cost", max_cost)
+    adaptive = isinstance(schedule, str) and schedule == "adaptive"
+    if num_steps is not None or not adaptive:
+        raise ValueError(
+            "max_cost: a budget for the adaptive schedule without num_steps; got it with "
+            + (f"num_steps={num_steps}" if num_steps is not None else "a fixed schedule")
+        )
+    return max_cost
 
 
 def adaptive_ais(path_of, model, y, initial_q, opts: dict):
@@ -100,7 +124,9 @@ def adaptive_ais(path_of, model, y, initial_q, opts: dict):
         mover = HMCMover(path_of(q0), **hmc)
         tuned, plan = plan_for(mover, num_chains, num_steps, cess, resample, show, "AIS tune (fitted start)")
         cost += tuned.plan.num_steps * tune_chains(num_chains)
-    if num_steps is None:
+    if num_steps is None and opts.get("max_cost") is not None:
+        plan = budgeted(plan, opts["max_cost"], cost, num_chains, opts.get("passes", 1))
+    elif num_steps is None:
         plan = refined(plan, cost, num_chains)
     with torch.no_grad():
         main = smc.run(mover, num_chains, reps, plan=plan, show_progress=show, desc="AIS")
