@@ -133,9 +133,12 @@ def test_the_message_names_the_field(base, image, tmp_path, capsys):
 
 def test_the_shipped_models_pass_the_checks():
     from latentvar.colorize import Colorizer
+    from latentvar.colorize.shipped import SHIPPED
 
-    for name in ("photo", "twemoji"):
-        assert Colorizer.load(name).kind == "latent"
+    assert "photo-levels" in SHIPPED
+    for name in SHIPPED:
+        assert Colorizer.load(name).kind == "latent", name
+    assert Colorizer.load("photo-levels").model.net.colour_law == "levels"
 
 
 CAMPAIGN = """

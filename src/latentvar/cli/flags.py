@@ -106,7 +106,7 @@ def device(flag: str, value: str | None) -> None:
         raise ValueError(f"{flag}: {value!r} asked for, but torch sees no CUDA device")
 
 
-SHIPPED_MODELS = ("photo", "twemoji", "photo-lightness")
+SHIPPED_MODELS = ("photo", "twemoji", "photo-lightness", "photo-levels")
 
 
 def model_run(flag: str, value: str | None) -> None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
-SHIPPED = ("photo", "twemoji", "photo-lightness")
+SHIPPED = ("photo", "twemoji", "photo-lightness", "photo-levels")
 DEFAULT = "photo"
 
 
