@@ -1,4 +1,5 @@
 """The models that ship with the package: ``photo`` (the default: the learned segment prior), ``twemoji``,
+``photo-levels`` (the learned prior with a colour law per lightness level: more colour, looser segments)
 and ``photo-lightness`` (the photo model before the learned prior: more colour, speckled segments).
 
 Each is a folder under ``latentvar/data/models/<name>/`` holding ``checkpoint.safetensors`` (weights
