@@ -7,6 +7,9 @@ per-state constants a = −1/(2σ²) and c = −log σ − ½ log 2π are formed
 table is (y − μ)² · a + c: three full-size operations (one fused multiply-add), plus the sum over the event
 axes of an `Independent` -- the same quantity, equal to ``log_prob`` up to rounding (a few ulp).
 
+Float64 CPU tensors that need no gradient take one compiled loop instead (`latentvar.hmm._gaussian_numba`),
+the same formula; ``COMPILED = False`` turns it off (the tests compare both).
+
 Shapes (named axes): b sequences, t steps, k states, d event.
 """
 
@@ -19,6 +22,7 @@ import torch.distributions as D
 from torch import Tensor
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+COMPILED = True
 
 
 def gaussian_parts(em) -> tuple[D.Normal, int] | None:
@@ -34,7 +38,29 @@ def gaussian_parts(em) -> tuple[D.Normal, int] | None:
 def gaussian_table(normal: D.Normal, events: int, y: Tensor) -> Tensor:
     """log P(y_t | z_t = k) (b, t, k) for y (b, t, *event), the Normal's batch shape (k, *event)."""
     loc, scale = normal.loc, normal.scale
+    if _compilable(loc, scale, y):
+        from latentvar.hmm._gaussian_numba import gaussian_table as compiled
+
+        k = loc.shape[0]
+        flat = y.detach().contiguous().reshape(*y.shape[:2], -1).numpy()
+        out = compiled(
+            flat,
+            loc.detach().contiguous().reshape(k, -1).numpy(),
+            scale.detach().contiguous().reshape(k, -1).numpy(),
+        )
+        return torch.from_numpy(out)
     a = -0.5 / scale.square()
     c = -scale.log() - _HALF_LOG_2PI
     lp = torch.addcmul(c, (y.unsqueeze(y.dim() - events) - loc).square(), a)
     return lp.sum(tuple(range(-events, 0))) if events else lp
+
+
+def _compilable(loc: Tensor, scale: Tensor, y: Tensor) -> bool:
+    """float64 CPU tensors, none of them needing a gradient, y of shape (b, t, *event)."""
+    tensors = (loc, scale, y)
+    return (
+        COMPILED
+        and all(x.dtype == torch.float64 and x.device.type == "cpu" for x in tensors)
+        and not (torch.is_grad_enabled() and any(x.requires_grad for x in tensors))
+        and y.dim() >= 2
+    )
