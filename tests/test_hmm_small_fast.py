@@ -153,3 +153,39 @@ def test_bad_input_is_still_refused_by_name(bad, name):
     for call in (model.log_prob, model.posterior, lambda y, lengths: model.fit(y, lengths, max_iter=1)):
         with pytest.raises(ValueError, match=f"^{name}"):
             call(y, lengths)
+
+
+@pytest.mark.parametrize("d", [None, 1, 2])
+def test_direct_gaussian_log_prob_is_taken_and_equals_the_generic_recursion(d):
+    """log_prob's direct path (no Chain) applies to the benchmark's case, and equals the log-space
+    recursion on the same emission table, empty sequences included."""
+    from latentvar.hmm.inputs import prepare
+
+    model = _model(3, F64, seed=5, d=d)
+    y = torch.randn(7, 12, *(() if d is None else (d,)), dtype=F64)
+    lengths = torch.tensor([12, 0, 5, 1, 12, 7, 3])
+    with torch.no_grad():
+        assert fast_emission.gaussian_log_prob(model, prepare(model, y, lengths)) is not None
+        got = model.log_prob(y, lengths)
+    e = model.emission.log_prob(y.unsqueeze(2))
+    want = Chain(model.log_init, model.log_trans, e, lengths, fast=False).log_partition()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert fast_emission.gaussian_log_prob(model, prepare(model, y[:, :0], None)) is not None
+    assert model.log_prob(y[:, :0]).eq(0).all()
+    assert model.posterior(y[:, :0]).marginals.shape == (7, 0, 3)
+
+
+def test_direct_gaussian_log_prob_declines_where_the_scaled_forward_underflows():
+    """Two far-apart states and a switch the transitions make nearly impossible (log A = -800): the scaled
+    weights underflow, the direct path declines, and the log-space recursion answers (finite)."""
+    from latentvar.hmm.inputs import prepare
+
+    em = D.Normal(torch.tensor([-10.0, 10.0], dtype=F64), torch.tensor([0.1, 0.1], dtype=F64))
+    model = HMM(torch.zeros(2, dtype=F64), torch.tensor([[0.0, -800.0], [-800.0, 0.0]], dtype=F64), em)
+    y = torch.tensor([[-10.0, -10.0, 10.0, 10.0]], dtype=F64)
+    with torch.no_grad():
+        assert fast_emission.gaussian_log_prob(model, prepare(model, y, None)) is None
+        got = model.log_prob(y)
+    want = Chain(model.log_init, model.log_trans, em.log_prob(y.unsqueeze(-1)), torch.tensor([4]), fast=False)
+    torch.testing.assert_close(got, want.log_partition(), rtol=1e-12, atol=0)
+    assert torch.isfinite(got).all()

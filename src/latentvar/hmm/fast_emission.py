@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.distributions as D
 from torch import Tensor
@@ -42,12 +43,7 @@ def gaussian_table(normal: D.Normal, events: int, y: Tensor) -> Tensor:
         from latentvar.hmm._gaussian_numba import gaussian_table as compiled
 
         k = loc.shape[0]
-        flat = y.detach().contiguous().reshape(*y.shape[:2], -1).numpy()
-        out = compiled(
-            flat,
-            loc.detach().contiguous().reshape(k, -1).numpy(),
-            scale.detach().contiguous().reshape(k, -1).numpy(),
-        )
+        out = compiled(_np(y, y.shape[:2]), _np(loc, (k,)), _np(scale, (k,)))
         return torch.from_numpy(out)
     a = -0.5 / scale.square()
     c = -scale.log() - _HALF_LOG_2PI
@@ -64,3 +60,53 @@ def _compilable(loc: Tensor, scale: Tensor, y: Tensor) -> bool:
         and not (torch.is_grad_enabled() and any(x.requires_grad for x in tensors))
         and y.dim() >= 2
     )
+
+
+def gaussian_log_prob(model, inputs) -> Tensor | None:
+    """log P(y) (b,) of a plain one-model HMM (shared (k, k) transitions, no end states) with a float64
+    Gaussian emission, for checked inputs without missing steps or constraints, needing no gradient: the
+    compiled kernels of `latentvar.inference._compiled.forward` called directly, no Chain or tensor
+    operations in between (the same numbers). Single-threaded: with several torch threads only for small
+    inputs. None where it
+    does not apply or a sequence needs the general path (a step whose weights underflowed)."""
+    em, y = model.emission, inputs.y
+    if not (
+        COMPILED
+        and inputs.observed is None
+        and inputs.prior is None
+        and model.final_logits is None
+        and not model.batch_shape
+        and model.trans_logits.dim() == 2
+        and isinstance(em, D.Distribution)
+        and em.batch_shape == (model.num_states,)
+        and (torch.get_num_threads() == 1 or y.numel() * model.num_states <= 2**16)
+    ):
+        return None
+    gaussian = gaussian_parts(em)
+    if gaussian is None:
+        return None
+    loc, scale = gaussian[0].loc, gaussian[0].scale
+    params = (model.init_logits, model.trans_logits)
+    if not _compilable(loc, scale, y) or not all(
+        x.dtype == torch.float64 and x.device.type == "cpu" for x in params
+    ):
+        return None
+    if torch.is_grad_enabled() and any(x.requires_grad for x in params):
+        return None
+    from latentvar.hmm._gaussian_numba import gaussian_table as compiled
+    from latentvar.inference._compiled import _scaled_transitions, kernels
+
+    k, b = model.num_states, y.shape[0]
+    trans_p, col_max = _scaled_transitions(model.log_trans)
+    e = compiled(_np(y, y.shape[:2]), _np(loc, (k,)), _np(scale, (k,)))
+    probs, tops = kernels.step_weights(e, _np(model.log_init, ()).reshape(1, k), col_max.numpy(), True)
+    alpha, loglik, ok = np.zeros((b, k)), np.zeros(b), np.ones(b, dtype=bool)
+    kernels.forward_chunk(trans_p, probs, tops, inputs.lengths.numpy(), 0, alpha, loglik, ok)
+    return torch.from_numpy(loglik) if ok.all() else None
+
+
+def _np(x: Tensor, lead: tuple) -> np.ndarray:
+    """x (*lead, ...) as a C-contiguous (*lead, d) NumPy view (a copy only if x is strided)."""
+    x = x.detach()
+    x = x if x.is_contiguous() else x.contiguous()
+    return x.numpy().reshape(*lead, math.prod(x.shape[len(lead) :])) if lead else x.numpy()

@@ -208,4 +208,4 @@ def _viterbi(chain: Chain):
         init = init.new_zeros(init.shape[-1])
     li, lt, e, lens = _np64(init), _np64(chain.step.log_trans), _np64(em), chain.lengths.numpy()
     parts = _in_groups(chain.batch, lambda lo, hi: kernels.viterbi(li, lt, e[lo:hi], lens[lo:hi]))
-    return torch.from_numpy(np.concatenate(parts))
+    return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
