@@ -189,3 +189,25 @@ def test_direct_gaussian_log_prob_declines_where_the_scaled_forward_underflows()
     want = Chain(model.log_init, model.log_trans, em.log_prob(y.unsqueeze(-1)), torch.tensor([4]), fast=False)
     torch.testing.assert_close(got, want.log_partition(), rtol=1e-12, atol=0)
     assert torch.isfinite(got).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_check_finite_same_verdicts_through_numpy_and_torch(dtype):
+    """check_finite reads CPU float32/64 tensors through NumPy, others through torch: the same verdicts."""
+    from latentvar._checks import check_finite
+
+    x = torch.randn(4, 5, dtype=F64).to(dtype).requires_grad_(dtype.is_floating_point)
+    assert check_finite("x", x) is x
+    for bad, neg_ok in ((torch.nan, False), (torch.inf, False), (-torch.inf, True), (torch.nan, True)):
+        y = x.detach().clone()
+        y[2, 3] = bad
+        refused = bad != -torch.inf or not neg_ok
+        if refused:
+            with pytest.raises(ValueError, match="^x: expected finite values, got 1 "):
+                check_finite("x", y, allow_neg_inf=neg_ok)
+        else:
+            assert check_finite("x", y, allow_neg_inf=neg_ok) is y
+    with pytest.raises(ValueError, match="^x"):
+        y = x.detach().clone()
+        y[0, 0] = -torch.inf
+        check_finite("x", y)
