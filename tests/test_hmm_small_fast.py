@@ -211,3 +211,25 @@ def test_check_finite_same_verdicts_through_numpy_and_torch(dtype):
         y = x.detach().clone()
         y[0, 0] = -torch.inf
         check_finite("x", y)
+
+
+def test_cached_constants_follow_parameter_changes():
+    """log_prob's direct path caches the scaled transitions and log π per model: replacing a parameter,
+    writing into it in place, or giving it new storage must give the log_prob of the new parameters."""
+    model = _model(3, F64, seed=9)
+    y = torch.randn(4, 15, 1, dtype=F64)
+
+    def reference():
+        e = model.emission.log_prob(y.unsqueeze(2))
+        return Chain(model.log_init, model.log_trans, e, torch.full((4,), 15), fast=False).log_partition()
+
+    with torch.no_grad():
+        before = model.log_prob(y)
+        torch.testing.assert_close(before, reference(), rtol=1e-12, atol=1e-12)
+        model.trans_logits[0, 1] += 2.0  # in place
+        torch.testing.assert_close(model.log_prob(y), reference(), rtol=1e-12, atol=1e-12)
+        model.init_logits = torch.tensor([5.0, -1.0, 0.0], dtype=F64)  # replaced
+        torch.testing.assert_close(model.log_prob(y), reference(), rtol=1e-12, atol=1e-12)
+        model.trans_logits.data = torch.randn(3, 3, dtype=F64)  # new storage
+        torch.testing.assert_close(model.log_prob(y), reference(), rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(model.log_prob(y), before)

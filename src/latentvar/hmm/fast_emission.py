@@ -16,6 +16,7 @@ Shapes (named axes): b sequences, t steps, k states, d event.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -24,6 +25,10 @@ from torch import Tensor
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 COMPILED = True
+# model -> (its start and transition logits, their version counters and data pointers, the scaled
+# transitions, their column maxima, log π): the per-model constants of `gaussian_log_prob`, recomputed when
+# a parameter is replaced, changed in place (its version counter moves) or given new storage (.data =)
+_CONSTANTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def gaussian_parts(em) -> tuple[D.Normal, int] | None:
@@ -97,9 +102,21 @@ def gaussian_log_prob(model, inputs) -> Tensor | None:
     from latentvar.inference._compiled import _scaled_transitions, kernels
 
     k, b = model.num_states, y.shape[0]
-    trans_p, col_max = _scaled_transitions(model.log_trans)
+    key = [(x._version, x.data_ptr()) for x in (model.init_logits, model.trans_logits)]
+    cached = _CONSTANTS.get(model)
+    if (
+        cached is None
+        or cached[0][0] is not model.init_logits
+        or cached[0][1] is not model.trans_logits
+        or cached[1] != key
+    ):
+        trans_p, col_max = _scaled_transitions(model.log_trans)
+        params = (model.init_logits, model.trans_logits)
+        cached = params, key, trans_p, col_max.numpy(), _np(model.log_init, ()).reshape(1, k)
+        _CONSTANTS[model] = cached
+    _, _, trans_p, col_max, log_init = cached
     e = compiled(_np(y, y.shape[:2]), _np(loc, (k,)), _np(scale, (k,)))
-    probs, tops = kernels.step_weights(e, _np(model.log_init, ()).reshape(1, k), col_max.numpy(), True)
+    probs, tops = kernels.step_weights(e, log_init, col_max, True)
     alpha, loglik, ok = np.zeros((b, k)), np.zeros(b), np.ones(b, dtype=bool)
     kernels.forward_chunk(trans_p, probs, tops, inputs.lengths.numpy(), 0, alpha, loglik, ok)
     return torch.from_numpy(loglik) if ok.all() else None
