@@ -25,8 +25,13 @@ def check_finite(name: str, x: Tensor, allow_neg_inf: bool = False) -> Tensor:
     """Refuse NaN and +-inf (or only NaN and +inf, for log-probabilities where -inf means 'impossible')."""
     if not torch.is_floating_point(x):
         return x
-    # the common case in one pass: all finite (or, allowing -inf, all below +inf; NaN compares False)
-    if bool((x < torch.inf).all() if allow_neg_inf else torch.isfinite(x).all()):
+    # the common case in one pass: all finite (or, allowing -inf, all below +inf; NaN compares False); a CPU
+    # float32/64 tensor through its NumPy view (a few microseconds less per call on small inputs)
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.layout == torch.strided:
+        v = x.detach().numpy()
+        if bool((v < np.inf).all() if allow_neg_inf else np.isfinite(v).all()):
+            return x
+    elif bool((x < torch.inf).all() if allow_neg_inf else torch.isfinite(x).all()):
         return x
     bad = torch.isnan(x) | (torch.isposinf(x) if allow_neg_inf else torch.isinf(x))
     if bool(bad.any()):

@@ -35,7 +35,7 @@ from latentvar._checks import (
 )
 from latentvar.core import FitResult, LatentVariableModel
 from latentvar.hmm.criteria import Criteria
-from latentvar.hmm.fast_emission import gaussian_parts, gaussian_table
+from latentvar.hmm.fast_emission import gaussian_log_prob, gaussian_parts, gaussian_table
 from latentvar.hmm.inputs import Inputs, check_inputs, prepare
 from latentvar.hmm.inputs import is_categorical as _is_categorical
 from latentvar.hmm.parameters import check_parameters
@@ -263,6 +263,8 @@ class HMM(LatentVariableModel, Criteria):
         inputs = prepare(self, y, lengths, observed, constraints)
         if method == "parallel":
             total = parallel_log_partition(self._chain(inputs))
+        elif (total := gaussian_log_prob(self, inputs)) is not None:  # small problems: one compiled pass
+            pass
         else:  # streamed emissions; a gradient (if one is asked for) goes through the whole (b, t, k) tensor
             total = self._chain(inputs, "auto" if chunk is None else chunk).log_partition()
         if self.final_logits is not None:

@@ -26,9 +26,9 @@ class _Kernels:
     `import latentvar` stays light."""
 
     def __getattr__(self, name):
-        from latentvar.inference import _numba
+        from latentvar.inference import _numba, _numba_weights
 
-        kernel = getattr(_numba, name)
+        kernel = getattr(_numba_weights if name == "step_weights" else _numba, name)
         setattr(self, name, kernel)  # later look-ups find it without coming here
         return kernel
 
@@ -73,9 +73,18 @@ def _scaled_transitions(log_trans: Tensor) -> tuple[np.ndarray, Tensor]:
 
 def _step_weights(log_init: Tensor, col_max: Tensor, em: Tensor, t0: int) -> tuple[np.ndarray, np.ndarray]:
     """The scaled kernels' per-step weights exp(e_t + offset - top_t) (b, c, k) and tops (b, c) for the
-    emission chunk ``em`` starting at step t0, computed with torch's vectorised exp: the offset is log π
-    ((k,) or (b, k)) at t = 0 and the transition column maxima after. A step where every state is impossible
-    gets weights 0 (the kernel then flags the sequence)."""
+    emission chunk ``em`` starting at step t0: the offset is log π ((k,) or (b, k)) at t = 0 and the
+    transition column maxima after. A step where every state is impossible gets weights 0 (the kernel then
+    flags the sequence). One compiled call (`latentvar.inference._numba_weights`); `_step_weights_torch` is
+    the same in tensor operations."""
+    init = _np64(log_init)
+    return kernels.step_weights(_np64(em), init.reshape(-1, init.shape[-1]), col_max.numpy(), t0 == 0)
+
+
+def _step_weights_torch(
+    log_init: Tensor, col_max: Tensor, em: Tensor, t0: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_step_weights` with torch's vectorised exp (the reference the compiled form is tested against)."""
     shifted = em.detach().double() + col_max
     if t0 == 0 and em.shape[1]:
         shifted[:, 0] = em[:, 0].detach().double() + log_init.detach().double()
@@ -199,4 +208,4 @@ def _viterbi(chain: Chain):
         init = init.new_zeros(init.shape[-1])
     li, lt, e, lens = _np64(init), _np64(chain.step.log_trans), _np64(em), chain.lengths.numpy()
     parts = _in_groups(chain.batch, lambda lo, hi: kernels.viterbi(li, lt, e[lo:hi], lens[lo:hi]))
-    return torch.from_numpy(np.concatenate(parts))
+    return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))

@@ -37,6 +37,15 @@ _jit = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
 @_jit
+def _gather(prod, norm):
+    """Multiply a step's normaliser into the running product (its log is taken only when the product leaves
+    [1e-20, 1e20], not every step; norm > TINY keeps it normal): returns (new product, log to add)."""
+    if prod < 1e-20 or prod > 1e20:
+        return norm, math.log(prod)
+    return prod * norm, 0.0
+
+
+@_jit
 def _vecmat(x, m, out):
     """out = x @ m as a sum of rows of m (no float reduction in the inner loop: it vectorises)."""
     k = x.shape[0]
@@ -76,7 +85,9 @@ def forward_chunk(trans_p, probs, tops, lengths, t0, alpha, loglik, ok):
     rows = np.empty(4, dtype=np.int64)
     stops = np.empty(4, dtype=np.int64)
     active = np.empty(4, dtype=np.bool_)
+    prod = np.empty(4)  # the product of the normalisers since the last log (see _gather)
     for n0 in range(0, b, 4):
+        prod[:] = 1.0
         longest = 0
         for m in range(4):
             n = n0 + m
@@ -123,7 +134,11 @@ def forward_chunk(trans_p, probs, tops, lengths, t0, alpha, loglik, ok):
                 inv = 1.0 / norm
                 for j in range(k):
                     alpha[n, j] = out[j] * inv
-                loglik[n] += tops[n, s] + math.log(norm)
+                prod[m], logged = _gather(prod[m], norm)
+                loglik[n] += tops[n, s] + logged
+        for m in range(4):
+            if n0 + m < b and ok[n0 + m]:
+                loglik[n0 + m] += math.log(prod[m])
 
 
 @_jit
@@ -146,11 +161,13 @@ def forward_backward(trans_p, probs, tops, lengths, weights, counts):
     trans_acc = np.zeros((k, k))
     block = max(1, min(8, 32 // k))
     norms = np.empty((block, T))
+    prod = np.empty(block)  # the product of the normalisers since the last log (see _gather)
     new = np.empty((block, k))
     beta = np.empty((block, k))
     pb = np.empty(k)
     for n0 in range(0, b, block):
         n1 = min(b, n0 + block)
+        prod[:] = 1.0
         longest = 0
         for n in range(n0, n1):
             longest = max(longest, lengths[n])
@@ -185,7 +202,10 @@ def forward_backward(trans_p, probs, tops, lengths, weights, counts):
                     for j in range(k):
                         gamma[n, t, j] = new[m, j] * inv
                 norms[m, t] = norm
-                loglik[n] += tops[n, t] + math.log(norm)
+                prod[m], logged = _gather(prod[m], norm)
+                loglik[n] += tops[n, t] + logged
+        for n in range(n0, n1):
+            loglik[n] += math.log(prod[n - n0])
         # backward: beta_t scaled so that γ_t = alpha_t * beta_t (Rabiner 1989 eqs. 24, 27)
         for n in range(n0, n1):
             for j in range(k):
