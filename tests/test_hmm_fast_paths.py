@@ -55,7 +55,7 @@ def test_blocked_forward_backward_equals_the_generic_recursion(k):
 def test_a_flagged_sequence_leaves_its_block_mates_exact():
     """A sequence with an impossible step is flagged (the caller then answers in log space); the others
     in its block keep their exact posteriors and likelihoods."""
-    from latentvar.inference._compiled import _scaled_transitions, _step_weights, kernels
+    from latentvar.inference._compiled import _step_weights, kernels, scaled_transitions
 
     g = torch.Generator().manual_seed(3)
     b, t, k = 6, 9, 2
@@ -64,7 +64,7 @@ def test_a_flagged_sequence_leaves_its_block_mates_exact():
     e = torch.randn(b, t, k, generator=g, dtype=F64)
     e[2, 4] = -torch.inf  # no state can emit step 4 of sequence 2
     lengths = torch.full((b,), t)
-    trans_p, col_max = _scaled_transitions(trans)
+    trans_p, col_max = scaled_transitions(trans)
     probs, tops = _step_weights(init, col_max, e, 0)
     gamma, loglik, ok, _, _ = kernels.forward_backward(
         trans_p, probs, tops, lengths.numpy(), np.ones(b), True

@@ -99,7 +99,7 @@ def gaussian_log_prob(model, inputs) -> Tensor | None:
     if torch.is_grad_enabled() and any(x.requires_grad for x in params):
         return None
     from latentvar.hmm._gaussian_numba import gaussian_table as compiled
-    from latentvar.inference._compiled import _scaled_transitions, kernels
+    from latentvar.inference._compiled import kernels, scaled_transitions
 
     k, b = model.num_states, y.shape[0]
     key = [(x._version, x.data_ptr()) for x in (model.init_logits, model.trans_logits)]
@@ -110,7 +110,7 @@ def gaussian_log_prob(model, inputs) -> Tensor | None:
         or cached[0][1] is not model.trans_logits
         or cached[1] != key
     ):
-        trans_p, col_max = _scaled_transitions(model.log_trans)
+        trans_p, col_max = scaled_transitions(model.log_trans)
         params = (model.init_logits, model.trans_logits)
         cached = params, key, trans_p, col_max.numpy(), _np(model.log_init, ()).reshape(1, k)
         _CONSTANTS[model] = cached

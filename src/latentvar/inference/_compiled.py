@@ -64,7 +64,7 @@ def _in_groups(b: int, fn) -> list:
         return list(pool.map(fn, bounds[:-1], bounds[1:]))
 
 
-def _scaled_transitions(log_trans: Tensor) -> tuple[np.ndarray, Tensor]:
+def scaled_transitions(log_trans: Tensor) -> tuple[np.ndarray, Tensor]:
     """A' = exp(log A - its column maxima) (k, k) as float64 NumPy, and those maxima (k,) as float64."""
     log_trans = log_trans.detach().double()
     col_max = log_trans.amax(0).clamp_min(torch.finfo(torch.float64).min)
@@ -97,7 +97,7 @@ def forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor) -> Ten
     besides one chunk; None if a sequence needs the exact log-space recursion."""
     b, k = lengths.shape[0], log_trans.shape[0]
     alpha, loglik, ok = np.zeros((b, k)), np.zeros(b), np.ones(b, dtype=bool)
-    trans_p, col_max = _scaled_transitions(log_trans)
+    trans_p, col_max = scaled_transitions(log_trans)
     lens = lengths.numpy()
     t = 0
     for chunk in chunks:
@@ -118,7 +118,7 @@ def forward_backward(log_init, log_trans, emission_lp, lengths, weights=None, co
     needs the log-space recursion."""
     b = lengths.shape[0]
     w = np.ones(b) if weights is None else _np64(weights)
-    trans_p, col_max = _scaled_transitions(log_trans)
+    trans_p, col_max = scaled_transitions(log_trans)
     probs, tops = _step_weights(log_init, col_max, emission_lp, 0)
     lens = lengths.numpy()
     parts = _in_groups(
