@@ -4,8 +4,6 @@ torch.nn.functional.ctc_loss's signature."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -14,6 +12,7 @@ from torch.autograd.function import once_differentiable
 from latentvar._checks import as_tensor
 from latentvar.ctc.checks import check_blank, check_log_probs, check_targets
 from latentvar.inference import ctc_chain
+from latentvar.inference._compiled import in_groups
 from latentvar.inference.lattice import log_partition_of_ctc
 
 
@@ -48,18 +47,6 @@ class _NativeCTCLogLikelihood(torch.autograd.Function):
         return native - correction, None, None, None, None
 
 
-def _in_groups(b: int, fn) -> None:
-    """fn(lo, hi) over contiguous groups of the b sequences, one group per torch thread, on Python threads
-    (the kernels release the GIL), as the HMM's compiled paths do."""
-    n = max(1, min(b, torch.get_num_threads()))
-    if n == 1:
-        fn(0, b)
-        return
-    bounds = [b * i // n for i in range(n + 1)]
-    with ThreadPoolExecutor(n) as pool:
-        list(pool.map(fn, bounds[:-1], bounds[1:]))
-
-
 def compiled_log_likelihood(log_probs, targets, input_lengths, target_lengths, blank: int, want_grad: bool):
     """log P(y|x) (b,) and, when ``want_grad``, ∂ log P(y|x) / ∂ log_probs (b, t, c) (the class
     occupations γ), both in ``log_probs``' dtype, by the numba kernels on CPU: the scaled recursion, and
@@ -76,7 +63,7 @@ def compiled_log_likelihood(log_probs, targets, input_lengths, target_lengths, b
     il, tl = input_lengths.contiguous().numpy(), target_lengths.contiguous().numpy()
     logz, ok = np.zeros(b), np.ones(b, dtype=np.bool_)
     grad = np.zeros((b, t_max, c) if want_grad else (b, 0, 0))
-    _in_groups(
+    in_groups(
         b,
         lambda lo, hi: _kernels.scaled(
             arr[lo:hi], tg[lo:hi], il[lo:hi], tl[lo:hi], blank, want_grad, logz[lo:hi], grad[lo:hi], ok[lo:hi]

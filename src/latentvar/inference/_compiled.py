@@ -53,7 +53,7 @@ def applies(chain: Chain, *_) -> bool:
     )
 
 
-def _in_groups(b: int, fn) -> list:
+def in_groups(b: int, fn) -> list:
     """fn(lo, hi) over contiguous groups of the b sequences, one group per torch thread, run on Python
     threads (the kernels release the GIL)."""
     n = max(1, min(b, torch.get_num_threads()))
@@ -102,7 +102,7 @@ def forward(log_init: Tensor, log_trans: Tensor, chunks, lengths: Tensor) -> Ten
     t = 0
     for chunk in chunks:
         probs, tops = _step_weights(log_init, col_max, chunk, t)
-        _in_groups(
+        in_groups(
             b,
             lambda lo, hi, t=t, probs=probs, tops=tops: kernels.forward_chunk(
                 trans_p, probs[lo:hi], tops[lo:hi], lens[lo:hi], t, alpha[lo:hi], loglik[lo:hi], ok[lo:hi]
@@ -121,7 +121,7 @@ def forward_backward(log_init, log_trans, emission_lp, lengths, weights=None, co
     trans_p, col_max = scaled_transitions(log_trans)
     probs, tops = _step_weights(log_init, col_max, emission_lp, 0)
     lens = lengths.numpy()
-    parts = _in_groups(
+    parts = in_groups(
         b,
         lambda lo, hi: kernels.forward_backward(
             trans_p, probs[lo:hi], tops[lo:hi], lens[lo:hi], w[lo:hi], counts
@@ -207,5 +207,5 @@ def _viterbi(chain: Chain):
         em[:, 0] += init.detach()
         init = init.new_zeros(init.shape[-1])
     li, lt, e, lens = _np64(init), _np64(chain.step.log_trans), _np64(em), chain.lengths.numpy()
-    parts = _in_groups(chain.batch, lambda lo, hi: kernels.viterbi(li, lt, e[lo:hi], lens[lo:hi]))
+    parts = in_groups(chain.batch, lambda lo, hi: kernels.viterbi(li, lt, e[lo:hi], lens[lo:hi]))
     return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
