@@ -162,12 +162,16 @@ def run_killed(
     verb: Verb, out: Path, resume: bool, mode: str, rng, work: Path, timeout: float = 300
 ) -> tuple[bool, str | None, bool]:
     """Start ``verb`` on ``out`` in a child and SIGKILL it: ``mode`` 'write' pauses it inside a checkpoint
-    write (a random phase of its first or second write) and kills it there; 'random' kills it at a random
-    moment of the step-and-save cycle after its second or third checkpoint. Returns (killed, the write phase it
+    write (a random phase of its first or second write; of its first when resumed) and kills it there;
+    'random' kills it at a random moment of the step-and-save cycle after its second or third checkpoint (its
+    second when resumed). Returns (killed, the write phase it
     was killed in or None, whether the kill landed inside a write: a phase logged without its ``done``, or
     a temporary file left)."""
     log = work / f"events-{rng.getrandbits(48):012x}.log"
-    pause = f"{rng.choice(WRITE_PHASES)}:{rng.choice((1, 2))}" if mode == "write" else ""
+    # a resumed run may have only one or two checkpoints left to write (the kill before it can land late in
+    # its run): it is paused in its first write and killed at random after its second, so it never ends first
+    nth = (1, 2) if not resume else (1,)
+    pause = f"{rng.choice(WRITE_PHASES)}:{rng.choice(nth)}" if mode == "write" else ""
     before = temporaries(out)
     stderr = open(work / f"{log.stem}.stderr", "w+")
     env = {**FAULT_ENV, "FAULT_LOG": str(log), "FAULT_PAUSE": pause}
@@ -176,7 +180,8 @@ def run_killed(
         deadline = time.time() + timeout
         # 'random': after the j-th checkpoint of this process, a moment drawn uniformly over the time the
         # one before it took, so the kill lands anywhere in a step-and-save cycle
-        wanted, count, seen_at = ("paused", 1, []) if mode == "write" else ("done", rng.choice((2, 3)), [])
+        after = rng.choice((2, 3) if not resume else (2,))
+        wanted, count, seen_at = ("paused", 1, []) if mode == "write" else ("done", after, [])
         while proc.poll() is None and len(seen_at) < count:
             assert time.time() < deadline, f"{verb.name}: no checkpoint within {timeout} s"
             if _events(log).count(wanted) > len(seen_at):
