@@ -225,9 +225,11 @@ def _cases() -> list[Case]:
     base = ("--run", "{dir}")
     c += _run_in(v) + _choice(v, "data", base) + _choice(v, "estimators", base)
     c += [Case(v, "choice", (*base, "--estimators", ","), "estimators")]
-    c += _choice(v, "split", base) + _choice(v, "ais-init", base)
+    c += _choice(v, "split", base) + _choice(v, "ais-init", base) + _choice(v, "ais-schedule", base)
     for flag in ("num-images", "num-samples", "ais-steps", "ais-chains", "ais-leapfrog", "threads"):
         c += _ints(v, flag, base)
+    c += _ints(v, "ais-max-cost", (*base, "--ais-schedule", "adaptive"))
+    c += [Case(v, "choice", (*base, "--ais-max-cost", "100"), "ais-max-cost")]  # needs the adaptive schedule
     c += _floats(v, "ais-step-size", base) + _json(v, base)
     v = ("generator", "report")
     c += _run_in(v, "vae") + _run_in(v, "gan") + _ints(v, "num-images") + _out_dir(v)

@@ -80,6 +80,21 @@ def test_train_sample_loglik_end_to_end(tmp_path, objective):
     )  # fmt: skip
     res = json.loads(out.read_text())
     assert res["ais"]["init"] == "encoder" and isinstance(res["ais"]["nats_per_image"], float)
+    assert res["ais"]["schedule"] == "sigmoid" and res["ais"]["num_steps"] == 2
+    # the self-tuning schedule of `estimate.ais` under a chain-transition budget
+    _invoke(
+        "loglik", "--run", str(run), "--estimators", "ais", "--json", str(out), "--num-images", "1",
+        "--ais-schedule", "adaptive", "--ais-max-cost", "3000",
+    )  # fmt: skip
+    res = json.loads(out.read_text())["ais"]
+    assert res["schedule"] == "adaptive" and res["num_steps"] >= 1 and res["cost"] > 0
+    assert isinstance(res["nats_per_image"], float) and isinstance(res["diagnostic"], str)
+    for flags, named in (
+        (["--ais-schedule", "cosine"], "ais-schedule"),
+        (["--ais-max-cost", "10"], "ais-max-cost"),
+    ):
+        bad = runner.invoke(app, ["generator", "loglik", "--run", str(run), "--json", str(out), *flags])
+        assert bad.exit_code != 0 and named in str(bad.exception), (flags, bad.exception)
     bad = runner.invoke(
         app, ["generator", "loglik", "--run", str(run), "--json", str(out), "--ais-init", "q"]
     )

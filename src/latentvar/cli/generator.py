@@ -103,7 +103,9 @@ def loglik(
     num_images: int = typer.Option(100, help="Evaluate the first N images of the split."),
     num_samples: int = typer.Option(1000, help="Samples per image for elbo / iwae / naive_mc (k)."),
     ais_steps: int = typer.Option(500, help="AIS: number of intermediate temperatures."),
-    ais_chains: int = typer.Option(16, help="AIS: independent chains per image."),
+    ais_chains: int = typer.Option(
+        None, help="AIS: independent chains per image (default 16; adaptive: 128 in 8 replicates)."
+    ),
     ais_step_size: float = typer.Option(
         0.02, help="AIS: initial HMC step size (adapted towards 0.65 acceptance)."
     ),
@@ -112,6 +114,14 @@ def loglik(
         "auto",
         help="AIS: start the chains from the run's encoder q(z|y) ('encoder') or the prior P(z) ('prior'); "
         "'auto': encoder for a VAE, prior for a GAN (what measured better, docs/generator.md).",
+    ),
+    ais_schedule: str = typer.Option(
+        "sigmoid",
+        help="AIS: 'sigmoid' (--ais-steps temperatures, fixed) or 'adaptive' (the schedule tunes itself: "
+        "estimate.ais with no budget, docs/generator.md; --ais-steps is then not used).",
+    ),
+    ais_max_cost: int = typer.Option(
+        None, help="AIS, adaptive only: a budget of chain-transitions (tuning included); default none."
     ),
     seed: int = typer.Option(0, help="Seed of the estimators' randomness."),
     threads: int = typer.Option(1, help="torch CPU threads."),
@@ -135,12 +145,16 @@ def loglik(
         ("num-images", num_images),
         ("num-samples", num_samples),
         ("ais-steps", ais_steps),
-        ("ais-chains", ais_chains),
+        *([("ais-chains", ais_chains)] if ais_chains is not None else []),
+        *([("ais-max-cost", ais_max_cost)] if ais_max_cost is not None else []),
         ("ais-leapfrog", ais_leapfrog),
         ("threads", threads),
     )
     flags.positive("ais-step-size", ais_step_size)
     flags.choice("ais_init", ais_init, ("auto", "encoder", "prior"))
+    flags.choice("ais-schedule", ais_schedule, ("sigmoid", "adaptive"))
+    if ais_max_cost is not None and ais_schedule != "adaptive":
+        raise ValueError("ais-max-cost: a chain-transition budget needs --ais-schedule adaptive")
     flags.out_file("json", json_out)
     import torch
 
@@ -161,6 +175,8 @@ def loglik(
         ais_step_size=ais_step_size,
         ais_leapfrog=ais_leapfrog,
         ais_init=ais_init,
+        ais_schedule=ais_schedule,
+        ais_max_cost=ais_max_cost,
     )
     write_json(json_out, results)
     for name, r in results.items():
