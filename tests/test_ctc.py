@@ -195,6 +195,25 @@ def test_log_prob_marginals_mode_posterior_log_prob_against_enumeration(blank):
         torch.testing.assert_close(got, want)
 
 
+def test_a_negative_blank_counts_from_the_end():
+    """blank=-1 is the last class (TensorFlow's blank_index; tests/peers/test_tf_ctc.py has its loss case):
+    every question gives what blank=c-1 gives, and the model reports the index it resolved."""
+    log_probs, targets, il, tl = tiny_batch(blank=2)
+    last, minus = CTC(log_probs, il, blank=2), CTC(log_probs, il, blank=-1)
+    assert minus.blank == 2
+    torch.testing.assert_close(minus.log_prob(targets, tl), last.log_prob(targets, tl), atol=0, rtol=0)
+    torch.testing.assert_close(minus.posterior(targets, tl).mode, last.posterior(targets, tl).mode)
+    a, b = minus.forced_align(targets, tl), last.forced_align(targets, tl)
+    torch.testing.assert_close(a.score, b.score, atol=0, rtol=0)
+    for width in (1, 3):
+        for x, y in zip(minus.decode(beam_width=width), last.decode(beam_width=width), strict=True):
+            torch.testing.assert_close(x, y, atol=0, rtol=0)
+    lp = log_probs.transpose(0, 1)
+    torch.testing.assert_close(
+        ctc_loss(lp, targets, il, tl, blank=-1), ctc_loss(lp, targets, il, tl, blank=2)
+    )
+
+
 def test_token_spans_match_the_path():
     log_probs, targets, il, tl = tiny_batch()
     alignment = CTC(log_probs, il).forced_align(targets, tl)
@@ -526,8 +545,9 @@ def test_nan_and_shape_of_log_probs_are_refused():
         CTC(lp, torch.tensor([4, 4]))
     with pytest.raises(ValueError, match="^log_probs:"):
         CTC(torch.randn(4, 3).log_softmax(-1), torch.tensor([4]))
-    with pytest.raises(ValueError, match="^blank:"):
-        CTC(torch.randn(1, 4, 3).log_softmax(-1), torch.tensor([4]), blank=3)
+    for blank in (3, -4):
+        with pytest.raises(ValueError, match="^blank:"):
+            CTC(torch.randn(1, 4, 3).log_softmax(-1), torch.tensor([4]), blank=blank)
     with pytest.raises(ValueError, match="^reduction:"):
         ctc_loss(
             torch.randn(4, 1, 3).log_softmax(-1),

@@ -171,7 +171,6 @@ def test_blank_in_the_middle():
     np.testing.assert_allclose(grad.numpy(), ref_grad.numpy(), rtol=2e-6, atol=2e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="feature: negative (Python-style) blank index")
 def test_negative_blank_index():
     """ctc_loss_op_test.py CTCLossTestV2.testCtcLossDenseWithNegativeBlankIndexIsSameAsCtcLoss: blank_index
     = -1 means the last class. torch.nn.functional.ctc_loss does not accept it either."""

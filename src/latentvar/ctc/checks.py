@@ -62,9 +62,14 @@ def _warn_unless_normalised(log_probs: Tensor, input_lengths: Tensor) -> None:
 
 
 def check_blank(blank, num_classes: int) -> int:
-    if isinstance(blank, bool) or not isinstance(blank, int) or not 0 <= blank < num_classes:
-        raise ValueError(f"blank: expected an integer class index in [0, {num_classes - 1}], got {blank!r}")
-    return blank
+    """The blank's class index in [0, C): a negative index counts from the end, as in Python and
+    TensorFlow's ``blank_index`` (-1 is the last class; torch's ctc_loss accepts only [0, C))."""
+    if isinstance(blank, bool) or not isinstance(blank, int) or not -num_classes <= blank < num_classes:
+        raise ValueError(
+            f"blank: expected an integer class index in [0, {num_classes - 1}] (or -{num_classes}..-1 from "
+            f"the end), got {blank!r}"
+        )
+    return blank % num_classes
 
 
 def check_targets(
