@@ -1,14 +1,18 @@
-"""Segments against ground truth on the photo corpus's test split (issue 20): the table of mean ARI,
-boundary F and connected components per used segment, for the prior P(z|x) and the posterior P(z|x,y) of
-a model and for k-means, SLIC and Felzenszwalb on L given the same number of segments per photo.
+"""Segments against ground truth on the photo corpus's test or val split (issue 20): mean ARI, boundary F
+and connected components per used segment, for the prior P(z|x) and the posterior P(z|x,y) of a model and
+for k-means, SLIC and Felzenszwalb on L given the same number of segments per photo.
 
-    PYTHONPATH=src python bench/segments_photos.py [--run RUN] [--corpus data-cache/photos] \
-        [--masks src/latentvar/data/photo_masks] [--downloads data-cache/downloads] [--json out.json]
+    PYTHONPATH=src python bench/segments_photos.py [--split test|val] [--run RUN] \
+        [--corpus data-cache/photos] [--masks FOLDER] [--downloads data-cache/downloads] [--json out.json]
+
+``--split test`` (the default) scores the reported table on ``src/latentvar/data/photo_masks``; ``--split
+val`` scores on ``src/latentvar/data/photo_masks_val`` and val-split stamps, for choosing models (K, ...)
+without looking at test. A mask folder holding a photo of another split is an error naming the file.
 
 Two ground truths, each printed as its own table (then both together):
-- ``hand``: the test-split full-frame photos whose regions were drawn by hand as polygons (``--masks``,
+- ``hand``: the split's full-frame photos whose regions were drawn by hand as polygons (``--masks``,
   `colorize.masks`), at the corpus's resolution (longer side <= 512 px);
-- ``composites``: every test-split Tux Paint stamp, its alpha as the object mask, pasted over one of those
+- ``composites``: every Tux Paint stamp of the split, its alpha as the object mask, pasted over one of those
   photos (`colorize.composites`; the .deb is fetched into ``--downloads`` once).
 ``--run`` is a run folder or a shipped model's name; default the shipped photo model (`Colorizer.load()`).
 Scores: `colorize.segscore` (ARI over labelled pixels; boundary F with the BSDS tolerance 0.0075 x the
@@ -23,12 +27,12 @@ from pathlib import Path
 
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.composites import build_composites
-from latentvar.colorize.masks import find_image, load_ground_truth, read_mask_folder
-from latentvar.colorize.photos import read_manifest
+from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
 from latentvar.colorize.segeval import format_table, mean_scores, score_set
 from latentvar.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+MASKS = {"test": ROOT / "src/latentvar/data/photo_masks", "val": ROOT / "src/latentvar/data/photo_masks_val"}
 
 
 def per_image_lines(result: dict) -> str:
@@ -47,17 +51,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default=None, help="Run folder or shipped model (default: the photo model).")
     ap.add_argument("--corpus", type=Path, default=ROOT / "data-cache/photos")
-    ap.add_argument("--masks", type=Path, default=ROOT / "src/latentvar/data/photo_masks")
+    ap.add_argument(
+        "--split",
+        choices=sorted(MASKS),
+        default="test",
+        help="test: the reported table; val: model selection (its own masks and stamps).",
+    )
+    ap.add_argument("--masks", type=Path, default=None, help="Mask folder (default: the split's own).")
     ap.add_argument("--downloads", type=Path, default=ROOT / "data-cache/downloads")
     ap.add_argument("--no-composites", action="store_true", help="Score the hand-drawn masks only.")
     ap.add_argument("--json", type=Path, default=None, help="Write every photo's scores here.")
     ap.add_argument("--per-image", action="store_true", help="Also print each photo's ARI per method.")
     args = ap.parse_args()
 
+    try:
+        masks = read_split_masks(args.masks or MASKS[args.split], args.corpus, args.split)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     colorizer = Colorizer.load(args.run)
-    test = {f"{p['id']}.jpg" for p in read_manifest(args.corpus / "manifest.json")["photos"]
-            if p["split"] == "test"}  # fmt: skip
-    masks = [m for m in read_mask_folder(args.masks) if m.image in test]
     hand = []
     for m in masks:
         rgb, labels, same = load_ground_truth(m, find_image(m, args.corpus))
@@ -66,13 +77,13 @@ def main() -> None:
         hand.append((Path(m.image).stem, rgb, labels))
     sets = {"hand": hand}
     if not args.no_composites:
-        sets["composites"] = build_composites(args.corpus, masks, args.downloads)
+        sets["composites"] = build_composites(args.corpus, masks, args.downloads, args.split)
     t0 = time.perf_counter()
     results = {name: score_set(colorizer, items) for name, items in sets.items()}
     seconds = time.perf_counter() - t0
     model = args.run or "photo (shipped)"
     for name, result in results.items():
-        print(format_table(result, f"\n{name} ground truth, model {model}:"))
+        print(format_table(result, f"\n{name} ground truth ({args.split} split), model {model}:"))
         if args.per_image:
             print(per_image_lines(result))
     if len(results) > 1:
@@ -80,7 +91,7 @@ def main() -> None:
         print(format_table({"mean": mean_scores(both), "num_images": len(both)}, "\nboth together:"))
     print(f"\n({seconds:.0f} s for {sum(len(s) for s in sets.values())} photos)")
     if args.json:
-        atomic_write_json(args.json, {"model": model, **results})
+        atomic_write_json(args.json, {"model": model, "split": args.split, **results})
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ import hashlib
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,16 @@ from typer.testing import CliRunner
 
 from latentvar.cli import app
 from latentvar.colorize import segeval
-from latentvar.colorize.composites import paste
-from latentvar.colorize.masks import FORMAT, parse_masks, polygon_mask, rasterise, read_mask_folder
+from latentvar.colorize.composites import build_composites, paste
+from latentvar.colorize.masks import (
+    FORMAT,
+    parse_masks,
+    polygon_mask,
+    rasterise,
+    read_mask_folder,
+    read_split_masks,
+)
+from latentvar.colorize.photos import split_of
 from latentvar.colorize.segscore import (
     adjusted_rand,
     boundaries,
@@ -231,3 +242,110 @@ def test_cli_eval_masks_end_to_end(tmp_path):
     assert result.exit_code == 2 and "60 x 48" in result.output
     result = runner.invoke(app, [*args[:-2], "--baseline", "grey"])
     assert result.exit_code == 2 and "masks:" in result.output
+
+
+VAL_MASKS = ROOT / "src/latentvar/data/photo_masks_val"
+CORPUS = ROOT / "data-cache/photos"  # built by `latentvar colorize prepare photos`; absent on a fresh clone
+
+
+@pytest.mark.parametrize("folder, split", [("photo_masks", "test"), ("photo_masks_val", "val")])
+def test_mask_folders_keep_to_their_split(folder, split):
+    """Each shipped mask names a photo of its folder's split by the committed rule (`split_of` of the
+    id), so choosing a model on the val masks never looks at a test photo; every region is drawn."""
+    masks = read_mask_folder(ROOT / "src/latentvar/data" / folder)
+    assert len(masks) >= 15
+    for m in masks:
+        assert m.image.endswith(".jpg") and split_of(m.image[: -len(".jpg")]) == split, m.image
+        labels = m.labels()
+        assert labels.shape == (m.height, m.width) and len(set(m.names)) == len(m.names), m.image
+        assert max(m.width, m.height) <= 512 and m.sha256 is not None, m.image
+        assert (labels >= 0).mean() > 0.9, m.image
+        assert len(np.unique(labels[labels >= 0])) == len(m.names), m.image  # no region empty
+
+
+def test_val_masks_are_separate_from_test_masks():
+    val = {m.image for m in read_mask_folder(VAL_MASKS)}
+    test = {m.image for m in read_mask_folder(ROOT / "src/latentvar/data/photo_masks")}
+    assert len(val) >= 16 and not val & test
+
+
+@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="photo corpus not built (data-cache)")
+@pytest.mark.parametrize("folder, split", [("photo_masks", "test"), ("photo_masks_val", "val")])
+def test_mask_folders_match_the_corpus(folder, split):
+    """Where the corpus is built: the manifest puts every masked photo in the folder's split, and its
+    bytes and size are those the polygons were drawn on."""
+    masks = read_split_masks(ROOT / "src/latentvar/data" / folder, CORPUS, split)
+    for m in masks:
+        photo = CORPUS / "images" / m.image
+        assert hashlib.sha256(photo.read_bytes()).hexdigest() == m.sha256, m.image
+        with Image.open(photo) as im:
+            assert im.size == (m.width, m.height), m.image
+
+
+def _tiny_corpus(root: Path, ids_and_splits) -> Path:
+    root.mkdir()
+    photos = [{"id": pid, "split": split, "package": "scratch"} for pid, split in ids_and_splits]
+    (root / "manifest.json").write_text(json.dumps({"format": "latentvar-photos/1", "photos": photos}))
+    return root
+
+
+def test_read_split_masks_refuses_another_split(tmp_path):
+    corpus = _tiny_corpus(tmp_path / "corpus", [("scratch__a", "val"), ("scratch__b", "test")])
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "a.json").write_text(json.dumps(_mask_json(image="scratch__a.jpg")))
+    assert [m.image for m in read_split_masks(masks, corpus, "val")] == ["scratch__a.jpg"]
+    with pytest.raises(ValueError, match=r"^masks: .*a\.json names 'scratch__a\.jpg', a val-split photo"):
+        read_split_masks(masks, corpus, "test")
+    (masks / "b.json").write_text(json.dumps(_mask_json(image="scratch__b.jpg")))
+    with pytest.raises(ValueError, match=r"^masks: .*b\.json names 'scratch__b\.jpg', a test-split photo"):
+        read_split_masks(masks, corpus, "val")
+    (masks / "b.json").write_text(json.dumps(_mask_json(image="scratch__c.jpg")))
+    with pytest.raises(ValueError, match=r"^masks: .*b\.json names 'scratch__c\.jpg', which is not a photo"):
+        read_split_masks(masks, corpus, "val")
+    with pytest.raises(ValueError, match="^split: expected"):
+        read_split_masks(masks, corpus, "holdout")
+    with pytest.raises(ValueError, match="^masks: no manifest.json"):
+        read_split_masks(masks, tmp_path, "val")
+
+
+def test_composites_take_stamps_and_backgrounds_of_one_split(tmp_path):
+    """A val-split masked photo with only test-split stamps gives no composites (and no download): the
+    error names the split, so val never borrows test stamps."""
+    corpus = _tiny_corpus(tmp_path / "corpus", [("scratch__a", "val")])
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    manifest["photos"].append({"id": "tuxpaint-stamps-default__x", "split": "test",
+                               "package": "tuxpaint-stamps-default"})  # fmt: skip
+    (corpus / "manifest.json").write_text(json.dumps(manifest))
+    masks = [parse_masks(_mask_json(image="scratch__a.jpg"))]
+    with pytest.raises(
+        ValueError, match="^masks: composites need val-split Tux Paint stamps .* found 0 stamps"
+    ):
+        build_composites(corpus, masks, tmp_path / "downloads", split="val")
+    with pytest.raises(ValueError, match="found 1 stamps and 0 masked photos"):
+        build_composites(corpus, masks, tmp_path / "downloads", split="test")
+    assert not (tmp_path / "downloads").exists()
+
+
+def _run_bench(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, str(ROOT / "bench/segments_photos.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_bench_split_flag_refuses_mixed_masks(tmp_path):
+    """`bench/segments_photos.py --split`: val masks under --split test (and test masks under --split
+    val) stop with an error naming the mask file, before any model is loaded or scored."""
+    shipped = [(m.image[:-4], "val") for m in read_mask_folder(VAL_MASKS)]
+    corpus = _tiny_corpus(tmp_path / "corpus", shipped)
+    result = _run_bench("--split", "test", "--masks", str(VAL_MASKS), "--corpus", str(corpus))
+    assert result.returncode != 0 and "error: masks: " in result.stderr
+    assert "a val-split photo; expected only test-split photos" in result.stderr
+    first = sorted(VAL_MASKS.glob("*.json"))[0].name
+    assert first in result.stderr  # the file is named
+    result = _run_bench(
+        "--split", "val", "--corpus", str(corpus), "--masks", str(ROOT / "src/latentvar/data/photo_masks")
+    )
+    assert result.returncode != 0 and "which is not a photo of" in result.stderr
+    result = _run_bench("--split", "train")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

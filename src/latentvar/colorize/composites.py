@@ -1,14 +1,15 @@
 """Cut-and-paste ground truth: photographed Tux Paint stamps pasted over hand-masked full-frame photos.
 
-Every Tux Paint stamp in a photo corpus's *test* split is a photograph cut out by its author, and the
-stamp's PNG keeps the cut-out as its alpha channel -- an object mask drawn by hand. The corpus itself
+Every Tux Paint stamp in one split of a photo corpus (*test* for the reported table, *val* for model
+selection) is a photograph cut out by its author, and the stamp's PNG keeps the cut-out as its alpha
+channel -- an object mask drawn by hand. The corpus itself
 stores the stamps composited on white (`photos._open_rgb`), so the alpha is read again from the
 package: ``tuxpaint-stamps-default`` at the version pinned in `photos.SOURCES`, fetched into a download
 folder with ``apt-get download`` (`packages._fetch`, reused when present) and unpacked with ``dpkg -x``.
 
 `build_composites` is deterministic (no committed images): stamp i (sorted by id) goes onto background
-i mod B (the hand-masked test-split photos of `masks`, sorted by name), cropped to its opaque box,
-resized (premultiplied alpha, Lanczos) so its longer side is `STAMP_SHARE` of the background's shorter
+i mod B (the hand-masked photos of `masks` in the same split, sorted by name), cropped to its opaque
+box, resized (premultiplied alpha, Lanczos) so its longer side is `STAMP_SHARE` of the background's shorter
 side, and placed at a position drawn from a generator seeded by the stamp id's sha256. Labels: the
 background's regions, then the object over them where alpha >= 0.9; pixels of alpha in (0.1, 0.9) --
 the stamp's soft edge, neither object nor background -- are unlabelled (-1).
@@ -64,9 +65,12 @@ def _resized_stamp(rgba: np.ndarray, longer: int) -> np.ndarray:
     return np.asarray(im.resize(size, Image.Resampling.LANCZOS).convert("RGBA"))
 
 
-def build_composites(corpus: str | os.PathLike, masks, downloads: str | os.PathLike) -> list[tuple]:
+def build_composites(
+    corpus: str | os.PathLike, masks, downloads: str | os.PathLike, split: str = "test"
+) -> list[tuple]:
     """-> [(name "<stamp id>@<background stem>", RGB uint8 (h, w, 3), labels (h, w) int32)], one per
-    test-split stamp of ``corpus``; ``masks``: `masks.RegionMasks` of test-split corpus photos."""
+    ``split`` stamp of ``corpus``; ``masks``: `masks.RegionMasks` of corpus photos (those of ``split``
+    are the backgrounds; stamps and backgrounds never cross splits)."""
     from PIL import Image
 
     from latentvar.colorize.images import to_rgba
@@ -76,13 +80,15 @@ def build_composites(corpus: str | os.PathLike, masks, downloads: str | os.PathL
 
     corpus = Path(corpus)
     photos = read_manifest(corpus / "manifest.json")["photos"]
-    test = {f"{p['id']}.jpg" for p in photos if p["split"] == "test"}
-    stamps = sorted((p for p in photos if p["split"] == "test" and p["package"] == TUXPAINT),
+    if split not in {"train", "val", "test"}:
+        raise ValueError(f"split: expected one of train, val, test, got {split!r}")
+    chosen = {f"{p['id']}.jpg" for p in photos if p["split"] == split}
+    stamps = sorted((p for p in photos if p["split"] == split and p["package"] == TUXPAINT),
                     key=lambda p: p["id"])  # fmt: skip
-    backgrounds = sorted((m for m in masks if m.image in test), key=lambda m: m.image)
+    backgrounds = sorted((m for m in masks if m.image in chosen), key=lambda m: m.image)
     if not stamps or not backgrounds:
         raise ValueError(
-            f"masks: composites need test-split Tux Paint stamps and hand-masked test-split photos of "
+            f"masks: composites need {split}-split Tux Paint stamps and hand-masked {split}-split photos of "
             f"{corpus}, found {len(stamps)} stamps and {len(backgrounds)} masked photos"
         )
     grounds = [load_ground_truth(m, find_image(m, corpus))[:2] for m in backgrounds]

@@ -160,6 +160,34 @@ def read_mask_folder(directory: str | os.PathLike) -> list[RegionMasks]:
     return [read_masks(f) for f in files]
 
 
+def read_split_masks(
+    directory: str | os.PathLike, corpus: str | os.PathLike, split: str
+) -> list[RegionMasks]:
+    """Every mask of ``directory`` (`read_mask_folder`), each checked to name a photo of ``split`` in the
+    photo corpus ``corpus`` (its manifest's ``split``): model selection scores on val masks only and the
+    final table on test masks only, so a mask of another split -- or of no corpus photo -- is an error
+    naming its file, never skipped."""
+    from latentvar.colorize.photos import SPLITS, read_manifest
+
+    if split not in {s for s, _ in SPLITS}:
+        raise ValueError(f"split: expected one of train, val, test, got {split!r}")
+    manifest = Path(corpus) / "manifest.json"
+    if not manifest.is_file():
+        raise ValueError(f"masks: no manifest.json in {corpus} (expected the photo corpus the masks name)")
+    split_by_image = {f"{p['id']}.jpg": p["split"] for p in read_manifest(manifest)["photos"]}
+    masks = read_mask_folder(directory)
+    for m in masks:
+        found = split_by_image.get(m.image)
+        if found is None:
+            raise ValueError(f"masks: {m.path} names {m.image!r}, which is not a photo of {manifest}")
+        if found != split:
+            raise ValueError(
+                f"masks: {m.path} names {m.image!r}, a {found}-split photo; expected only {split}-split "
+                "photos (never mix splits: val masks choose models, test masks report them)"
+            )
+    return masks
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
