@@ -156,6 +156,8 @@ def _ident(source: Source, path: str) -> str:
         parts = parts[parts.index("stamps") + 1 :]
     elif source.name == "scribus-template":  # the template, then the file (two templates hold a moon.jpg)
         parts = parts[-2:]
+    elif source.name == "tuxtype-data" and "themes" in parts:  # every language theme holds a photo.png
+        parts = [parts[parts.index("themes") + 1], parts[-1]]
     else:
         parts = parts[-1:]
     return source.name + "__" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(parts))
