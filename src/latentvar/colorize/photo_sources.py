@@ -37,6 +37,7 @@ class Source:
         default_factory=dict
     )  # glob -> (SPDX-like name, notice): PyPI, non-DEP-5 copyright
     tree_root: str = ""  # where the source tree's root is installed (its debian/copyright paths are below it)
+    copyright_from: str = ""  # the package (same version) whose debian/copyright our doc folder links to
 
     def fixed_licence(self, path: str) -> tuple[str, str] | None:
         """(licence, notice) that `licences` fixes for ``path`` (first matching glob), else None."""
@@ -116,7 +117,8 @@ SOURCES = (
            "filters/examples/taj_orig.jpg filters/examples/kvitveis-orig.png "
            "filters/examples/distort/spherize-ex-orig.jpg filters/examples/map/little_planet-origin.jpg "
            "filters/examples/light-and-shadow/vignette-ex-orig.jpg using/duck_orig.png"), licences={_GH + "*": (
-           "GFDL-NIV-1.2+", "The GIMP Documentation Team (the copyright file is gimp-help-common's, same source)")}),
+           "GFDL-NIV-1.2+", "The GIMP Documentation Team (gimp-help-common's debian/copyright)")},
+           copyright_from="gimp-help-common"),
     Source("deb", "kodi-data", "2:20.1+dfsg-1", _each("usr/share/kodi/addons/skin.estuary/extras/home-images/",
            "movie music", ".jpg"), tree_root="usr/share/kodi/"),  # CC0 (DEP-5)
     Source("deb", "sddm-theme-maldives", "0.19.0-5", ("usr/share/sddm/themes/maldives/background.jpg",), licences={

@@ -200,8 +200,14 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
             stanzas, licence_file = [], None
             c = counts.setdefault(src.name, {"candidates": 0, "photos": 0, "kept": 0})
             members = list(_members(src.kind, pkg, work))
-            for path, load in members:
-                if path == f"usr/share/doc/{src.name}/copyright" or re.fullmatch(LICENCE_IN_WHEEL, path):
+            doc = src.copyright_from or src.name  # a doc folder that links to a sibling's: read the sibling's
+            doc_members = (
+                list(_members("deb", _fetch("deb", doc, src.version, cache), work))
+                if src.copyright_from
+                else members
+            )
+            for path, load in doc_members:
+                if path == f"usr/share/doc/{doc}/copyright" or re.fullmatch(LICENCE_IN_WHEEL, path):
                     licence_file = f"licences/{src.name}.txt"
                     atomic_write_bytes(out / licence_file, load())
                     stanzas = parse_dep5(load().decode("utf-8", "replace")) if src.kind == "deb" else stanzas
