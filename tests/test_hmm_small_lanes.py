@@ -184,8 +184,8 @@ def _spy(monkeypatch):
 
     wrap(small, "log_prob", "log_prob")
     wrap(small, "plain", "posterior")
-    wrap(small_fit, "expected_counts", "e_step")
-    wrap(small_fit, "m_step", "m_step")
+    wrap(small, "expected_statistics", "e_step")
+    wrap(small_fit, "_m_step", "m_step")
     return taken
 
 

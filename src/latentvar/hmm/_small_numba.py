@@ -59,6 +59,26 @@ def lanes(y):
 
 
 @_jit
+def observed_mean(yt, lengths):
+    """(the mean (d,) of y over every step within each length, the number of those steps)."""
+    T, d, b = yt.shape
+    total = np.zeros(d)
+    count = 0
+    for n in range(b):
+        count += min(lengths[n], T)
+    for t in range(T):
+        for i in range(d):
+            y = yt[t, i]
+            acc = 0.0
+            for n in range(b):
+                acc += y[n] if t < lengths[n] else 0.0
+            total[i] += acc
+    for i in range(d):
+        total[i] /= max(count, 1)
+    return total, count
+
+
+@_jit
 def _log_density(yt, t, j, loc, a, c, row):
     """row (b,) = log N(y_t | μ_j, σ_j²) summed over d, `latentvar.hmm._gaussian_numba`'s formula term by
     term (the same numbers as its table)."""

@@ -229,6 +229,8 @@ def _setup(model: HMM, inputs: Inputs, weights, o: FitOptions):
 
 
 def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
+    if weights is None and not o.distributed and (direct := small_fit.fit_em(model, inputs, o)) is not None:
+        return direct  # small problems: compiled E- and M-steps, no minibatches
     params, n_obs, shift = _setup(model, inputs, weights, o)
     monitor = Monotonicity()
     history: list[float] = []

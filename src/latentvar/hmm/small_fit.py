@@ -53,32 +53,119 @@ def m_step(model, counts, stats, params: str, o):
     or anything else it does not cover)."""
     e = "e" in params
     if (
-        o.init_prior is not None
-        or o.trans_prior is not None
-        or o.pseudocount != 0
-        or counts.init.dtype != torch.float64
+        counts.init.dtype != torch.float64
         or counts.init.device.type != "cpu"
-        or small.gaussian_model(model) is None
         or (e and (stats is None or stats.family != "diag" or stats.covariance != "diag"))
     ):
         return None
+    arrays = (stats.n, stats.sy, stats.syy, stats.shift) if e else ()
+    if any(x.dtype != torch.float64 for x in arrays):
+        return None
+    independent = stats.independent if e else False
+    numbers = [x.numpy() for x in (counts.init, counts.trans, *arrays)]
+    return _m_step(model, *numbers, params, o, independent)
+
+
+def _m_step(
+    model, init_c, trans_c, n=None, sy=None, syy=None, shift=None, params="ste", o=None, independent=False
+):
+    """`m_step` on NumPy counts and statistics (those of the emission None unless 'e' is in ``params``)."""
+    c = small.gaussian_model(model)
+    if c is None or o.init_prior is not None or o.trans_prior is not None or o.pseudocount != 0:
+        return None
     from latentvar.hmm._small_mstep_numba import m_step as compiled
 
-    c = small.constants(model)
+    e = "e" in params
     k, d = model.num_states, c.loc.shape[1]
-    n, sy, syy, shift = (
-        (x.numpy() for x in (stats.n, stats.sy, stats.syy, stats.shift)) if e else (np.zeros((k, d)),) * 4
-    )
+    if not e:
+        n, sy, syy, shift = np.zeros(k), np.zeros((k, d)), np.zeros((k, d)), np.zeros(d)
     log_init, log_trans, mean, scale, ok = compiled(
-        counts.init.numpy(), counts.trans.numpy(), c.log_init, c.log_trans, n.reshape(k), sy, syy,
+        init_c, trans_c, c.log_init, c.log_trans, n.reshape(k), sy.reshape(k, d), syy.reshape(k, d),
         shift.reshape(d), float(o.reg_covar), "s" in params, "t" in params, e,
     )  # fmt: skip
     if not ok:
         return None
-    emission = _gaussian(mean, scale, stats.independent) if e else model.emission
+    emission = _gaussian(mean, scale, independent) if e else model.emission
     from latentvar.hmm.model import HMM
 
     return HMM._checked(torch.from_numpy(log_init), torch.from_numpy(log_trans), emission)
+
+
+def fit_em(model, inputs, o):
+    """`latentvar.hmm.fit.fit_em` for a plain model and inputs without sample weights (not distributed):
+    each iteration one compiled E-step (`latentvar.hmm.small.expected_statistics`) and one compiled
+    M-step, no minibatches, `Counts` or `SufficientStatistics` in between; an iteration the direct routes
+    decline (underflow, a degenerate state) runs the general E- or M-step. None where the model, inputs or
+    options are not covered (the general loop answers)."""
+    from latentvar.hmm import fit as general
+    from latentvar.hmm.mstep import check_params
+    from latentvar.hmm.mstep import m_step as general_m_step
+
+    p = small.plain(model, inputs)
+    if p is None or o.init_prior is not None or o.trans_prior is not None or o.pseudocount != 0:
+        return None
+    params = check_params(o.params, model)
+    if "e" in params and o.covariance_type not in (None, "diag"):
+        return None
+    from latentvar.hmm._small_numba import observed_mean
+
+    independent = type(model.emission) is D.Independent
+    b, snapshot = p.yt.shape[2], p
+    shift, n_obs = observed_mean(p.yt, p.lengths)  # the Gaussian statistics' shift: the observed mean
+    n_obs = float(n_obs)
+    monitor = general.Monotonicity()
+    history: list[float] = []
+    converged = False
+    bar = general.progress_bar(range(o.max_iter), "Baum-Welch", o.show_progress)
+    for _ in bar:
+        c = small.gaussian_model(model)  # after an M-step: the new model's constants, y as it was
+        p = (
+            None
+            if c is None
+            else small.Plain(snapshot.yt, c.loc, c.scale, snapshot.lengths, snapshot.lengths_t, c)
+        )
+        out = small.expected_statistics(p, shift) if p is not None else None
+        if out is None:  # the general E-step (it names a sequence of probability zero)
+            counts, stats = general._accumulate(
+                model, inputs, None, params, o, general._batches(b, o.batch_size), torch.from_numpy(shift)
+            )
+            loglik = counts.loglik
+        else:
+            loglik, init_c, trans_c, n, sy, syy = out
+        mean_ll = loglik / (n_obs if n_obs > 0 else 1.0)
+        monitor.check(len(history) + 1, mean_ll, history, 0.0)
+        if history and mean_ll - history[-1] < o.tol:
+            history.append(mean_ll)
+            converged = True
+            break
+        history.append(mean_ll)
+        bar.set_postfix(loglik=f"{mean_ll:.5f}")
+        if out is not None:
+            new = _m_step(model, init_c, trans_c, n, sy, syy, shift, params, o, independent)
+            if new is None:  # degenerate: the general M-step keeps old parameters, with its warnings
+                counts, stats = _as_general(model, (loglik, init_c, trans_c), (n, sy, syy, shift), params, o)
+        else:
+            new = m_step(model, counts, stats, params, o)
+        model = new if new is not None else general_m_step(model, counts, stats, params, o)
+        if o.callback is not None and o.callback(model, len(history), mean_ll):
+            break
+    return general.HMMFitResult(model, history, converged, monitor.decreases)
+
+
+def _as_general(model, counted, statistics, params: str, o):
+    """The `Counts` and `SufficientStatistics` (None without 'e' in ``params``) of the general M-step from
+    the compiled E-step's arrays."""
+    from latentvar.hmm.mstep import Counts
+    from latentvar.stats import SufficientStatistics
+
+    loglik, init_c, trans_c = counted
+    counts = Counts(loglik, torch.from_numpy(init_c), torch.from_numpy(trans_c), None)
+    if "e" not in params:
+        return counts, None
+    n, sy, syy, shift = (torch.from_numpy(x) for x in statistics)
+    stats = SufficientStatistics(model.emission, "emission", o.covariance_type, shift)
+    stats.n, stats.sy, stats.syy = n, sy, syy
+    return counts, stats
 
 
 def _gaussian(mean: np.ndarray, scale: np.ndarray, independent: bool) -> D.Distribution:
