@@ -404,3 +404,23 @@ def test_fitted_emission_is_an_ordinary_validated_distribution():
     rebuilt = HMM(fitted.init_logits, fitted.trans_logits, fitted.emission)
     assert rebuilt.batch_shape == fitted.batch_shape and rebuilt.num_states == fitted.num_states
     torch.testing.assert_close(rebuilt.log_prob(y), fitted.log_prob(y), rtol=0, atol=0)
+
+
+def test_a_subclass_takes_the_general_path():
+    """A subclass of HMM may redefine its emission log-likelihoods: the routes must not bypass them."""
+
+    class Shifted(HMM):
+        def emission_log_prob(self, y, shape=None):
+            return super().emission_log_prob(y, shape) + torch.arange(self.num_states, dtype=F64)
+
+    model = _model(2, seed=71, d=1)
+    shifted = Shifted(model.init_logits, model.trans_logits, model.emission)
+    y, lengths = _data(4, 10, 1, seed=72, ragged=True)
+    with torch.no_grad():
+        post = shifted.posterior(y, lengths)
+        e = shifted.emission_log_prob(y)
+        chain = Chain(model.log_init, model.log_trans, e, lengths, fast=False)
+        assert post._direct is None
+        torch.testing.assert_close(shifted.log_prob(y, lengths), chain.log_partition(), **TOL)
+        torch.testing.assert_close(post.marginals, chain.marginals, **TOL)
+    assert small.gaussian_model(shifted) is None and small.gaussian_model(model) is not None

@@ -86,7 +86,8 @@ def _key(model) -> tuple:
 
 
 def gaussian_model(model) -> Constants | None:
-    """The `Constants` of a plain model -- one model, shared (k, k) transitions, no end states, float64
+    """The `Constants` of a plain model -- an `HMM` (not a subclass), one model, shared (k, k) transitions,
+    no end states, float64
     CPU parameters, a ``Normal`` / ``Independent(Normal)`` emission of batch shape (k,) with finite means
     and scales whose log and 1/(2σ²) are finite -- cached per model (weakly keyed); None for any other."""
     if not (
@@ -111,8 +112,11 @@ def gaussian_model(model) -> Constants | None:
 
 
 def _constants(model) -> Constants | None:
+    from latentvar.hmm.model import HMM
     from latentvar.inference._compiled import scaled_transitions
 
+    if type(model) is not HMM:  # a subclass may redefine its emissions or potentials
+        return None
     em, k = model.emission, model.num_states
     gaussian = fast_emission.gaussian_parts(em) if em.batch_shape == (k,) else None
     params = (model.init_logits, model.trans_logits)
