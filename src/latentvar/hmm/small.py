@@ -136,14 +136,6 @@ def _constants(model) -> Constants | None:
     return Constants(trans_p, col_max.numpy(), li, lt, log_init, log_trans, loc, scale)
 
 
-def constants(model) -> Constants:
-    """The `Constants` of a plain model (`gaussian_model`)."""
-    found = gaussian_model(model)
-    if found is None:
-        raise ValueError("model: expected a plain HMM with a float64 Gaussian emission (latentvar.hmm.small)")
-    return found
-
-
 def _applies(model, inputs) -> Constants | None:
     """The model's `Constants` where the routes apply to the model and inputs (nothing missing, no
     constraints, float64 CPU y, no gradient asked for), else None."""
