@@ -73,7 +73,7 @@ def test_compiled_gaussian_table_equals_torch_log_prob(d):
     g = torch.Generator().manual_seed(8)
     y = torch.randn(6, 11, *(() if d is None else (d,)), generator=g, dtype=F64) * 4
     want = model.emission.log_prob(y.unsqueeze(2))  # torch.distributions' own formula
-    assert fast_emission._compilable(model.emission.mean, model.emission.stddev, y)
+    assert fast_emission.compilable(model.emission.mean, model.emission.stddev, y)
     torch.testing.assert_close(model.emission_log_prob(y), want, rtol=1e-12, atol=1e-12)
     # a strided (non-contiguous) y gives the same
     torch.testing.assert_close(model.emission_log_prob(y[:, ::2]), want[:, ::2], rtol=1e-12, atol=1e-12)
@@ -84,7 +84,7 @@ def test_gradients_still_flow_through_the_tensor_form():
     loc = model.emission.base_dist.loc.clone().requires_grad_(True)
     model.emission = D.Independent(D.Normal(loc, model.emission.base_dist.scale), 1)
     y = torch.randn(4, 9, 1, dtype=F64)
-    assert not fast_emission._compilable(loc, model.emission.base_dist.scale, y)
+    assert not fast_emission.compilable(loc, model.emission.base_dist.scale, y)
     model.log_prob(y).sum().backward()
     assert loc.grad is not None and torch.isfinite(loc.grad).all() and loc.grad.abs().sum() > 0
 

@@ -4,7 +4,8 @@ time-varying transitions), its posterior `HMMPosterior`, `ConditionalHMM(net)` f
 
 Rooms: model.py (the model), parameters.py (checks of its parameters), sampling.py (drawing states and
 observations, variable lengths through end states), inputs.py (checks and broadcasting of y, missing
-observations, state constraints), posterior.py (P(z|y)), conditional.py (ConditionalHMM), fit.py (EM and
+observations, state constraints), posterior.py (P(z|y)), small.py and small_fit.py (direct compiled routes
+for small problems of a plain float64 Gaussian HMM: log_prob, marginals, mode, Baum-Welch), conditional.py (ConditionalHMM), fit.py (EM and
 gradient fitting), mstep.py (the M-step of π, A and the ends with params / Dirichlet priors), online.py
 (stepwise and distributed EM), kmeans.py (data-driven starts), diagnostics.py (the named warnings and result
 of degenerate fits), criteria.py (AIC / BIC, stationary distribution, `filter`), filtering.py (forward /

@@ -28,7 +28,7 @@ from latentvar._checks import (
     check_positive,
 )
 from latentvar.core import track_convergence
-from latentvar.hmm import online
+from latentvar.hmm import online, small_fit
 from latentvar.hmm.diagnostics import HMMFitResult, Monotonicity
 from latentvar.hmm.inputs import Inputs, prepare
 from latentvar.hmm.model import HMM
@@ -198,6 +198,9 @@ def _accumulate(model: HMM, inputs: Inputs, weights, params: str, o: FitOptions,
     for idx in batches:
         batch = _subset(inputs, idx)
         w = None if weights is None else weights[idx.to(weights.device)]
+        if w is None and (direct := small_fit.expected_counts(model, batch, stats)) is not None:
+            counts.add(*direct)  # small problems: one compiled pass, the statistics included
+            continue
         total, g_init, g_trans, g_final, gamma = _expected_counts(model, batch, w)
         if not math.isfinite(float(total)):
             _impossible(model, batch, idx)
@@ -226,6 +229,8 @@ def _setup(model: HMM, inputs: Inputs, weights, o: FitOptions):
 
 
 def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
+    if weights is None and not o.distributed and (direct := small_fit.fit_em(model, inputs, o)) is not None:
+        return direct  # small problems: compiled E- and M-steps, no minibatches
     params, n_obs, shift = _setup(model, inputs, weights, o)
     monitor = Monotonicity()
     history: list[float] = []
@@ -246,7 +251,7 @@ def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) ->
             break
         history.append(mean_ll)
         bar.set_postfix(loglik=f"{mean_ll:.5f}")
-        model = m_step(model, counts, stats, params, o)
+        model = small_fit.m_step(model, counts, stats, params, o) or m_step(model, counts, stats, params, o)
         if o.callback is not None and o.callback(model, len(history), mean_ll):
             break
     return HMMFitResult(model, history, converged, monitor.decreases)

@@ -34,6 +34,7 @@ from latentvar._checks import (
     check_sample_shape,
 )
 from latentvar.core import FitResult, LatentVariableModel
+from latentvar.hmm import small
 from latentvar.hmm.criteria import Criteria
 from latentvar.hmm.fast_emission import gaussian_log_prob, gaussian_parts, gaussian_table
 from latentvar.hmm.inputs import Inputs, check_inputs, prepare
@@ -82,6 +83,15 @@ class HMM(LatentVariableModel, Criteria):
         self.final_logits = final_logits
         self.emission = emission
         self.num_states = k
+
+    @classmethod
+    def _checked(cls, init_logits: Tensor, trans_logits: Tensor, emission: D.Distribution) -> HMM:
+        """One model (k,), (k, k) and an emission of batch_shape (k,) whose parameters hold by construction
+        (Baum-Welch's M-step of `latentvar.hmm.small_fit`): built without `check_parameters`."""
+        model = cls.__new__(cls)
+        model.init_logits, model.trans_logits, model.final_logits = init_logits, trans_logits, None
+        model.emission, model.num_states, model.batch_shape = emission, init_logits.shape[0], torch.Size()
+        return model
 
     # -- parameters --------------------------------------------------------------------------------
     @property
@@ -299,8 +309,10 @@ class HMM(LatentVariableModel, Criteria):
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         with torch.no_grad():
-            chain, shape = self.chain(y, lengths, observed=observed, constraints=constraints)
-        return HMMPosterior(self, chain, shape, method)
+            inputs = prepare(self, y, lengths, observed, constraints)
+            if method == "sequential" and (direct := small.plain(self, inputs)) is not None:
+                return HMMPosterior(self, None, inputs.shape, method, direct)  # small problems: no Chain yet
+            return HMMPosterior(self, self._chain(inputs), inputs.shape, method)
 
     def sample(
         self,

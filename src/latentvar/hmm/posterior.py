@@ -10,6 +10,7 @@ from torch import Tensor
 
 from latentvar._checks import as_tensor, check_integer, check_positive, check_range
 from latentvar.core import Posterior
+from latentvar.hmm import small
 from latentvar.hmm.filtering import backward_table, forward_table
 from latentvar.inference import Chain, kbest, parallel_marginals, parallel_viterbi
 from latentvar.inference.divergence import cross_entropy, kl_divergence
@@ -24,12 +25,24 @@ class HMMPosterior(Posterior):
     ``sample(sample_shape, generator)`` by forward-filtering backward-sampling; ``log_prob(z)``.
     With ``method="parallel"`` the marginals and mode come from the log-depth scan."""
 
-    def __init__(self, model, chain: Chain, batch_shape: torch.Size, method: str = "sequential"):
+    def __init__(
+        self, model, chain: Chain | None, batch_shape: torch.Size, method: str = "sequential", direct=None
+    ):
         self.model = model
-        self.chain = chain
         self.method = method
         self.batch_shape = torch.Size(batch_shape)
-        self.event_shape = torch.Size((chain.emission_tensor.shape[1],))
+        # ``direct``: a `latentvar.hmm.small.Plain` (small problems): marginals and mode by its compiled
+        # routes, the chain built only when another question needs it
+        self._direct = direct
+        if chain is not None:
+            self.chain = chain
+        T = chain.emission_tensor.shape[1] if chain is not None else direct.yt.shape[0]
+        self.event_shape = torch.Size((T,))
+
+    @cached_property
+    def chain(self) -> Chain:
+        """The `latentvar.inference.Chain` of the flat batch."""
+        return self._direct.chain()
 
     def _shaped(self, x: Tensor, lead: tuple = ()) -> Tensor:
         """A flat (*lead, b, ...) result as (*lead, *batch_shape, ...)."""
@@ -43,7 +56,7 @@ class HMMPosterior(Posterior):
 
     @property
     def lengths(self) -> Tensor:
-        return self.chain.lengths
+        return self.chain.lengths if self._direct is None else self._direct.lengths_t
 
     @property
     def valid(self) -> Tensor:
@@ -67,6 +80,8 @@ class HMMPosterior(Posterior):
         """P(z_t = k | y): (..., t, k), zero past each length (Rabiner 1989, eq. 27)."""
         if self.method == "parallel":
             return self._shaped(parallel_marginals(self.chain) * self.valid.unsqueeze(-1))
+        if self._direct is not None and (direct := small.marginals(self._direct)) is not None:
+            return self._shaped(direct)
         return self._shaped(self.chain.marginals)
 
     @property
@@ -82,6 +97,8 @@ class HMMPosterior(Posterior):
         """The Viterbi path argmax_z P(z | y): (..., t) long, -1 past each length (Viterbi 1967)."""
         if self.method == "parallel":
             return self._shaped(parallel_viterbi(self.chain))
+        if self._direct is not None:
+            return self._shaped(small.mode(self._direct))
         return self._shaped(self.chain.viterbi)
 
     @cached_property
