@@ -251,7 +251,7 @@ def _general_answers(monkeypatch, answers):
 
 
 @pytest.mark.parametrize(
-    "variant", ["float32", "grad", "end_states", "batched", "categorical", "threads", "parallel"]
+    "variant", ["float32", "grad", "end_states", "batched", "categorical", "threads", "parallel", "large"]
 )
 def test_other_models_and_modes_fall_back(monkeypatch, variant):
     k = 3
@@ -276,16 +276,18 @@ def test_other_models_and_modes_fall_back(monkeypatch, variant):
         lengths = None
     elif variant == "parallel":
         kwargs = {"method": "parallel"}
+    elif variant == "large":  # over the cells the routes may hold in memory, on one thread too
+        monkeypatch.setattr(small, "MAX_CELLS", y.numel() * k - 1)
     taken = _spy(monkeypatch)
     out = model.log_prob(y, lengths, **kwargs)
     with torch.no_grad():
         post = model.posterior(y, lengths, **kwargs)
     assert taken["log_prob"] == 0
     assert (post._direct is None) == (variant != "grad")  # no gradient is asked of a posterior
-    if variant in ("float32", "grad", "categorical", "threads"):
+    if variant in ("float32", "grad", "categorical", "threads", "large"):
         model.fit(y, lengths, max_iter=1)
         assert taken["e_step"] == 0
-        assert taken["m_step"] == (variant in ("grad", "threads"))  # the M-step needs neither
+        assert taken["m_step"] == (variant in ("grad", "threads", "large"))  # the M-step needs neither
     if variant == "grad":  # the gradient still flows
         out.sum().backward()
         assert model.init_logits.grad is not None

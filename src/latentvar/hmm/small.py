@@ -136,6 +136,9 @@ def _constants(model) -> Constants | None:
     return Constants(trans_p, col_max.numpy(), li, lt, log_init, log_trans, loc, scale)
 
 
+MAX_CELLS = 2**23  # (t, k, b) float64 cells per table (64 MiB); larger problems take the chunked general path
+
+
 def _applies(model, inputs) -> Constants | None:
     """The model's `Constants` where the routes apply to the model and inputs (nothing missing, no
     constraints, float64 CPU y, no gradient asked for), else None."""
@@ -147,6 +150,7 @@ def _applies(model, inputs) -> Constants | None:
         or y.device.type != "cpu"
         or y.dim() < 2
         or (torch.get_num_threads() > 1 and y.numel() * model.num_states > 2**16)
+        or y.numel() * model.num_states > MAX_CELLS  # the routes hold whole (t, k, b) tables in memory
     ):
         return None
     found = gaussian_model(model)
