@@ -349,3 +349,19 @@ def test_bench_split_flag_refuses_mixed_masks(tmp_path):
     assert result.returncode != 0 and "which is not a photo of" in result.stderr
     result = _run_bench("--split", "train")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_choose_run_takes_the_lowest_val_nll_within_the_fragmentation_bound():
+    from latentvar.colorize.segeval import choose_run
+
+    rows = [
+        {"label": "speckled", "val_nll": 2.40, "ari": 0.40, "components_per_segment": 300.0},
+        {"label": "k16", "val_nll": 2.50, "ari": 0.31, "components_per_segment": 6.4},
+        {"label": "k8", "val_nll": 2.51, "ari": 0.22, "components_per_segment": 12.6},
+        {"label": "k16b", "val_nll": 2.50, "ari": 0.35, "components_per_segment": 25.0},
+    ]
+    assert choose_run(rows)["label"] == "k16b"  # tie on NLL: the higher ARI; 25 is within the bound
+    assert choose_run(rows, max_components=10)["label"] == "k16"
+    assert choose_run(rows[:1])["label"] == "speckled"  # none within: the least fragmented
+    with pytest.raises(ValueError, match="^rows:"):
+        choose_run([])

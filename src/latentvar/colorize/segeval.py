@@ -165,3 +165,19 @@ def score_mask_folder(colorizer, masks_dir, data, tolerance: float | None = None
         items.append((Path(m.image).stem, rgb, labels))
     result = score_set(colorizer, items, tolerance, baselines, show_progress)
     return {**result, "masks": str(masks_dir), "sha256_mismatch": mismatch}
+
+
+MAX_COMPONENTS = 25.0  # issue 20's fragmentation bound: connected components per used segment
+
+
+def choose_run(rows: list[dict], max_components: float = MAX_COMPONENTS) -> dict:
+    """Model selection on val (K, a recipe, a checkpoint), by a rule fixed before looking: among the rows
+    whose prior has at most ``max_components`` connected components per used segment on the val masks,
+    the lowest val NLL (ties: the higher val ARI); with none within the bound, the least fragmented.
+    ``rows``: dicts with "val_nll", "ari" and "components_per_segment". Returns the chosen row."""
+    if not rows:
+        raise ValueError("rows: expected at least one candidate, got none")
+    within = [r for r in rows if r["components_per_segment"] <= max_components]
+    if not within:
+        return min(rows, key=lambda r: r["components_per_segment"])
+    return min(within, key=lambda r: (r["val_nll"], -r["ari"]))
