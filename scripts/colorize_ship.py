@@ -3,7 +3,7 @@
     python scripts/colorize_ship.py photo --corpus data-cache/photos --runs runs/ship
     python scripts/colorize_ship.py twemoji --runs runs/ship
 
-photo: takes the ``photo-latent*`` run (one per K) with the best val AuC, picks its decoding on the corpus's **val** split -- the temperature T and the
+photo: takes the ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val (`pick_latent`), picks its decoding on the corpus's **val** split -- the temperature T and the
 rebalancing λ (`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train*
 split's views) by `choose_decoding`'s rule: never below the grey baseline's val AuC, then half the ground
 truth's colourfulness at the best AuC, else the most colour -- then measures the latent, per-pixel (its own (T, λ) by the same
@@ -57,8 +57,12 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
     return best["temperature"], best["rebalance"], rows
 
 
-def pick_latent(runs: Path) -> Path:
-    """The ``photo-latent*`` run (one per K) whose kept weights have the best val AuC: K is chosen on val."""
+def pick_latent(runs: Path, corpus: Path) -> Path:
+    """The ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val: the lowest val NLL of
+    its kept weights among the runs whose prior has at most 25 connected components per used segment on the
+    val split's hand-drawn regions (src/latentvar/data/photo_masks_val). K is chosen on val, never test."""
+    from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
+    from latentvar.colorize.segeval import choose_run, score_set
 
     def kept(p: Path) -> Path:  # what `export` and `Colorizer.load` take: best.* when there is one
         return p / "best.json" if (p / "best.json").exists() else p / "checkpoint.json"
@@ -66,7 +70,18 @@ def pick_latent(runs: Path) -> Path:
     found = sorted(p for p in runs.glob("photo-latent*") if kept(p).exists())
     if not found:
         raise SystemExit(f"no photo-latent* run with a best.json or checkpoint.json in {runs}")
-    return max(found, key=lambda p: json.loads(kept(p).read_text())["validation"][-1]["val_auc"])
+    masks = read_split_masks(
+        Path(__file__).resolve().parents[1] / "src/latentvar/data/photo_masks_val", corpus, "val"
+    )
+    items = [(m.image, *load_ground_truth(m, find_image(m, corpus))[:2]) for m in masks]
+    rows = []
+    for run in found:
+        prior = score_set(Colorizer.load(run), items, baselines=False)["mean"]["prior"]
+        val_nll = json.loads(kept(run).read_text())["validation"][-1]["val"]
+        rows.append({"run": run, "val_nll": val_nll, **prior})
+        print(f"{run.name}: val NLL {val_nll:.4f}, val ARI {prior['ari']:.3f}, "
+              f"{prior['components_per_segment']:.1f} components per segment", file=sys.stderr)  # fmt: skip
+    return choose_run(rows)["run"]
 
 
 def export(run: Path, name: str, extra: dict) -> Path:
@@ -102,7 +117,7 @@ def main(argv=None) -> int:
         print(json.dumps(metrics, indent=1))
         print(f"-> {out}")
         return 0
-    latent_run = pick_latent(args.runs)
+    latent_run = pick_latent(args.runs, args.corpus)
     print(f"latent run: {latent_run}", file=sys.stderr)
     latent = Colorizer.load(latent_run)
     train = load_data(str(args.corpus), EVAL_SIDE, "train", latent.bins)

@@ -16,10 +16,9 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
-def gaussian_table(y, loc, scale):
-    """log N(y_t | μ_k, σ_k²) summed over d: (b, t, k) for y (b, t, d), loc and scale (k, d)."""
-    b, T, d = y.shape
-    k = loc.shape[0]
+def coefficients(scale):
+    """a = −1/(2σ²) and c = −log σ − ½ log 2π (k, d): log N(y | μ, σ²) = a (y − μ)² + c per dimension."""
+    k, d = scale.shape
     a = np.empty((k, d))
     c = np.empty((k, d))
     for j in range(k):
@@ -27,6 +26,15 @@ def gaussian_table(y, loc, scale):
             s = scale[j, i]
             a[j, i] = -0.5 / (s * s)
             c[j, i] = -math.log(s) - _HALF_LOG_2PI
+    return a, c
+
+
+@nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
+def gaussian_table(y, loc, scale):
+    """log N(y_t | μ_k, σ_k²) summed over d: (b, t, k) for y (b, t, d), loc and scale (k, d)."""
+    b, T, d = y.shape
+    k = loc.shape[0]
+    a, c = coefficients(scale)
     out = np.empty((b, T, k))
     for n in range(b):
         for t in range(T):

@@ -26,24 +26,10 @@ import math
 import numba as nb
 import numpy as np
 
+from latentvar.hmm._gaussian_numba import coefficients
 from latentvar.inference._numba import TINY
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _jit = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
-
-
-@_jit
-def _coefficients(scale):
-    """a = −1/(2σ²) and c = −log σ − ½ log 2π (k, d), as `latentvar.hmm._gaussian_numba`."""
-    k, d = scale.shape
-    a = np.empty((k, d))
-    c = np.empty((k, d))
-    for j in range(k):
-        for i in range(d):
-            s = scale[j, i]
-            a[j, i] = -0.5 / (s * s)
-            c[j, i] = -math.log(s) - _HALF_LOG_2PI
-    return a, c
 
 
 @_jit
@@ -100,7 +86,7 @@ def gaussian_weights(yt, loc, scale, log_init, col_max):
     the emission table of `latentvar.hmm._gaussian_numba` (the same numbers)."""
     T, _, b = yt.shape
     k = loc.shape[0]
-    a, c = _coefficients(scale)
+    a, c = coefficients(scale)
     out = np.empty((T, k, b))
     tops = np.empty((T, b))
     for t in range(T):
@@ -327,7 +313,7 @@ def viterbi(log_init, log_trans, yt, loc, scale, lengths):
     `latentvar.inference._numba.viterbi`)."""
     T, _, b = yt.shape
     k = loc.shape[0]
-    a, c = _coefficients(scale)
+    a, c = coefficients(scale)
     z = np.full((b, T), -1, dtype=np.int64)
     back = np.zeros((T, k, b), dtype=np.int32)
     delta = np.zeros((k, b))
