@@ -19,11 +19,12 @@ STEPS=${STEPS:-2500}
 # 2. the photo model and its two baselines: the same crops (seed 0), batch and budget; val AuC every
 #    250 steps picks the kept weights (best.safetensors). One process and one thread each, so the three
 #    runs can go side by side on separate cores (batches are a pure function of (seed, step)).
-#    The latent model is trained with K = 8 and K = 16; colorize_ship.py keeps the better val AuC.
-for run in latent-k8 latent-k16 regression per-pixel; do
-  model=${run%%-k*}; k=8; [ "$run" = latent-k16 ] && k=16
+#    The latent model is trained with K = 8, 16 and 24; colorize_ship.py keeps the one segeval.choose_run
+#    picks on val (the lowest val NLL at <= 25 components per used segment on the val masks).
+for run in latent-k8 latent-k16 latent-k24 regression per-pixel; do
+  model=${run%%-k*}; k=${run##*-k}; [ "$k" = "$run" ] && k=8
   $LV colorize train --data "$CORPUS" --model "$model" --segments "$k" --size 64 --width 32 \
-    --steps "$STEPS" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select auc \
+    --steps "$STEPS" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll \
     --devices 1 --device "$DEVICE" --out "$RUNS/photo-$run" --resume
 done
 
