@@ -426,3 +426,67 @@ def test_a_subclass_takes_the_general_path():
         torch.testing.assert_close(shifted.log_prob(y, lengths), chain.log_partition(), **TOL)
         torch.testing.assert_close(post.marginals, chain.marginals, **TOL)
     assert small.gaussian_model(shifted) is None and small.gaussian_model(model) is not None
+
+
+@pytest.mark.parametrize("d", [None, 2])
+def test_the_early_entry_skips_prepare_and_equals_the_prepared_view(monkeypatch, d):
+    """Whole sequences of a plain model (no lengths, nothing missing): `small.direct` builds the `Plain`
+    view before `prepare` -- the same arrays as ``plain(model, prepare(model, y))`` -- and log_prob,
+    posterior and fit answer without calling prepare, with the general path's numbers."""
+    from latentvar.hmm import fit as fit_module
+    from latentvar.hmm import model as model_module
+
+    model = _model(3, seed=81, d=d)
+    y, _ = _data(6, 17, d, seed=82, ragged=False)
+    early, prepared = small.direct(model, y), small.plain(model, prepare(model, y, None))
+    for name in ("yt", "loc", "scale", "lengths"):
+        np.testing.assert_array_equal(getattr(early, name), getattr(prepared, name))
+    torch.testing.assert_close(early.lengths_t, prepared.lengths_t, rtol=0, atol=0)
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "prepare", spy)
+    monkeypatch.setattr(fit_module, "prepare", spy)
+    fast = _answers(model, y, None)
+    assert not calls
+    _assert_same(fast, _general(monkeypatch, model, y, None))
+    assert calls  # the general path prepares
+
+
+@pytest.mark.parametrize(
+    "case", ["nan", "inf", "integers", "event_shape", "unbatched", "empty", "numpy", "lengths", "grad_y"]
+)
+def test_the_early_entry_declines_and_prepare_checks(case):
+    """Anything but a float64 tensor of whole, finite (b, t, *event) sequences needing no gradient: the
+    early entry declines, and ``prepare`` answers -- its named errors for bad y, the general path's
+    numbers for the rest."""
+    model = _model(2, seed=91, d=1)
+    y, _ = _data(4, 9, 1, seed=92, ragged=False)
+    bad = {"nan": float("nan"), "inf": float("inf")}
+    if case in bad:
+        y[1, 3, 0] = bad[case]
+    args = {
+        "integers": (y.round().long(),),
+        "event_shape": (y.expand(4, 9, 2),),
+        "unbatched": (y[0],),
+        "empty": (y[:0],),
+        "numpy": (y.numpy(),),
+        "lengths": (y, torch.full((4,), 9)),
+        "grad_y": (y.clone().requires_grad_(True),),
+    }.get(case, (y,))
+    assert small.direct(model, *args) is None
+    if case in ("nan", "inf", "event_shape"):
+        for ask in (model.log_prob, model.posterior, lambda *a: model.fit(*a, max_iter=1)):
+            with pytest.raises(ValueError, match="^y: "):
+                ask(*args)
+        return
+    out = model.log_prob(*args)
+    want = {"unbatched": y[0], "integers": y.round()}.get(case, y.numpy())
+    want = model.log_prob(want)
+    torch.testing.assert_close(out.detach(), want[:0] if case == "empty" else want, **TOL)
+    if case == "grad_y":
+        out.sum().backward()
+        assert args[0].grad is not None and torch.isfinite(args[0].grad).all()

@@ -35,13 +35,22 @@ _jit = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 @_jit
 def lanes(y):
     """y (b, t, d) as (t, d, b)."""
+    return lanes_checked(y)[0]
+
+
+@_jit
+def lanes_checked(y):
+    """(y (b, t, d) as (t, d, b), whether every value is finite)."""
     b, T, d = y.shape
     yt = np.empty((T, d, b))
+    finite = True
     for n in range(b):
         for t in range(T):
             for i in range(d):
-                yt[t, i, n] = y[n, t, i]
-    return yt
+                v = y[n, t, i]
+                finite &= v - v == 0.0
+                yt[t, i, n] = v
+    return yt, finite
 
 
 @_jit

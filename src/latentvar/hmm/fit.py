@@ -13,6 +13,7 @@ Shapes (named axes): b sequences, t steps, k states.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from latentvar._checks import (
     check_positive,
 )
 from latentvar.core import track_convergence
-from latentvar.hmm import online, small_fit
+from latentvar.hmm import online, small, small_fit
 from latentvar.hmm.diagnostics import HMMFitResult, Monotonicity
 from latentvar.hmm.inputs import Inputs, prepare
 from latentvar.hmm.model import HMM
@@ -110,10 +111,12 @@ def fit(model: HMM, y, lengths, observed, constraints, sample_weight, o: FitOpti
             "trans_logits: fit expects one model with a shared (K, K) transition matrix, "
             f"got init_logits {tuple(model.init_logits.shape)}, trans_logits {tuple(model.trans_logits.shape)}"
         )
-    inputs = prepare(model, y, lengths, observed, constraints)
-    if inputs.shape == ():  # one unbatched sequence: a batch of one
+    quick = o.method == "em" and sample_weight is None and o.init_emission is None and not o.distributed
+    direct = small.direct(model, y, lengths, observed, constraints) if quick else None
+    inputs = prepare(model, y, lengths, observed, constraints) if direct is None else None
+    if inputs is not None and inputs.shape == ():  # one unbatched sequence: a batch of one
         inputs.shape = torch.Size((1,))
-    if int(inputs.lengths.sum()) == 0:
+    if inputs is not None and int(inputs.lengths.sum()) == 0:
         raise ValueError(f"y: expected at least one observed step to fit, got shape {tuple(inputs.y.shape)}")
     check_positive("max_iter", o.max_iter, integer=True)
     check_positive("batch_size", o.batch_size, integer=True)
@@ -121,6 +124,12 @@ def fit(model: HMM, y, lengths, observed, constraints, sample_weight, o: FitOpti
     check_non_negative("pseudocount", o.pseudocount)
     check_non_negative("reg_covar", o.reg_covar)
     check_positive("lr", o.lr)
+    if direct is not None:  # small problems: y needs no further checks; prepared only if a step needs it
+        prepared = functools.cache(lambda: prepare(model, y, lengths, observed, constraints))
+        found = small_fit.fit_em(model, direct, prepared, o)
+        if found is not None:
+            return found
+        inputs = prepare(model, y, lengths, observed, constraints)
     weights = _weights(sample_weight, inputs.y.shape[0], inputs)
     if o.init_emission is not None:
         model = _initialised(model, inputs, o)
@@ -229,8 +238,9 @@ def _setup(model: HMM, inputs: Inputs, weights, o: FitOptions):
 
 
 def fit_em(model: HMM, inputs: Inputs, weights: Tensor | None, o: FitOptions) -> HMMFitResult:
-    if weights is None and not o.distributed and (direct := small_fit.fit_em(model, inputs, o)) is not None:
-        return direct  # small problems: compiled E- and M-steps, no minibatches
+    if weights is None and not o.distributed and (p := small.plain(model, inputs)) is not None:
+        if (direct := small_fit.fit_em(model, p, lambda: inputs, o)) is not None:
+            return direct  # small problems: compiled E- and M-steps, no minibatches
     params, n_obs, shift = _setup(model, inputs, weights, o)
     monitor = Monotonicity()
     history: list[float] = []

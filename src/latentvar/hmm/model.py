@@ -270,6 +270,9 @@ class HMM(LatentVariableModel, Criteria):
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         if chunk is not None:
             check_positive("chunk", chunk, integer=True)
+        direct = small.direct(self, y, lengths, observed, constraints) if method == "sequential" else None
+        if direct is not None and (total := small.log_prob(self, p=direct)) is not None:
+            return total  # small problems: one compiled pass, no checks to repeat
         inputs = prepare(self, y, lengths, observed, constraints)
         if method == "parallel":
             total = parallel_log_partition(self._chain(inputs))
@@ -309,6 +312,9 @@ class HMM(LatentVariableModel, Criteria):
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         with torch.no_grad():
+            direct = small.direct(self, y, lengths, observed, constraints) if method == "sequential" else None
+            if direct is not None:  # small problems: nothing to check again, no Chain yet
+                return HMMPosterior(self, None, direct.lengths_t.shape, method, direct)
             inputs = prepare(self, y, lengths, observed, constraints)
             if method == "sequential" and (direct := small.plain(self, inputs)) is not None:
                 return HMMPosterior(self, None, inputs.shape, method, direct)  # small problems: no Chain yet

@@ -139,6 +139,22 @@ def _constants(model) -> Constants | None:
 MAX_CELLS = 2**23  # (t, k, b) float64 cells per table (64 MiB); larger problems take the chunked general path
 
 
+def _fits(model, y: Tensor) -> bool:
+    """y's tables fit the routes: within `MAX_CELLS` (they hold whole (t, k, b) tables in memory), and
+    small when torch runs several threads (larger problems gain from the general path's threads)."""
+    cells = y.numel() * model.num_states
+    return cells <= MAX_CELLS and not (torch.get_num_threads() > 1 and cells > 2**16)
+
+
+def _no_gradient(model, y: Tensor) -> bool:
+    """No gradient is asked for: grad mode off, or neither y nor a parameter needs one."""
+    if not torch.is_grad_enabled():
+        return True
+    em = model.emission
+    base = em.base_dist if type(em) is D.Independent else em
+    return not any(x.requires_grad for x in (model.init_logits, model.trans_logits, base.loc, base.scale, y))
+
+
 def _applies(model, inputs) -> Constants | None:
     """The model's `Constants` where the routes apply to the model and inputs (nothing missing, no
     constraints, float64 CPU y, no gradient asked for), else None."""
@@ -149,19 +165,11 @@ def _applies(model, inputs) -> Constants | None:
         or y.dtype != torch.float64
         or y.device.type != "cpu"
         or y.dim() < 2
-        or (torch.get_num_threads() > 1 and y.numel() * model.num_states > 2**16)
-        or y.numel() * model.num_states > MAX_CELLS  # the routes hold whole (t, k, b) tables in memory
+        or not _fits(model, y)
     ):
         return None
     found = gaussian_model(model)
-    if found is None:
-        return None
-    if torch.is_grad_enabled():
-        em = model.emission
-        base = em.base_dist if type(em) is D.Independent else em
-        if any(x.requires_grad for x in (model.init_logits, model.trans_logits, base.loc, base.scale, y)):
-            return None
-    return found
+    return found if found is not None and _no_gradient(model, y) else None
 
 
 def plain(model, inputs) -> Plain | None:
@@ -177,6 +185,43 @@ def plain(model, inputs) -> Plain | None:
     return Plain(yt, found.loc, found.scale, lengths, inputs.lengths, found)
 
 
+def direct(model, y, lengths=None, observed=None, constraints=None) -> Plain | None:
+    """The `Plain` view straight from the caller's arguments, before `latentvar.hmm.inputs.prepare`, in
+    the one case that needs none of its work: a plain model, y a non-empty float64 CPU tensor (b, t, *event)
+    of finite values, no ``lengths`` (every sequence t steps), nothing missing, no constraints, no gradient.
+    The same `Plain` as ``plain(model, prepare(model, y))``, with a fraction of the fixed cost (on small
+    problems, most of a call's time); None otherwise, and ``prepare`` then checks y and names what is wrong."""
+    if (
+        lengths is not None
+        or observed is not None
+        or constraints is not None
+        or type(y) is not Tensor
+        or y.dtype != torch.float64
+        or y.device.type != "cpu"
+        or y.requires_grad
+    ):
+        return None
+    found = gaussian_model(model)
+    event = model.emission.event_shape if found is not None else None
+    if (
+        found is None
+        or y.dim() != 2 + len(event)
+        or y.shape[2:] != event
+        or y.numel() == 0
+        or not _fits(model, y)
+        or not _no_gradient(model, y)
+    ):
+        return None
+    from latentvar.hmm import _small_numba
+
+    yt, finite = _small_numba.lanes_checked(fast_emission.as_numpy(y, y.shape[:2]))
+    if not finite:
+        return None
+    b, t = y.shape[:2]
+    lengths = np.full(b, t, dtype=np.int64)
+    return Plain(yt, found.loc, found.scale, lengths, torch.from_numpy(lengths), found)
+
+
 def _weights(p: Plain) -> tuple[np.ndarray, np.ndarray]:
     """The scaled kernels' weights w (t, k, b) and tops (t, b)."""
     from latentvar.hmm import _small_numba
@@ -186,9 +231,10 @@ def _weights(p: Plain) -> tuple[np.ndarray, np.ndarray]:
     return np.exp(w, out=w), tops
 
 
-def log_prob(model, inputs) -> Tensor | None:
-    """log P(y) (b,) of a plain model, None where the general path must answer."""
-    p = plain(model, inputs)
+def log_prob(model, inputs=None, p: Plain | None = None) -> Tensor | None:
+    """log P(y) (b,) of a plain model for checked ``inputs`` (or their `Plain` view ``p``), None where the
+    general path must answer."""
+    p = plain(model, inputs) if p is None else p
     if p is None:
         return None
     from latentvar.hmm import _small_numba

@@ -91,18 +91,19 @@ def _m_step(
     return HMM._checked(torch.from_numpy(log_init), torch.from_numpy(log_trans), emission)
 
 
-def fit_em(model, inputs, o):
-    """`latentvar.hmm.fit.fit_em` for a plain model and inputs without sample weights (not distributed):
-    each iteration one compiled E-step (`latentvar.hmm.small.expected_statistics`) and one compiled
-    M-step, no minibatches, `Counts` or `SufficientStatistics` in between; an iteration the direct routes
-    decline (underflow, a degenerate state) runs the general E- or M-step. None where the model, inputs or
-    options are not covered (the general loop answers)."""
+def fit_em(model, p, inputs, o):
+    """`latentvar.hmm.fit.fit_em` for a plain model and inputs without sample weights (not distributed),
+    given as their `latentvar.hmm.small.Plain` view ``p``, with ``inputs()`` the checked `Inputs` (prepared
+    only if an iteration needs the general E-step): each iteration one compiled E-step
+    (`latentvar.hmm.small.expected_statistics`) and one compiled M-step, no minibatches, `Counts` or
+    `SufficientStatistics` in between; an iteration the direct routes decline (underflow, a degenerate
+    state) runs the general E- or M-step. None where the options are not covered (the general loop
+    answers)."""
     from latentvar.hmm import fit as general
     from latentvar.hmm.mstep import check_params
     from latentvar.hmm.mstep import m_step as general_m_step
 
-    p = small.plain(model, inputs)
-    if p is None or o.init_prior is not None or o.trans_prior is not None or o.pseudocount != 0:
+    if o.init_prior is not None or o.trans_prior is not None or o.pseudocount != 0:
         return None
     params = check_params(o.params, model)
     if "e" in params and o.covariance_type not in (None, "diag"):
@@ -127,7 +128,7 @@ def fit_em(model, inputs, o):
         out = small.expected_statistics(p, shift) if p is not None else None
         if out is None:  # the general E-step (it names a sequence of probability zero)
             counts, stats = general._accumulate(
-                model, inputs, None, params, o, general._batches(b, o.batch_size), torch.from_numpy(shift)
+                model, inputs(), None, params, o, general._batches(b, o.batch_size), torch.from_numpy(shift)
             )
             loglik = counts.loglik
         else:
