@@ -428,8 +428,31 @@ def test_recolour_refuses_bad_arguments_by_name():
             {"segment": 0, "ab": (0, 0), "segments": np.zeros((2, 2))},
             r"^segments: expected the image's shape",
         ),
+        ({"segment": 0, "ab": (0, 0), "where": np.ones((2, 2), bool)}, r"^where: expected a bool mask"),
+        ({"segment": 0, "ab": (0, 0), "where": np.ones((32, 32))}, r"^where: expected a bool mask"),
     ]:
         with pytest.raises(ValueError, match=message):
             c.recolour(rgb, **kwargs)
     with pytest.raises(ValueError, match=r"^n: expected an integer number of colours in 1\.\.261"):
         c.palettes(rgb, 0)
+
+
+def test_region_at_is_the_connected_part_of_the_segment_under_the_pixel():
+    """8-neighbour connected regions, checked on a drawn map: two diagonal-touching pixels are one region,
+    the same segment across a gap another; a bad pixel is refused by name."""
+    from latentvar.colorize.colorizer import region_at
+
+    seg = np.zeros((5, 6), np.uint8)
+    seg[0, 0] = seg[1, 1] = 2  # diagonal neighbours: one region
+    seg[4, 5] = 2  # the same segment, elsewhere
+    region = region_at(seg, 0, 0)
+    assert region.sum() == 2 and region[1, 1] and not region[4, 5]
+    assert region_at(seg, 5, 4).sum() == 1
+    assert region_at(seg, 3, 2).sum() == 30 - 3  # segment 0: everything else, one region
+    for x, y, message in [
+        (6, 0, r"^x: expected a pixel index in 0\.\.5"),
+        (0, -1, r"^y: expected"),
+        (0.5, 0, r"^x: "),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            region_at(seg, x, y)

@@ -117,6 +117,64 @@ def test_recolour_changes_that_segment_only_and_is_colorizer_recolour(client, co
     assert np.array_equal(png(client, r2.json()["image"])[inside], after[inside])
 
 
+def _split_segment(seg: np.ndarray):
+    """(k, a pixel (x, y) of one of k's connected regions, that region) for a segment of several parts."""
+    from scipy import ndimage
+
+    for k in np.argsort(-np.bincount(seg.ravel())):
+        labels, n = ndimage.label(seg == k, structure=np.ones((3, 3), bool))
+        if n > 1:
+            y, x = np.argwhere(labels == 1)[0]
+            return int(k), [int(x), int(y)], labels == 1
+    raise AssertionError("every segment is one region")
+
+
+def test_recolour_at_a_pixel_changes_only_that_region_and_survives_a_resample(client, colorizer, photo):
+    """``at`` = [x, y]: only the connected region (8-neighbours) of the segment there changes -- as
+    `Colorizer.recolour(where=region_at(...))` --, a resample keeps it, a whole-segment recolour replaces it,
+    reset drops it."""
+    from latentvar.colorize.colorizer import region_at
+
+    j = colorize(client, photo, samples=1)
+    h = j["handle"]
+    seg = png(client, j["images"]["segments"]) // j["segment_levels"]
+    k, at, region = _split_segment(seg)
+    assert np.array_equal(region_at(seg, *at), region)
+    before = png(client, j["images"]["current"])
+    r = client.post(f"/api/images/{h}/recolour", json={"segment": k, "ab": [60.0, 40.0], "at": at})
+    assert r.status_code == 200, r.text
+    after = png(client, r.json()["image"])
+    assert r.json()["recoloured"] == [k]
+    assert np.array_equal(after[~region], before[~region])  # the segment's other parts too
+    assert (after[region] != before[region]).any(-1).mean() > 0.5
+    expected = colorizer.recolour(
+        photo, k, (60.0, 40.0), base=before, segments=seg.astype(np.uint8), where=region
+    )
+    assert np.array_equal(after, expected)
+    sampled = png(client, client.post(f"/api/images/{h}/sample", json={"seed": 3}).json()["image"])
+    assert np.array_equal(sampled[region], after[region])
+    assert not np.array_equal(sampled[(seg == k) & ~region], after[(seg == k) & ~region])
+    whole = client.post(f"/api/images/{h}/recolour", json={"segment": k, "ab": [0.0, -40.0]}).json()
+    sampled = png(client, client.post(f"/api/images/{h}/sample", json={"seed": 4}).json()["image"])
+    assert np.array_equal(
+        sampled[seg == k], png(client, whole["image"])[seg == k]
+    )  # the region's colour gone
+    assert client.post(f"/api/images/{h}/reset").json()["recoloured"] == []
+
+
+@pytest.mark.parametrize("at", [[-1, 0], [0, 10**6], [159, 120], "other segment"])
+def test_recolour_at_a_pixel_outside_the_photo_or_the_segment_is_refused(client, photo, at):
+    j = colorize(client, photo)
+    seg = png(client, j["images"]["segments"]) // j["segment_levels"]
+    k = int(seg[0, 0])
+    if at == "other segment":
+        y, x = np.argwhere(seg != k)[0]
+        at = [int(x), int(y)]
+    r = client.post(f"/api/images/{j['handle']}/recolour", json={"segment": k, "ab": [0, 0], "at": at})
+    assert r.status_code == 422 and r.json()["field"] == "at", r.text
+    assert r.json()["error"].startswith("at: ")
+
+
 def test_resample_keeps_the_recolouring_and_reset_drops_it(client, photo):
     j = colorize(client, photo, samples=1)
     h = j["handle"]

@@ -339,12 +339,13 @@ class Colorizer:
 
     @torch.no_grad()
     def recolour(
-        self, img, segment: int, ab, base=None, segments=None, width: float = RECOLOUR_WIDTH
+        self, img, segment: int, ab, base=None, segments=None, width: float = RECOLOUR_WIDTH, where=None
     ) -> np.ndarray:
         """``base`` (RGB uint8 (h, w, 3); default the colorization) with one segment recoloured toward the
         colour ``ab`` = (a, b): every pixel p of segment k = ``segment`` (argmax_k P(z_p=k|x) at full
-        resolution, or the given ``segments`` (h, w)) takes the mean of its own colour law in k tilted
-        toward ab,
+        resolution, or the given ``segments`` (h, w)) -- only those where ``where`` (bool (h, w), e.g.
+        `region_at`: one connected region of k) is True, when given -- takes the mean of its own colour law
+        in k tilted toward ab,
 
             P'(y_p = q) ∝ P(y_p = q | z_p = k, x) · exp(-|c_q - ab|² / 2 width²),
 
@@ -372,6 +373,13 @@ class Colorizer:
         segments = self._full_res_argmax(rgb, dtype=np.uint8) if segments is None else np.asarray(segments)
         if segments.shape != shape:
             raise ValueError(f"segments: expected the image's shape {shape}, got {segments.shape}")
+        chosen = segments == segment
+        if where is not None:
+            where = np.asarray(where)
+            if where.shape != shape or where.dtype != np.bool_:
+                raise ValueError(f"where: expected a bool mask of the image's shape {shape}, got "
+                                 f"{where.dtype} {where.shape}")  # fmt: skip
+            chosen &= where
         base = self.colorize(rgb) if base is None else np.asarray(base)
         if base.shape != (*shape, 3) or base.dtype != np.uint8:
             raise ValueError(
@@ -382,7 +390,7 @@ class Colorizer:
         law = torch.softmax(table[segment] + tilt, dim=-1)  # (l, q): the tilted law at each L-bin
         ab_low = (law @ centres)[lightness_bin(L)]  # (hw, ww, 2)
         out = base.copy()
-        ys, xs = np.nonzero(segments == segment)
+        ys, xs = np.nonzero(chosen)
         low = ab_low.permute(2, 0, 1).float()
         for start in range(0, len(ys), grids.STRIP_PIXELS):  # only the segment's pixels are upsampled
             y, x = ys[start : start + grids.STRIP_PIXELS], xs[start : start + grids.STRIP_PIXELS]
@@ -406,6 +414,20 @@ class Colorizer:
         return (
             f"Colorizer(kind={self.kind!r}, arch={self.arch!r}, size={self.size}, bins={self.bins.num_bins})"
         )
+
+
+def region_at(segments, x: int, y: int) -> np.ndarray:
+    """bool (h, w): the connected region (8-neighbours) of ``segments`` (h, w) that holds pixel (x, y) --
+    the part of its segment a person pointed at, without the segment's other, separate parts."""
+    from scipy import ndimage
+
+    segments = np.asarray(segments)
+    h, w = segments.shape
+    for name, v, n in (("x", x, w), ("y", y, h)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v < n:
+            raise ValueError(f"{name}: expected a pixel index in 0..{n - 1}, got {v!r}")
+    labels, _ = ndimage.label(segments == segments[y, x], structure=np.ones((3, 3), bool))
+    return labels == labels[y, x]
 
 
 def grey_residual_var(ab: Tensor) -> Tensor:

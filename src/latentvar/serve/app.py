@@ -7,7 +7,8 @@ since they load Swagger UI and ReDoc from a CDN):
     POST /api/colorize                       an image in (raw body, or multipart field "image") -> a session
     GET  /api/images/{handle}                the session again (segments, palettes, image URLs)
     GET  /api/images/{handle}/{image}.png    grey | photo | colorized | overlay | segments | current | sample-i
-    POST /api/images/{handle}/recolour       {"segment": k, "ab": [a, b]} or {"segment": k, "rgb": "#rrggbb"}
+    POST /api/images/{handle}/recolour       {"segment": k, "ab": [a, b]} or {"segment": k, "rgb": "#rrggbb"};
+                                             "at": [x, y] recolours only the segment's region there
     POST /api/images/{handle}/sample         {"seed": s}: a fresh coherent sample under the recolourings
     POST /api/images/{handle}/reset          back to the colorization, recolourings dropped
     DELETE /api/images/{handle}
@@ -42,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from latentvar.colorize import Colorizer
+from latentvar.colorize.colorizer import region_at
 from latentvar.colorize.lab import rgb_to_lab
 from latentvar.serve import memory
 from latentvar.serve.guard import BodyTimeout, BodyTooLarge, Guard
@@ -54,7 +56,7 @@ from latentvar.serve.schema import (
     SampleRequest,
 )
 from latentvar.serve.session import Session, SessionStore, UnknownHandle
-from latentvar.serve.uploads import ApiError, read_upload
+from latentvar.serve.uploads import ApiError, check_pixel, read_upload
 from latentvar.serve.views import (  # noqa: F401 -- png_bytes, segment_levels: this module's names before
     build_session,
     describe,
@@ -325,9 +327,10 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
 
     @app.post("/api/images/{handle}/recolour", response_model=ImageUpdate)
     async def recolour(handle: str, body: RecolourRequest, encode: str = "url"):
-        """Recolour one segment everywhere it occurs: each of its pixels takes the mean of its own colour
-        law in that segment tilted toward the chosen colour (`Colorizer.recolour`); every other pixel keeps
-        its value. Give the colour as ``ab`` (CIE a, b, inside the sRGB gamut) or as ``rgb`` "#rrggbb"."""
+        """Recolour one segment everywhere it occurs, or with ``at`` = [x, y] only its connected region that
+        holds that pixel: each of those pixels takes the mean of its own colour law in that segment tilted
+        toward the chosen colour (`Colorizer.recolour`); every other pixel keeps its value. Give the colour
+        as ``ab`` (CIE a, b, inside the sRGB gamut) or as ``rgb`` "#rrggbb"."""
         check_encode(encode)
         session = session_of(handle)
         segments = len(session.palettes)
@@ -345,8 +348,11 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
             if not bool(colorizer.bins.in_gamut(ab)):
                 raise ApiError(422, "ab", f"ab: ({body.ab[0]:g}, {body.ab[1]:g}) is outside the sRGB gamut")
 
+        check_pixel("at", body.at, body.segment, session.segments)
+
         def work():
             with session.lock:
+                where = None if body.at is None else region_at(session.segments, body.at[0], body.at[1])
                 image = colorizer.recolour(
                     session.photo,
                     body.segment,
@@ -354,8 +360,9 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
                     base=session.current,
                     segments=session.segments,
                     width=body.width,
+                    where=where,
                 )
-                changed = session.recolour(body.segment, image)
+                changed = session.recolour(body.segment, image, where)
                 return update(handle, session, encode, changed_pixels=changed, ab=ab.tolist())
 
         return await model_call(work)
@@ -383,7 +390,7 @@ def create_app(colorizer: Colorizer, config: ServeConfig | None = None) -> FastA
 
         def work():
             with session.lock:
-                session.recoloured.clear()
+                session.clear_recolourings()
                 session.set_current(session.colorized)
                 return update(handle, session, encode)
 

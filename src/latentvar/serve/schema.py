@@ -49,6 +49,13 @@ class RecolourRequest(BaseModel):
     ab: list[float] | None = Field(None, min_length=2, max_length=2, description="CIE [a, b] in the gamut")
     rgb: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$", description="or an sRGB colour '#rrggbb'")
     width: float = Field(10.0, gt=0, le=200, description="the tilt's width in ab units (10: one bin)")
+    at: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="[x, y], a pixel of the segment: recolour only the connected region of the segment that "
+        "holds it (8-neighbours), not its other parts; default: the whole segment",
+    )
 
 
 class SampleRequest(BaseModel):

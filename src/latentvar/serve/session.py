@@ -2,8 +2,10 @@
 
 A session holds arrays only (no files): the photo, its grey version, the colorization, the prior segments
 at full resolution, the overlay, the samples, and the *current* image -- the colorization or a sample, with the
-person's recolourings on top. A recolouring of segment k is kept as the RGB values of k's pixels, so a
-resample (a fresh coherent sample for every other segment) re-applies it by one masked copy.
+person's recolourings on top. A recolouring of segment k is kept as the RGB values of k's pixels, and one of
+a single connected region of k as its pixels' flat indices and RGB values, so a resample (a fresh coherent
+sample for every other segment) re-applies them by masked copies: whole segments first, then regions (a
+region recoloured after its whole segment stays on top; recolouring a whole segment drops its regions').
 
 The store maps random handles to sessions, forgets a session ``ttl`` seconds after its last use, and keeps
 the sessions under ``max_bytes`` in all (their arrays plus `OVERHEAD` each) by forgetting the least
@@ -44,6 +46,8 @@ class Session:
     make: Callable[[str, Session], np.ndarray] | None = field(default=None, repr=False)
     current: np.ndarray = None  # type: ignore[assignment]
     recoloured: dict[int, np.ndarray] = field(default_factory=dict)  # segment -> its pixels' RGB (n, 3)
+    # (segment, the region's first flat pixel index) -> (its flat pixel indices (n,), their RGB (n, 3))
+    regions: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     version: int = 0  # bumped at every change of `current`, so its URL changes and caches stay right
     made: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -56,7 +60,13 @@ class Session:
     def nbytes(self) -> int:
         """What the session holds: its arrays, plus `OVERHEAD`."""
         arrays = [self.photo, self.colorized, self.segments, self.current, *self.made.values()]
-        return OVERHEAD + sum(a.nbytes for a in arrays + list(self.recoloured.values()))
+        arrays += [*self.recoloured.values(), *(a for pair in self.regions.values() for a in pair)]
+        return OVERHEAD + sum(a.nbytes for a in arrays)
+
+    @property
+    def recoloured_segments(self) -> list[int]:
+        """The segments with a recolouring, whole or of a region, in increasing order."""
+        return sorted(set(self.recoloured) | {k for k, _ in self.regions})
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -83,18 +93,32 @@ class Session:
         current = base.copy()
         for k, values in self.recoloured.items():
             current[self.segments == k] = values
+        flat = current.reshape(-1, 3)
+        for index, values in self.regions.values():
+            flat[index] = values
         self.current = current
         self.version += 1
 
-    def recolour(self, k: int, image: np.ndarray) -> int:
+    def recolour(self, k: int, image: np.ndarray, where: np.ndarray | None = None) -> int:
         """``image`` -- the current image with segment k's pixels recoloured (`Colorizer.recolour` with
-        base = current), owned by the session from now on -- becomes the current image; returns how many
-        pixels changed."""
+        base = current), only those where ``where`` (bool (h, w): one connected region of k) when given --
+        owned by the session from now on, becomes the current image; returns how many pixels changed."""
         changed = int((image != self.current).any(-1).sum())
-        self.recoloured[k] = image[self.segments == k]
+        if where is None:
+            self.recoloured[k] = image[self.segments == k]
+            self.regions = {key: v for key, v in self.regions.items() if key[0] != k}
+        else:
+            index = np.flatnonzero(where & (self.segments == k))
+            index = index.astype(np.int32) if image.shape[0] * image.shape[1] < 2**31 else index
+            if len(index):
+                self.regions[(k, int(index[0]))] = (index, image.reshape(-1, 3)[index])
         self.current = image
         self.version += 1
         return changed
+
+    def clear_recolourings(self) -> None:
+        self.recoloured.clear()
+        self.regions.clear()
 
 
 class UnknownHandle(KeyError):

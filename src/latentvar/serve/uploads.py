@@ -121,3 +121,15 @@ def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:
             "image: expected an image file (JPEG, PNG, TIFF, BMP, GIF, WebP or AVIF); "
             "this body cannot be read as one",
         ) from None
+
+
+def check_pixel(name: str, at, segment: int, segments) -> None:
+    """``at`` = [x, y] (or None) must be a pixel of the photo (``segments`` (h, w)) inside ``segment``."""
+    if at is None:
+        return
+    h, w = segments.shape
+    x, y = at
+    if not (0 <= x < w and 0 <= y < h):
+        raise ApiError(422, name, f"{name}: expected a pixel [x, y] inside the {w} x {h} photo, got {at}")
+    if (found := int(segments[y, x])) != segment:
+        raise ApiError(422, name, f"{name}: pixel {at} lies in segment {found}, not {segment}")

@@ -100,7 +100,7 @@ def describe(handle: str, session: Session, encode: str, expires_in: float) -> d
         "version": session.version,
         "segment_levels": segment_levels(len(session.palettes)),
         "segments": session.palettes,
-        "recoloured": sorted(session.recoloured),
+        "recoloured": session.recoloured_segments,
         "images": refs,
     }
 
@@ -110,7 +110,7 @@ def update(handle: str, session: Session, encode: str, **extra) -> dict:
     return {
         "handle": handle,
         "version": session.version,
-        "recoloured": sorted(session.recoloured),
+        "recoloured": session.recoloured_segments,
         "image": image_ref(handle, session, "current", encode),
         **extra,
     }

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let session = null;      // the colorize response
 let ids = null;          // Uint8Array (h * w): segment id per pixel, from segments.png
 let selected = null;     // the segment whose palette is open
+let selectedAt = null;   // the pixel [x, y] clicked to open it
 let hovered = null;
 const masks = new Map(); // segment -> ImageData that dims every other pixel (cached)
 
@@ -94,7 +95,7 @@ async function start(file, name) {
   try {
     session = await upload(file, name);
     busy("loading the colorization…");
-    masks.clear(); selected = null; hovered = null;
+    masks.clear(); selected = null; selectedAt = null; hovered = null;
     $("palette").hidden = true;
     const im = session.images;
     await loadImage($("current"), im.current);
@@ -119,13 +120,43 @@ async function start(file, name) {
 }
 
 // -- segments under the pointer ------------------------------------------------------------------
-function pixelAt(event) {
+function pointAt(event) {
   const img = event.currentTarget.querySelector("img");
   const r = img.getBoundingClientRect();
   const x = Math.floor((event.clientX - r.left) * session.width / r.width);
   const y = Math.floor((event.clientY - r.top) * session.height / r.height);
   if (x < 0 || y < 0 || x >= session.width || y >= session.height) return null;
-  return ids[y * session.width + x];
+  return [x, y];
+}
+
+function pixelAt(event) {
+  const p = pointAt(event);
+  return p === null ? null : ids[p[1] * session.width + p[0]];
+}
+
+// The connected region (8-neighbours) of the segment under pixel [x, y], as the server's region_at: the
+// pixels dimOthers leaves bright when one region, not the whole segment, will be recoloured.
+function regionAt(x, y) {
+  const w = session.width, h = session.height, k = ids[y * w + x];
+  const inside = new Uint8Array(ids.length), stack = [y * w + x];
+  inside[y * w + x] = 1;
+  while (stack.length) {
+    const i = stack.pop(), cx = i % w, cy = (i - cx) / w;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+      const nx = cx + dx, ny = cy + dy, j = ny * w + nx;
+      if (nx >= 0 && ny >= 0 && nx < w && ny < h && !inside[j] && ids[j] === k) { inside[j] = 1; stack.push(j); }
+    }
+  }
+  return inside;
+}
+
+function dimOutside(inside) {
+  const data = new ImageData(session.width, session.height);
+  const px = data.data;
+  for (let i = 0; i < inside.length; i++) {
+    if (!inside[i]) { px[4 * i] = 15; px[4 * i + 1] = 18; px[4 * i + 2] = 30; px[4 * i + 3] = 120; }
+  }
+  return data;
 }
 
 function dimOthers(k) {
@@ -142,9 +173,18 @@ function dimOthers(k) {
 function clear(id) { $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height); }
 
 function highlight(k) {
+  const region = k !== null && k === selected && selectedAt !== null && !$("everywhere").checked;
   for (const id of ["hl-current", "hl-overlay"]) {
-    if (k === null) clear(id); else $(id).getContext("2d").putImageData(dimOthers(k), 0, 0);
+    if (k === null) clear(id);
+    else $(id).getContext("2d").putImageData(region ? dimOutside(selectedRegion()) : dimOthers(k), 0, 0);
   }
+}
+
+let regionCache = null;  // [key, Uint8Array] of the selected region
+function selectedRegion() {
+  const key = `${session.handle}:${selectedAt}`;
+  if (regionCache === null || regionCache[0] !== key) regionCache = [key, regionAt(...selectedAt)];
+  return regionCache[1];
 }
 
 function describeSegment(k) {
@@ -166,11 +206,17 @@ function onLeave() { hovered = null; highlight(selected); $("hover").textContent
 
 function onClick(event) {
   if (!session || !ids) return;
-  const k = pixelAt(event);
-  if (k === null) return;
-  selected = k;
+  const p = pointAt(event);
+  if (p === null) return;
+  const k = ids[p[1] * session.width + p[0]];
+  selected = k; selectedAt = p;
   highlight(k);
   openPalette(k);
+}
+
+// What a swatch recolours: the clicked region of the segment, or (box ticked) the whole segment.
+function target(k) {
+  return $("everywhere").checked || selectedAt === null ? { segment: k } : { segment: k, at: selectedAt };
 }
 
 function swatchColour(rgb) { return `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`; }
@@ -186,7 +232,7 @@ function openPalette(k) {
     b.title = `a, b = ${c.ab[0]}, ${c.ab[1]} · probability ${(100 * c.probability).toFixed(1)} %`;
     const label = document.createElement("span"); label.textContent = `${(100 * c.probability).toFixed(0)}%`;
     b.append(label);
-    b.onclick = () => recolour({ segment: k, ab: c.ab });
+    b.onclick = () => recolour({ ...target(k), ab: c.ab });
     return b;
   }));
   $("palette").hidden = false;
@@ -201,13 +247,14 @@ async function showCurrent(update, text) {
 }
 
 async function recolour(body) {
-  busy(`recolouring segment ${body.segment}…`);
+  const what = body.at ? `a region of segment ${body.segment}` : `segment ${body.segment}`;
+  busy(`recolouring ${what}…`);
   const began = performance.now();
   try {
     const update = await api("POST", `/api/images/${session.handle}/recolour`, body);
     await showCurrent(update);
     window.lastRecolourMs = performance.now() - began;
-    idle(`segment ${body.segment} recoloured: ${update.changed_pixels.toLocaleString()} pixels changed, shown in ${Math.round(window.lastRecolourMs)} ms`);
+    idle(`${what} recoloured: ${update.changed_pixels.toLocaleString()} pixels changed, shown in ${Math.round(window.lastRecolourMs)} ms`);
   } catch (err) { idle(); showError(err.message); }
 }
 
@@ -230,7 +277,8 @@ function wire() {
     el.addEventListener("mouseleave", onLeave);
     el.addEventListener("click", onClick);
   });
-  $("custom").addEventListener("change", (e) => { if (selected !== null) recolour({ segment: selected, rgb: e.target.value }); });
+  $("custom").addEventListener("change", (e) => { if (selected !== null) recolour({ ...target(selected), rgb: e.target.value }); });
+  $("everywhere").addEventListener("change", () => { if (selected !== null) highlight(selected); });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && selected !== null) { selected = null; $("palette").hidden = true; highlight(hovered); }
   });
