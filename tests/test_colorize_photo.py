@@ -395,7 +395,7 @@ def test_palettes_are_the_segments_colour_law_by_brute_force():
     w, lb = log_w.double().exp().reshape(-1, log_w.shape[-1]), lightness_bin(L).reshape(-1)
     per_pixel = table.double().exp()[:, lb].permute(1, 0, 2)  # (p, k, q)
     law = ((w[..., None] * per_pixel).sum(0) / w.sum(0)[:, None]).float()
-    assert w.sum(0).min() < 1e-2  # a segment this photo barely uses (of ~42,000 pixels): its law is its own
+    assert w.sum(0).min() < 1.0  # a segment this photo barely uses (under one of ~42,000 pixels): its own law
     for s in colorizer.palettes(photo, 5):
         probs, idx = law[s["segment"]].topk(5)
         assert torch.allclose(torch.tensor([c["probability"] for c in s["colours"]]), probs, atol=1e-5)

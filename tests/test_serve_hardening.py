@@ -337,6 +337,26 @@ def test_a_session_counts_its_fixed_overhead():
     assert all(h in store._sessions for h in handles[-2:])
 
 
+def test_the_fixed_overhead_covers_a_session_of_the_shipped_model():
+    """OVERHEAD is what a session holds beside its arrays -- mostly the shipped model's palettes (K segments
+    x 8 colours): measured by tracemalloc for a 1 x 1 photo, it must not exceed the constant."""
+    import tracemalloc
+
+    from latentvar.colorize import Colorizer
+
+    colorizer, one = Colorizer.load(), np.zeros((1, 1, 3), np.uint8)
+    palettes = json.dumps(colorizer.palettes(one, 8))  # the model's work (and its caches) not traced
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        session = Session("x", one, one.copy(), one[..., 0].copy(), json.loads(palettes))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(session.palettes) == colorizer.meta["config"]["segments"]
+    assert 0.5 * OVERHEAD < held <= OVERHEAD, held
+
+
 def test_the_allocator_is_tuned_on_glibc():
     import platform
 

@@ -27,9 +27,22 @@ SEGMENT_PALETTE = np.array(
         [219, 219, 141],
         [158, 218, 229],
         [57, 59, 121],
+        [99, 121, 57],
+        [140, 162, 82],
+        [181, 207, 107],
+        [140, 109, 49],
+        [189, 158, 57],
+        [231, 203, 148],
+        [132, 60, 57],
+        [173, 73, 74],
+        [231, 150, 156],
+        [123, 65, 115],
+        [165, 81, 148],
+        [206, 109, 189],
     ],
     np.uint8,
-)  # 20 distinct colours (matplotlib's tab10 and its light tab20 companions, one dark blue): K <= 20 never repeats
+)  # 32 distinct colours (matplotlib's tab10, its light tab20 companions, one dark blue, and tab20b's greens,
+# browns, reds and purples): K <= 32 never repeats
 
 
 def segment_colours(segments: np.ndarray) -> np.ndarray:
