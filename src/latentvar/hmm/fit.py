@@ -129,7 +129,7 @@ def fit(model: HMM, y, lengths, observed, constraints, sample_weight, o: FitOpti
         found = small_fit.fit_em(model, direct, prepared, o)
         if found is not None:
             return found
-        inputs = prepare(model, y, lengths, observed, constraints)
+        inputs = prepared()
     weights = _weights(sample_weight, inputs.y.shape[0], inputs)
     if o.init_emission is not None:
         model = _initialised(model, inputs, o)
