@@ -93,7 +93,8 @@ def test_invariance_loss_is_the_symmetric_kl():
 
 
 @pytest.mark.parametrize(
-    "arch,size,law", [("emoji", 8, "linear"), ("photo", 16, "linear"), ("photo", 16, "levels")]
+    "arch,size,law",
+    [("emoji", 8, "linear"), ("photo", 16, "linear"), ("photo", 16, "levels"), ("emoji", 8, "global")],
 )
 def test_learned_prior_marginal_and_posterior_are_exact(arch, size, law):
     """log P(y|x) = log Σ_z P(z|x) P(y|z,x) by brute force over every z of a few pixels, and the posterior
@@ -213,3 +214,39 @@ def test_the_levels_colour_law_gives_each_segment_its_own_colour_per_lightness_b
     linear = build_model("latent", bins.centres, 3, 8, 16, "photo", prior="learned")
     cfg = {k: v for k, v in config.__dict__.items() if k != "colour_law"}
     assert restore_model(module_tensors(linear, "model"), {"config": cfg}).net.colour_law == "linear"
+
+
+def test_the_global_colour_law_is_one_colour_class_per_segment_for_every_image():
+    """'global': segment k's law at L-bin l is softmax(α_k + β_k ℓ_l + u_l) with (α, β) parameters -- the same
+    table whatever the image, so segment k means one colour class everywhere; it round-trips by its key."""
+    torch.manual_seed(2)
+    bins = ABBins()
+    model = build_model("latent", bins.centres, 3, 8, 16, "emoji", prior="learned", colour_law="global")
+    net = model.net
+    assert not hasattr(net, "colour_head")  # nothing maps an image's summary to colour
+    torch.nn.init.normal_(net.lightness_logits)
+    one, other = torch.rand(1, 8, 8) * 100, torch.rand(2, 8, 8) * 30 + 60
+    with torch.no_grad():
+        tables = [net(L)[1].log_table for L in (one, other)]
+    alpha, beta = net.global_law[:, 0], net.global_law[:, 1]
+    ell = (torch.arange(10) + 0.5) / 5 - 1
+    want = torch.log_softmax(alpha[:, None] + beta[:, None] * ell[None, :, None] + net.lightness_logits, -1)
+    for table in tables:
+        for image in table:
+            torch.testing.assert_close(image, want.detach(), atol=1e-5, rtol=1e-5)
+    # the segments start as distinct colours (`colour_wheel`): segment 0 peaks at the neutral bin, the others
+    # at bins of chroma near 40 in different hues, each segment's law falling off with ab distance
+    peaks = bins.centres[net.global_law[:, 0].argmax(-1)]
+    assert peaks[0].norm() == bins.centres.norm(dim=-1).min()
+    hues = torch.atan2(peaks[1:, 1], peaks[1:, 0])
+    assert (peaks[1:].norm(dim=-1) - 40).abs().max() < 10 and len(set(hues.round(decimals=1).tolist())) == 2
+    assert (net.global_law[:, 1] == 0).all()
+    # the NLL's gradient reaches the shared law
+    L, y = torch.rand(2, 8, 8) * 100, torch.randint(0, bins.num_bins, (2, 8, 8))
+    model(L, y, torch.zeros(2, 8, 8, 2)).backward()
+    assert net.global_law.grad is not None and net.global_law.grad.abs().sum() > 0
+    config = TrainConfig(model="latent", segments=3, width=8, hidden=16, arch="emoji", colour_law="global")
+    config.check()
+    again = restore_model(module_tensors(model, "model"), {"config": {**config.__dict__}})
+    assert again.net.colour_law == "global"
+    torch.testing.assert_close(again.net.global_law, net.global_law)

@@ -56,7 +56,8 @@ def train(
         0.5, help="Latent, learned prior: weight of per-pixel entropy of P(z|x)."
     ),
     colour_law: str = typer.Option(
-        "linear", help="Latent: a segment's colour across lightness, 'linear' or 'levels' (one per L-bin)."
+        "linear",
+        help="Latent: a segment's colour across lightness, 'linear', 'levels' (one per L-bin) or 'global' (linear, shared by all images).",
     ),
     init: str = typer.Option(None, help="Warm start from a run folder or shipped model (matching weights)."),
     workers: int = typer.Option(0, help="Photo crops: DataLoader processes decoding per device (0: none)."),

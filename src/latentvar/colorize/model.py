@@ -14,7 +14,9 @@ Shapes (named axes): b batch, h/w pixels, k segments, q ab bins, l L-bins, c fea
   own lightness: β_k ℓ_p (ℓ_p = L_p/50 - 1) and u_{l(p)}, one learned Q-vector per L-bin (10 bins of 10 L
   units) shared by every image and segment -- which carries the gamut (near L = 0 or 100, ab must be 0).
   With ``colour_law='levels'`` the MLP gives segment k one logit vector α_{k,l} per L-bin instead of
-  α_k + β_k ℓ (the pixel still enters only through its L-bin).
+  α_k + β_k ℓ (the pixel still enters only through its L-bin). With ``colour_law='global'`` (α_k, β_k) are
+  parameters shared by every image: segment k is one colour class everywhere (a latent-class model whose
+  classes P(z|x) predicts from the grey image), not a region whose colour the image sets.
 
 Because a segment's colour law sees the image only through its summary, a segment *is* a region that
 shares a colour distribution: that is what makes z interpretable. Training minimises the exact marginal
@@ -49,8 +51,9 @@ from latentvar.mixture import ConditionalMixture, Mixture
 L_BINS = 10
 # a segment's colour law across lightness: 'linear' -- logits α_k + β_k ℓ (one colour whose odds drift with
 # L); 'levels' -- one logit vector per L-bin (a sky's pale horizon and deep zenith, a shadowed and a lit
-# lawn: one segment, a colour per lightness level). Both add the shared gamut term u_l.
-COLOUR_LAWS = ("linear", "levels")
+# lawn: one segment, a colour per lightness level); 'global' -- 'linear' with (α_k, β_k) shared by every
+# image (segment k means one colour class in all images). Each adds the shared gamut term u_l.
+COLOUR_LAWS = ("linear", "levels", "global")
 
 
 def lightness_input(L: Tensor) -> Tensor:
@@ -142,11 +145,15 @@ class LatentColorNet(nn.Module):
         self.trunk = build_trunk(arch, width)
         self.segment_head = nn.Conv2d(width, segments, 1)
         # summary: pooled features, the segment's share of the image and its mean lightness
-        self.colour_head = nn.Sequential(
-            nn.Linear(width + 2, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, (2 if colour_law == "linear" else L_BINS) * num_bins),
-        )
+        if colour_law == "global":
+            # (α, β) per segment, shared by every image; `colour_wheel` sets α from the bins' ab centres
+            self.global_law = nn.Parameter(0.1 * torch.randn(segments, 2, num_bins))
+        else:
+            self.colour_head = nn.Sequential(
+                nn.Linear(width + 2, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, (2 if colour_law == "linear" else L_BINS) * num_bins),
+            )
         self.lightness_logits = nn.Parameter(torch.zeros(L_BINS, num_bins))  # u: (l, q)
         self.register_buffer("bin_lightness", (torch.arange(L_BINS) + 0.5) * (2.0 / L_BINS) - 1.0)
         if prior == "lightness":
@@ -160,6 +167,17 @@ class LatentColorNet(nn.Module):
             self.smoothing = EdgeAwareSmoothing(smooth_steps)  # at the trunk's grid: dilations 1, 2, 4
             self.refine = EdgeAwareSmoothing(min(smooth_steps, 1))  # one step at the input's grid
         self.segments = segments
+
+    @torch.no_grad()
+    def colour_wheel(self, centres: Tensor, radius: float = 40.0, width: float = 20.0) -> None:
+        """The 'global' law's start: segment 0 neutral, the others evenly spaced hues at chroma ``radius``
+        (α_kq = -|c_q - m_k|² / 2·width², β = 0), so every segment explains a different colour from the first
+        step -- without it the NLL alone lets one segment take every pixel (measured on Twemoji)."""
+        k = self.segments
+        hue = torch.arange(k - 1, dtype=centres.dtype) * (2 * math.pi / max(k - 1, 1))
+        means = torch.cat([centres.new_zeros(1, 2), radius * torch.stack([hue.cos(), hue.sin()], -1)])
+        self.global_law[:, 0] = -torch.cdist(means, centres.to(means.dtype)).square() / (2 * width**2)
+        self.global_law[:, 1] = 0.0
 
     def lightness_prior(self, x: Tensor) -> Tensor:
         """(b, 1, h, w) -> (b, k, h, w): -exp(s) (ℓ - m_k)² (the 'lightness' prior only)."""
@@ -197,6 +215,11 @@ class LatentColorNet(nn.Module):
         """Each segment's colour law (a `SegmentColour`) from its summary; L (b, h, w) gives the pixels'
         L-bins. The summary pools the features under P(z|x) at the features' resolution: the full-
         resolution ``logits`` averaged down (the learned prior), or the lightness prior's coarse form."""
+        if self.colour_law == "global":
+            alpha, beta = self.global_law.unbind(1)  # (k, q) each
+            own = alpha[:, None, :] + beta[:, None, :] * self.bin_lightness[None, :, None]  # (k, l, q)
+            table = (own + self.lightness_logits[None]).expand(L.shape[0], -1, -1, -1)
+            return SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
         x_coarse = F.adaptive_avg_pool2d(lightness_input(L), semantic.shape[-2:])
         if self.prior == "lightness" or logits is None:
             coarse = semantic + (self.lightness_prior(x_coarse) if self.prior == "lightness" else 0.0)
@@ -317,6 +340,8 @@ def build_model(
 
     if kind == "latent":
         model = LatentColorizer(q, segments, width, hidden, arch, **prior_options)
+        if model.net.colour_law == "global":
+            model.net.colour_wheel(centres)
     elif kind == "per-pixel":
         model = PerPixelColorizer(q, width, arch)
     elif kind == "regression":
