@@ -1,5 +1,6 @@
 """Choose among photo runs on val (issue 20: "K chosen on val by a rule a user would accept"): each run's
-kept weights' val NLL and AuC (from its own val checks) and its prior's segments on the val split's
+kept weights' val NLL and AuC (on --corpus's val split, so that runs trained on different builds of the
+corpus compare; the kept step from the run's own checks) and its prior's segments on the val split's
 hand-drawn regions (`photo_masks_val`: ARI, boundary F, components per used segment), the grey-only
 baselines beside them, and the run `segeval.choose_run` picks: the lowest val NLL among the runs with at
 most 25 components per used segment. Nothing here reads the test split.
@@ -15,26 +16,21 @@ from pathlib import Path
 
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
-from latentvar.colorize.segeval import MAX_COMPONENTS, choose_run, score_set
+from latentvar.colorize.segeval import MAX_COMPONENTS, choose_run, corpus_validation, score_set
 from latentvar.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def kept_validation(colorizer: Colorizer) -> dict:
-    """The val check of the weights `Colorizer.load` took (a run's best-on-val ones when it kept them)."""
+def kept_step(colorizer: Colorizer) -> int:
+    """The training step of the weights `Colorizer.load` took (a run's best-on-val ones when it kept them)."""
     meta = colorizer.meta
-    best = meta.get("best") or {
-        "step": meta["step"],
-        "val_nll": meta["validation"][-1]["val"],
-        **meta["validation"][-1],
-    }
-    return {"step": best["step"], "val_nll": best["val_nll"], "val_auc": best["val_auc"]}
+    return (meta.get("best") or {"step": meta["step"]})["step"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="label=run folder (same corpus and val split for all)")
+    ap.add_argument("runs", nargs="+", help="label=run folder")
     ap.add_argument("--corpus", type=Path, default=ROOT / "data-cache/photos")
     ap.add_argument("--masks", type=Path, default=ROOT / "src/latentvar/data/photo_masks_val")
     ap.add_argument("--json", type=Path, default=None)
@@ -51,7 +47,8 @@ def main() -> None:
         base = max((m for m in mean if m.endswith("_L")), key=lambda m: mean[m]["ari"])
         k = int(colorizer.model.config["segments"])
         rows.append(
-            {"label": label, "run": run, "segments": k, **kept_validation(colorizer), **mean["prior"],
+            {"label": label, "run": run, "segments": k, "step": kept_step(colorizer),
+             **corpus_validation(colorizer, args.corpus), **mean["prior"],
              "best_baseline": base, "best_baseline_ari": mean[base]["ari"]}
         )  # fmt: skip
     chosen = choose_run(rows)

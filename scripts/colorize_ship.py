@@ -59,10 +59,10 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
 
 def pick_latent(runs: Path, corpus: Path) -> Path:
     """The ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val: the lowest val NLL of
-    its kept weights among the runs whose prior has at most 25 connected components per used segment on the
+    its kept weights (on ``corpus``'s val split, `segeval.corpus_validation`) among the runs whose prior has at most 25 connected components per used segment on the
     val split's hand-drawn regions (src/latentvar/data/photo_masks_val). K is chosen on val, never test."""
     from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
-    from latentvar.colorize.segeval import choose_run, score_set
+    from latentvar.colorize.segeval import choose_run, corpus_validation, score_set
 
     def kept(p: Path) -> Path:  # what `export` and `Colorizer.load` take: best.* when there is one
         return p / "best.json" if (p / "best.json").exists() else p / "checkpoint.json"
@@ -76,8 +76,9 @@ def pick_latent(runs: Path, corpus: Path) -> Path:
     items = [(m.image, *load_ground_truth(m, find_image(m, corpus))[:2]) for m in masks]
     rows = []
     for run in found:
-        prior = score_set(Colorizer.load(run), items, baselines=False)["mean"]["prior"]
-        val_nll = json.loads(kept(run).read_text())["validation"][-1]["val"]
+        colorizer = Colorizer.load(run)
+        prior = score_set(colorizer, items, baselines=False)["mean"]["prior"]
+        val_nll = corpus_validation(colorizer, corpus)["val_nll"]  # one val split for runs of any build
         rows.append({"run": run, "val_nll": val_nll, **prior})
         print(f"{run.name}: val NLL {val_nll:.4f}, val ARI {prior['ari']:.3f}, "
               f"{prior['components_per_segment']:.1f} components per segment", file=sys.stderr)  # fmt: skip

@@ -26,6 +26,7 @@ from latentvar.colorize.crops import PhotoCrops
 from latentvar.colorize.model import PhotoTrunk, build_model, lightness_bin
 from latentvar.colorize.photos import write_manifest
 from latentvar.colorize.quantize import ABBins
+from latentvar.colorize.segeval import corpus_validation
 from latentvar.colorize.train import TrainConfig, train
 from latentvar.io import FILE_MODE, load_checkpoint
 
@@ -237,6 +238,10 @@ def test_photo_training_validates_keeps_the_best_and_stops_early(tmp_path, corpu
     assert meta["best"]["gap"] == pytest.approx(best["val"] - best["train"])
     c = Colorizer.load(tmp_path / "r")  # the best-on-val weights
     assert c.meta["step"] == best["step"] and c.arch == "photo"
+    # the val numbers the K rule compares, recomputed on the corpus: the run's own check of those weights
+    again = corpus_validation(c, corpus)
+    assert again["val_nll"] == pytest.approx(best["val"], abs=1e-4)
+    assert again["val_auc"] == pytest.approx(best["val_auc"], abs=1e-4)
     # patience 1 with a learning rate that cannot improve: stops after the second check
     stopped = train(
         TrainConfig(**{**cfg, "lr": 1e-12}, steps=20, val_every=2, patience=1, out=str(tmp_path / "s")),

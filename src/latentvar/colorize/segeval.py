@@ -170,6 +170,19 @@ def score_mask_folder(colorizer, masks_dir, data, tolerance: float | None = None
 MAX_COMPONENTS = 25.0  # issue 20's fragmentation bound: connected components per used segment
 
 
+def corpus_validation(colorizer, corpus) -> dict:
+    """{"val_nll", "val_auc"} of ``colorizer`` on ``corpus``'s val split (its 128-px centre views, the
+    decoding the colorizer carries): the numbers `choose_run` compares. A run's own val checks are on the
+    corpus build it was trained on; runs from different builds (a grown corpus) compare only here, on one
+    val split. For a run trained on ``corpus`` it equals the run's own check of the kept weights."""
+    from latentvar.colorize.crops import EVAL_SIDE
+    from latentvar.colorize.data import load_data
+    from latentvar.colorize.evaluate import evaluate
+
+    metrics = evaluate(colorizer, load_data(str(corpus), EVAL_SIDE, "val", colorizer.bins))
+    return {"val_nll": metrics["nll_nats_per_pixel"], "val_auc": metrics["auc"]}
+
+
 def choose_run(rows: list[dict], max_components: float = MAX_COMPONENTS) -> dict:
     """Model selection on val (K, a recipe, a checkpoint), by a rule fixed before looking: among the rows
     whose prior has at most ``max_components`` connected components per used segment on the val masks,
