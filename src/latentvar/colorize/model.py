@@ -172,7 +172,8 @@ class LatentColorNet(nn.Module):
     def colour_wheel(self, centres: Tensor, radius: float = 40.0, width: float = 20.0) -> None:
         """The 'global' law's start: segment 0 neutral, the others evenly spaced hues at chroma ``radius``
         (α_kq = -|c_q - m_k|² / 2·width², β = 0), so every segment explains a different colour from the first
-        step -- without it the NLL alone lets one segment take every pixel (measured on Twemoji)."""
+        step. Measured on Twemoji without the balance term: from a random start one segment took every
+        pixel's argmax, from this start the neutral class still took 95 % (docs/colorize.md)."""
         k = self.segments
         hue = torch.arange(k - 1, dtype=centres.dtype) * (2 * math.pi / max(k - 1, 1))
         means = torch.cat([centres.new_zeros(1, 2), radius * torch.stack([hue.cos(), hue.sin()], -1)])
