@@ -124,7 +124,11 @@ def test_the_message_names_the_field(base, image, tmp_path, capsys):
         ("config", DROP, "error: run: config: expected a JSON object of the training settings"),
         ("tensor:model.bin_centres", DROP, "error: run: model.bin_centres: expected the ab bin centres"),
         ("temperature", NAN, "error: run: temperature: expected a number in (0, 100], got nan"),
-        ("config.colour_law", "x", "error: run: config.colour_law: expected one of ['linear', 'levels', 'global']"),
+        (
+            "config.colour_law",
+            "x",
+            "error: run: config.colour_law: expected one of ['linear', 'levels', 'global']",
+        ),
     ]:
         folder = write_case(base, field, value, tmp_path / field.replace(":", "_"))
         assert run(cli, ["colorize", "apply", str(image), "--run", str(folder), "--out", str(tmp_path)]) == 2
