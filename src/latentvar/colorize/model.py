@@ -213,34 +213,39 @@ class LatentColorNet(nn.Module):
         return rearrange(logits, "b k h w -> b h w k"), self.components(features, semantic, L, logits)
 
     def components(self, features: Tensor, semantic: Tensor, L: Tensor, logits: Tensor | None = None):
-        """Each segment's colour law (a `SegmentColour`) from its summary; L (b, h, w) gives the pixels'
-        L-bins. The summary pools the features under P(z|x) at the features' resolution: the full-
-        resolution ``logits`` averaged down (the learned prior), or the lightness prior's coarse form."""
+        """Each segment's colour law (a `SegmentColour`) from its summary (`segment_logits`) and the shared
+        gamut term; L (b, h, w) gives the pixels' L-bins."""
+        table = self.segment_logits(features, semantic, L, logits) + self.lightness_logits[None, None]
+        table = table.expand(L.shape[0], -1, -1, -1)  # (b, k, l, q); the 'global' law is one for all images
+        return SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
+
+    def segment_logits(self, features: Tensor, semantic: Tensor, L: Tensor, logits: Tensor | None) -> Tensor:
+        """Segment k's own logits at each L-bin, (b, k, l, q) -- (1, k, l, q) for the 'global' law. The
+        summary pools the features under P(z|x) at the features' resolution: the full-resolution
+        ``logits`` averaged down (the learned prior), or the lightness prior's coarse form."""
         if self.colour_law == "global":
-            alpha, beta = self.global_law.unbind(1)  # (k, q) each
-            own = alpha[:, None, :] + beta[:, None, :] * self.bin_lightness[None, :, None]  # (k, l, q)
-            table = (own + self.lightness_logits[None]).expand(L.shape[0], -1, -1, -1)
-            return SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
+            alpha, beta = self.global_law[None].unbind(2)  # (1, k, q) each: the same for every image
+        else:
+            head = self.colour_head(self.summary(features, semantic, L, logits))
+            if self.colour_law == "levels":  # the segment's own logits at each L-bin
+                return rearrange(head, "b k (l q) -> b k l q", l=L_BINS)
+            alpha, beta = head.chunk(2, dim=-1)  # (b, k, q) each
+        return alpha[:, :, None, :] + beta[:, :, None, :] * self.bin_lightness[None, None, :, None]
+
+    def summary(self, features: Tensor, semantic: Tensor, L: Tensor, logits: Tensor | None) -> Tensor:
+        """(b, k, c + 2): each segment's features pooled under its soft mask, its share of the image and its
+        mean lightness, all at the features' resolution."""
         x_coarse = F.adaptive_avg_pool2d(lightness_input(L), semantic.shape[-2:])
         if self.prior == "lightness" or logits is None:
             coarse = semantic + (self.lightness_prior(x_coarse) if self.prior == "lightness" else 0.0)
         else:
             coarse = F.adaptive_avg_pool2d(logits, semantic.shape[-2:])
-        # segment summaries: features pooled under the soft mask, at the features' resolution
         mask = torch.softmax(coarse, dim=1)
         mass = mask.sum((2, 3)) + 1e-6  # (b, k)
         pooled = torch.einsum("bkhw,bchw->bkc", mask, features) / mass[..., None]
         mean_l = torch.einsum("bkhw,bhw->bk", mask, x_coarse[:, 0]) / mass
         share = mass / (mask.shape[2] * mask.shape[3])
-        summary = torch.cat([pooled, share[..., None], mean_l[..., None]], dim=-1)
-        head = self.colour_head(summary)
-        if self.colour_law == "linear":
-            alpha, beta = head.chunk(2, dim=-1)  # (b, k, q) each
-            own = alpha[:, :, None, :] + beta[:, :, None, :] * self.bin_lightness[None, None, :, None]
-        else:  # 'levels': the segment's own logits at each L-bin
-            own = rearrange(head, "b k (l q) -> b k l q", l=L_BINS)
-        table = own + self.lightness_logits[None, None]  # (b, k, l, q)
-        return SegmentColour(torch.log_softmax(table, dim=-1), lightness_bin(L))
+        return torch.cat([pooled, share[..., None], mean_l[..., None]], dim=-1)
 
 
 class LatentColorizer(nn.Module):
