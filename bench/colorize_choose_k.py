@@ -3,7 +3,8 @@ kept weights' val NLL and AuC (on --corpus's val split, so that runs trained on 
 corpus compare; the kept step from the run's own checks) and its prior's segments on the val split's
 hand-drawn regions (`photo_masks_val`: ARI, boundary F, components per used segment), the grey-only
 baselines beside them, and the run `segeval.choose_run` picks: the lowest val NLL among the runs with at
-most 25 components per used segment. Nothing here reads the test split.
+most 25 components per used segment and a val ARI within 0.04 of the best such run's. Nothing here reads
+the test split.
 
     PYTHONPATH=src python bench/colorize_choose_k.py K8=runs/k8 K16=runs/k16 K24=runs/k24 \
         [--corpus data-cache/photos] [--json choice.json]
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
-from latentvar.colorize.segeval import MAX_COMPONENTS, choose_run, corpus_validation, score_set
+from latentvar.colorize.segeval import MAX_ARI_DROP, MAX_COMPONENTS, choose_run, corpus_validation, score_set
 from latentvar.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,8 @@ def main() -> None:
         f"{'n':>5}   best grey-only baseline at n (ARI)"
     )
     print(
-        f"val split, {len(items)} hand-drawn photos; rule: lowest val NLL at <= {MAX_COMPONENTS:.0f} comp/seg\n"
+        f"val split, {len(items)} hand-drawn photos; rule: lowest val NLL at <= {MAX_COMPONENTS:.0f} "
+        f"comp/seg, ARI within {MAX_ARI_DROP} of the best\n"
     )
     print(head + "\n" + "-" * len(head))
     for r in rows:

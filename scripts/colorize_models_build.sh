@@ -22,7 +22,8 @@ LATENT_STEPS=${LATENT_STEPS:-1000}  # the shipped latent model's: at 2,500 steps
 #    picks the kept weights (best.safetensors). One process and one thread each, so the three
 #    runs can go side by side on separate cores (batches are a pure function of (seed, step)).
 #    The latent model is trained with K = 8, 16 and 24; colorize_ship.py keeps the one segeval.choose_run
-#    picks on val (the lowest val NLL at <= 25 components per used segment on the val masks).
+#    picks on val (the lowest val NLL at <= 25 components per used segment on the val masks and a val
+#    ARI within 0.04 of the best such run's).
 for run in latent-k8 latent-k16 latent-k24 regression per-pixel; do
   model=${run%%-k*}; k=${run##*-k}; [ "$k" = "$run" ] && k=8
   steps=$STEPS; [ "$model" = latent ] && steps=$LATENT_STEPS

@@ -60,7 +60,9 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
 def pick_latent(runs: Path, corpus: Path) -> Path:
     """The ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val: the lowest val NLL of
     its kept weights (on ``corpus``'s val split, `segeval.corpus_validation`) among the runs whose prior
-    has at most 25 connected components per used segment on the val split's hand-drawn regions (src/latentvar/data/photo_masks_val). K is chosen on val, never test."""
+    has at most 25 connected components per used segment on the val split's hand-drawn regions
+    (src/latentvar/data/photo_masks_val) and a val ARI within 0.04 of the best such run's. K is chosen on
+    val, never test."""
     from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
     from latentvar.colorize.segeval import choose_run, corpus_validation, score_set
 

@@ -365,3 +365,21 @@ def test_choose_run_takes_the_lowest_val_nll_within_the_fragmentation_bound():
     assert choose_run(rows[:1])["label"] == "speckled"  # none within: the least fragmented
     with pytest.raises(ValueError, match="^rows:"):
         choose_run([])
+
+
+def test_choose_run_passes_over_a_lower_nll_that_costs_segments():
+    from latentvar.colorize.segeval import choose_run
+
+    # the 2026-12-06 candidates (val NLL, ARI, components): the longer lr 2e-3 run has the lowest NLL
+    # but gives up 0.055 ARI against the best; the lr 5e-4 fine-tune is the pick, not the one before it
+    rows = [
+        {"label": "K24", "val_nll": 2.480, "ari": 0.232, "components_per_segment": 14.5},
+        {"label": "K24w985", "val_nll": 2.444, "ari": 0.186, "components_per_segment": 18.9},
+        {"label": "K24s2500", "val_nll": 2.463, "ari": 0.153, "components_per_segment": 34.8},
+        {"label": "K24ft985", "val_nll": 2.459, "ari": 0.241, "components_per_segment": 11.7},
+    ]
+    assert choose_run(rows)["label"] == "K24ft985"
+    assert choose_run(rows, max_ari_drop=0.06)["label"] == "K24w985"  # the guard off: NLL alone
+    assert choose_run(rows[:2], max_ari_drop=0.0)["label"] == "K24"
+    with pytest.raises(ValueError, match="^max_ari_drop:"):
+        choose_run(rows, max_ari_drop=-0.1)

@@ -168,6 +168,9 @@ def score_mask_folder(colorizer, masks_dir, data, tolerance: float | None = None
 
 
 MAX_COMPONENTS = 25.0  # issue 20's fragmentation bound: connected components per used segment
+# how far below the best candidate's val ARI a run may fall and still be chosen for its NLL: about what a
+# second seed of one recipe moves val ARI (docs/colorize.md), so a lower NLL never buys a real segment loss
+MAX_ARI_DROP = 0.04
 
 
 def corpus_validation(colorizer, corpus) -> dict:
@@ -183,14 +186,21 @@ def corpus_validation(colorizer, corpus) -> dict:
     return {"val_nll": metrics["nll_nats_per_pixel"], "val_auc": metrics["auc"]}
 
 
-def choose_run(rows: list[dict], max_components: float = MAX_COMPONENTS) -> dict:
+def choose_run(
+    rows: list[dict], max_components: float = MAX_COMPONENTS, max_ari_drop: float = MAX_ARI_DROP
+) -> dict:
     """Model selection on val (K, a recipe, a checkpoint), by a rule fixed before looking: among the rows
-    whose prior has at most ``max_components`` connected components per used segment on the val masks,
-    the lowest val NLL (ties: the higher val ARI); with none within the bound, the least fragmented.
-    ``rows``: dicts with "val_nll", "ari" and "components_per_segment". Returns the chosen row."""
+    whose prior has at most ``max_components`` connected components per used segment on the val masks and
+    whose val ARI is within ``max_ari_drop`` of the best such row's, the lowest val NLL (ties: the higher
+    val ARI); with none within the component bound, the least fragmented. ``rows``: dicts with "val_nll",
+    "ari" and "components_per_segment". Returns the chosen row."""
     if not rows:
         raise ValueError("rows: expected at least one candidate, got none")
+    if max_ari_drop < 0:
+        raise ValueError(f"max_ari_drop: expected >= 0, got {max_ari_drop}")
     within = [r for r in rows if r["components_per_segment"] <= max_components]
     if not within:
         return min(rows, key=lambda r: r["components_per_segment"])
-    return min(within, key=lambda r: (r["val_nll"], -r["ari"]))
+    best_ari = max(r["ari"] for r in within)
+    kept = [r for r in within if r["ari"] >= best_ari - max_ari_drop]
+    return min(kept, key=lambda r: (r["val_nll"], -r["ari"]))
