@@ -119,6 +119,33 @@ def test_load_photo_split_on_a_tiny_corpus(tmp_path):
         load_photo_split(tmp_path / "missing", "train")
 
 
+def test_subset_script_keeps_ids_splits_and_files_of_the_named_packages(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "photos_subset.py"
+    spec = importlib.util.spec_from_file_location("photos_subset", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    src = tmp_path / "full"
+    rows = _fake_corpus(src, 12)
+    for i, row in enumerate(rows):
+        row["package"] = "kept-pkg" if i % 3 else "new-pkg"
+    write_manifest(src / "manifest.json", rows, {"num_photos": 12})
+    summary = module.subset(src, tmp_path / "old", ("kept-pkg",))
+    kept = [r for r in rows if r["package"] == "kept-pkg"]
+    assert read_manifest(tmp_path / "old" / "manifest.json")["photos"] == kept
+    assert summary["num_photos"] == 8 and sum(summary["splits"].values()) == 8
+    kept_files = {f"{r['id']}.jpg" for r in kept}
+    for split in ("train", "val", "test"):  # each photo in the split it had in the full build
+        old = [p.name for p in load_photo_split(tmp_path / "old", split)]
+        assert old == [p.name for p in load_photo_split(src, split) if p.name in kept_files]
+    first = kept[0]["id"] + ".jpg"
+    assert (tmp_path / "old" / "images" / first).read_bytes() == (src / "images" / first).read_bytes()
+    with pytest.raises(SystemExit, match="--packages: no photo of"):
+        module.subset(src, tmp_path / "none", ("kept-pkg", "absent-pkg"))
+
+
 def _rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
     """A minimal version-2 Qt rcc with one root folder 'd' holding ``files`` (the layout rcc writes)."""
     names, name_off = b"", {}
