@@ -111,6 +111,33 @@ def test_components_per_segment_is_eight_connected():
     assert s["segments_used"] == 2 and s["components_per_segment"] == 5.0
 
 
+def test_click_regions_follow_the_serve_click_rule():
+    from latentvar.colorize.segscore import click_regions, score_segments
+
+    labels = np.zeros((40, 40), np.int64)
+    labels[:, 20:] = 1  # two halves
+    labels[:2, :2] = 2  # a speck below the 5 % share: never clicked
+    same = labels.copy()
+    assert click_regions(same, labels) == {"click_hit": 1.0, "click_inside": 1.0, "click_outside": 0.0}
+    # the right half's segment also holds a separate blob in the left half: the click takes only the
+    # connected piece under it, so still a hit
+    blob = labels.copy()
+    blob[34:38, 2:6] = 1  # away from the left half's deepest pixels
+    assert click_regions(blob, labels)["click_hit"] == 1.0
+    # one segment for the whole image: the piece covers everything, 100 % outside each half
+    one = np.zeros_like(labels)
+    got = click_regions(one, labels)
+    assert got["click_hit"] == 0.0 and got["click_inside"] == 1.0 and got["click_outside"] > 0.99
+    # the right half split down the middle: the piece under its deepest pixel covers about half of it
+    split = labels.copy()
+    split[:20, 20:] = 3
+    got = click_regions(split, labels)
+    assert got["click_hit"] == 0.5 and 0.74 < got["click_inside"] < 0.76
+    # nothing large enough to click: NaN, which the means skip
+    assert np.isnan(click_regions(same, np.where(labels == 2, 2, -1))["click_hit"])
+    assert score_segments(blob, labels)["click_hit"] == 1.0
+
+
 def test_scores_name_bad_arguments():
     with pytest.raises(ValueError, match="^labels: expected the segments' shape"):
         score_segments(np.zeros((3, 3), int), np.zeros((3, 4), int))

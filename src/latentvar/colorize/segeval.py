@@ -137,15 +137,19 @@ def score_set(colorizer, items, tolerance: float | None = None, baselines: bool 
 
 def format_table(result: dict, title: str = "") -> str:
     """The means as a plain-text table: one row per method."""
-    head = f"{'method':<16}{'ARI':>8}{'boundary F':>12}{'comp/seg':>10}{'segments':>10}"
+    head = f"{'method':<16}{'ARI':>8}{'boundary F':>12}{'comp/seg':>10}{'segments':>10}{'click hit':>11}"
     lines = [title] if title else []
     lines += [head, "-" * len(head)]
     for method, s in result["mean"].items():
         lines.append(
             f"{method:<16}{s['ari']:>8.3f}{s['boundary_f']:>12.3f}{s['components_per_segment']:>10.1f}"
-            f"{s['segments_used']:>10.1f}"
+            f"{s['segments_used']:>10.1f}{s.get('click_hit', math.nan):>11.3f}"
         )
-    lines.append(f"({result['num_images']} photos; components: 8-connected, per used segment)")
+    lines.append(
+        f"({result['num_images']} photos; components: 8-connected, per used segment; click hit: per photo, the"
+        " share of its regions >= 5 % of it where a click recolours >= 80 % of the region and <= 10 % of the"
+        " rest)"
+    )
     return "\n".join(lines)
 
 

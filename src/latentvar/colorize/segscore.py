@@ -18,6 +18,11 @@ ground truth says nothing (those pixels are left out of every score).
 - `components_per_segment`: connected components (8-connectivity, `scipy.ndimage.label`) of each segment
   id present, averaged over those ids, over the whole image (labelled or not): 1 when every segment is
   one piece, hundreds for speckled isophote bands.
+- `click_regions`: what `latentvar serve`'s click does with a region (tests/test_serve_mask_recolour.py on
+  one photo; here every photo): for each labelled region of at least ``min_share`` of the image, the
+  8-connected piece of the segment under the region's deepest pixel (the image frame counts as an edge)
+  is what a click there recolours; ``inside`` is the share of the region it covers, ``outside`` the share
+  of the rest of the image, a ``hit`` both inside >= 0.8 and outside <= 0.1 (the issue's test).
 """
 
 from __future__ import annotations
@@ -110,9 +115,36 @@ def components_per_segment(segments) -> float:
     return float(np.mean(pieces))
 
 
+CLICK_INSIDE, CLICK_OUTSIDE = 0.8, 0.1  # a click's piece must cover this much of the region, this little else
+
+
+def click_regions(segments, labels, min_share: float = 0.05) -> dict:
+    """{"click_hit", "click_inside", "click_outside"}: means over the regions of at least ``min_share``
+    of the image (NaN when there is none) of a hit, of inside and of outside (module docstring)."""
+    from scipy.ndimage import distance_transform_edt, label
+
+    segments, labels = _check_pair(segments, labels)
+    rows = []
+    for region in np.unique(labels[labels >= 0]):
+        mask = labels == region
+        if mask.mean() < min_share:
+            continue
+        depth = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(int(depth.argmax()), depth.shape)
+        pieces, _ = label(segments == segments[y, x], structure=EIGHT)
+        piece = pieces == pieces[y, x]
+        inside = float(piece[mask].mean())
+        outside = float(piece[~mask].mean()) if (~mask).any() else 0.0
+        rows.append((inside >= CLICK_INSIDE and outside <= CLICK_OUTSIDE, inside, outside))
+    if not rows:
+        return {"click_hit": math.nan, "click_inside": math.nan, "click_outside": math.nan}
+    hit, inside, outside = (float(np.mean(c)) for c in zip(*rows, strict=True))
+    return {"click_hit": hit, "click_inside": inside, "click_outside": outside}
+
+
 def score_segments(segments, labels, tolerance: float | None = None) -> dict:
-    """All three for one image: {"ari", "boundary_f", "boundary_precision", "boundary_recall",
-    "components_per_segment", "segments_used"}."""
+    """All of them for one image: {"ari", "boundary_f", "boundary_precision", "boundary_recall",
+    "components_per_segment", "segments_used", "click_hit", "click_inside", "click_outside"}."""
     segments, labels = _check_pair(segments, labels)
     bf = boundary_f(segments, labels, tolerance)
     return {
@@ -122,4 +154,5 @@ def score_segments(segments, labels, tolerance: float | None = None) -> dict:
         "boundary_recall": bf["recall"],
         "components_per_segment": components_per_segment(segments),
         "segments_used": int(len(np.unique(segments))),
+        **click_regions(segments, labels),
     }
