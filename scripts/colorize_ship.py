@@ -3,13 +3,16 @@
     python scripts/colorize_ship.py photo --corpus data-cache/photos --runs runs/ship
     python scripts/colorize_ship.py twemoji --runs runs/ship
 
-photo: takes the ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val (`pick_latent`), picks its decoding on the corpus's **val** split -- the temperature T and the
-rebalancing λ (`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train*
-split's views) by `choose_decoding`'s rule: never below the grey baseline's val AuC, then half the ground
-truth's colourfulness at the best AuC, else the most colour -- then measures the latent, per-pixel (its own (T, λ) by the same
-rule), regression and grey models (and ``--previous``, the model shipped before) once on the **test** split; writes the latent run's best-on-val
-weights (no optimiser state) with ``temperature``, ``rebalance``, ``bin_prior``, ``val_decodings`` and
-``test_metrics`` in its JSON to src/latentvar/data/models/photo/.
+photo: takes the ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val (`pick_latent`);
+refuses it when it misses the browser test's click on the bundled Hawa Mahal's sky (`segeval.click_check`);
+picks its decoding on the corpus's **val** split -- the temperature T and the rebalancing λ
+(`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train* split's views)
+by `choose_decoding`'s rule: never below the grey baseline's val AuC, then half the ground truth's
+colourfulness at the best AuC, else the most colour -- then measures the latent, per-pixel (its own (T, λ)
+by the same rule), regression and grey models (and ``--previous``, the model shipped before) once on the
+**test** split; writes the latent run's best-on-val weights (no optimiser state) with ``temperature``,
+``rebalance``, ``bin_prior``, ``val_decodings`` and ``test_metrics`` in its JSON to
+src/latentvar/data/models/photo/.
 twemoji: the twemoji run's weights with its Twemoji test metrics to src/latentvar/data/models/twemoji/.
 The MODEL_CARD.md files beside them are written by hand from these numbers.
 """
@@ -110,6 +113,11 @@ def main(argv=None) -> int:
         default=None,
         help="a copy of the model shipped before: measured on test beside the new one, with its own decoding",
     )
+    ap.add_argument(
+        "--skip-click-check",
+        action="store_true",
+        help="write the photo model even if it misses the browser test's click (segeval.click_check)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     if args.name == "twemoji":
@@ -123,6 +131,16 @@ def main(argv=None) -> int:
     latent_run = pick_latent(args.runs, args.corpus)
     print(f"latent run: {latent_run}", file=sys.stderr)
     latent = Colorizer.load(latent_run)
+    from latentvar.colorize.segeval import CLICK_CHECK, click_check
+
+    click = click_check(latent)
+    print(f"click check {CLICK_CHECK}: {click}", file=sys.stderr)
+    if not click["click_hit"] and not args.skip_click_check:
+        raise SystemExit(
+            f"{latent_run}: a click in the {CLICK_CHECK[1]} of {CLICK_CHECK[0]} recolours "
+            f"{click['click_inside']:.0%} of it and {click['click_outside']:.0%} of the rest (the browser "
+            "test asks >= 80 % and <= 10 %): not shipped (--skip-click-check writes it anyway)"
+        )
     train = load_data(str(args.corpus), EVAL_SIDE, "train", latent.bins)
     prior = bin_prior(train.y, latent.bins.num_bins)  # the train split's views, never val or test
     val = load_data(str(args.corpus), EVAL_SIDE, "val", latent.bins)

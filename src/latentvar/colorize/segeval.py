@@ -21,6 +21,7 @@ resolution:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -146,9 +147,9 @@ def format_table(result: dict, title: str = "") -> str:
             f"{s['segments_used']:>10.1f}{s.get('click_hit', math.nan):>11.3f}"
         )
     lines.append(
-        f"({result['num_images']} photos; components: 8-connected, per used segment; click hit: per photo, the"
-        " share of its regions >= 5 % of it where a click recolours >= 80 % of the region and <= 10 % of the"
-        " rest)"
+        f"({result['num_images']} photos; components: 8-connected, per used segment; click hit: per photo,"
+        " the share of its regions >= 5 % of it where a click recolours >= 80 % of the region and <= 10 % of"
+        " the rest)"
     )
     return "\n".join(lines)
 
@@ -175,6 +176,27 @@ MAX_COMPONENTS = 25.0  # issue 20's fragmentation bound: connected components pe
 # how far below the best candidate's val ARI a run may fall and still be chosen for its NLL: about what a
 # second seed of one recipe moves val ARI (docs/colorize.md), so a lower NLL never buys a real segment loss
 MAX_ARI_DROP = 0.04
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "photo_examples"
+# the browser test's click (tests/test_serve_mask_recolour.py): this bundled photo, this hand-drawn region
+CLICK_CHECK = ("gcompris-qt-data__explore_monuments_india_hawaMahal", "sky")
+
+
+def click_check(colorizer, photo: str = CLICK_CHECK[0], region: str = CLICK_CHECK[1]) -> dict:
+    """The browser test's judgement without a browser: `segscore.click_regions` of ``colorizer``'s prior
+    segments on the bundled example ``photo`` (its stem in data/photo_examples) for its hand-drawn
+    ``region`` alone, so "outside" is the rest of the photo. {"click_hit", "click_inside", "click_outside"};
+    the ship script refuses a model that misses it (it would fail that test)."""
+    from latentvar.colorize.masks import load_ground_truth, read_masks
+    from latentvar.colorize.segscore import click_regions
+
+    masks = read_masks(EXAMPLES / "masks" / f"{photo}.json")
+    if region not in masks.names:
+        raise ValueError(f"region: {photo} has regions {masks.names}, not {region!r}")
+    rgb, labels, _ = load_ground_truth(masks, EXAMPLES / masks.image)
+    only = np.where(labels == masks.names.index(region), 0, -1)
+    return click_regions(colorizer.segment(rgb), only, min_share=0.0)
 
 
 def corpus_validation(colorizer, corpus) -> dict:
