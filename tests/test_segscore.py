@@ -389,15 +389,16 @@ def test_bench_split_flag_refuses_mixed_masks(tmp_path):
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
+def _runs(*rows) -> list[dict]:
+    """(label, val NLL, val ARI, components per segment) tuples -> `choose_run`'s rows."""
+    return [dict(zip(("label", "val_nll", "ari", "components_per_segment"), r, strict=True)) for r in rows]
+
+
 def test_choose_run_takes_the_lowest_val_nll_within_the_fragmentation_bound():
     from latentvar.colorize.segeval import choose_run
 
-    rows = [
-        {"label": "speckled", "val_nll": 2.40, "ari": 0.40, "components_per_segment": 300.0},
-        {"label": "k16", "val_nll": 2.50, "ari": 0.31, "components_per_segment": 6.4},
-        {"label": "k8", "val_nll": 2.51, "ari": 0.22, "components_per_segment": 12.6},
-        {"label": "k16b", "val_nll": 2.50, "ari": 0.35, "components_per_segment": 25.0},
-    ]
+    rows = _runs(("speckled", 2.40, 0.40, 300.0), ("k16", 2.50, 0.31, 6.4), ("k8", 2.51, 0.22, 12.6),
+                 ("k16b", 2.50, 0.35, 25.0))  # fmt: skip
     assert choose_run(rows)["label"] == "k16b"  # tie on NLL: the higher ARI; 25 is within the bound
     assert choose_run(rows, max_components=10)["label"] == "k16"
     assert choose_run(rows[:1])["label"] == "speckled"  # none within: the least fragmented
@@ -410,12 +411,8 @@ def test_choose_run_passes_over_a_lower_nll_that_costs_segments():
 
     # the 2026-12-06 candidates (val NLL, ARI, components): the longer lr 2e-3 run has the lowest NLL
     # but gives up 0.055 ARI against the best; the lr 5e-4 fine-tune is the pick, not the one before it
-    rows = [
-        {"label": "K24", "val_nll": 2.480, "ari": 0.232, "components_per_segment": 14.5},
-        {"label": "K24w985", "val_nll": 2.444, "ari": 0.186, "components_per_segment": 18.9},
-        {"label": "K24s2500", "val_nll": 2.463, "ari": 0.153, "components_per_segment": 34.8},
-        {"label": "K24ft985", "val_nll": 2.459, "ari": 0.241, "components_per_segment": 11.7},
-    ]
+    rows = _runs(("K24", 2.480, 0.232, 14.5), ("K24w985", 2.444, 0.186, 18.9), ("K24s2500", 2.463, 0.153, 34.8),
+                 ("K24ft985", 2.459, 0.241, 11.7))  # fmt: skip
     assert choose_run(rows)["label"] == "K24ft985"
     assert choose_run(rows, max_ari_drop=0.06)["label"] == "K24w985"  # the guard off: NLL alone
     assert choose_run(rows[:2], max_ari_drop=0.0)["label"] == "K24"
