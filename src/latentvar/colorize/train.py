@@ -87,7 +87,7 @@ class TrainConfig:
     balance: float = 0.5
     invariance: float = 0.25
     confidence: float = 0.5  # the mean per-pixel entropy of P(z|x) (with balance: IIC's mutual information)
-    colour_law: str = "linear"  # latent: a segment's colour across L-bins: 'linear', 'levels', 'global
+    colour_law: str = "linear"  # latent: a segment's colour across L-bins: 'linear', 'levels' or 'global'
     init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
     workers: int = 0  # DataLoader processes decoding photo crops per rank (0: in the training process)
     accumulate: int = 1  # micro-batches per step (gradient accumulation; the balance term is per micro-batch)
