@@ -62,6 +62,7 @@ def cases() -> list[tuple[str, object]]:
         *[("config.colour_law", v) for v in ["quadratic", 3, None, ["levels"]]],
         *[("config.prior", v) for v in ["bands", 3]],
         *[("config.smooth_steps", v) for v in [-1, 9, "3", None]],
+        *[("config.superpixels", v) for v in [-1, 1e9, NAN, "450", None, True, [450]]],
         *[("kind", v) for v in [DROP, "colorize-foo", 7, None]],
         *[("temperature", v) for v in [0, -1, NAN, float("inf"), 1e300, "0.5", None]],
         *[("rebalance", v) for v in [-1, NAN, 1e9, "x", None]],

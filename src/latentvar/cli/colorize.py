@@ -59,6 +59,10 @@ def train(
         "linear",
         help="Latent: a segment's colour across lightness, 'linear', 'levels' (one per L-bin) or 'global' (linear, shared by all images).",
     ),
+    superpixels: float = typer.Option(
+        0.0,
+        help="Latent, learned prior: average its logits over the grey image's Felzenszwalb regions of this scale (0: off).",
+    ),
     init: str = typer.Option(None, help="Warm start from a run folder or shipped model (matching weights)."),
     workers: int = typer.Option(0, help="Photo crops: DataLoader processes decoding per device (0: none)."),
     accumulate: int = typer.Option(
@@ -123,6 +127,7 @@ def train(
             invariance=invariance,
             confidence=confidence,
             colour_law=colour_law,
+            superpixels=superpixels,
             init=init,
             workers=workers,
             accumulate=accumulate,

@@ -123,6 +123,10 @@ def _check_prior(f: _Field, config: dict) -> None:
         f.number(f"config.{key}", config.get(key), 0, 1e3)
     if "confidence" in config:
         f.number("config.confidence", config["confidence"], 0, 1e3)
+    if "superpixels" in config:
+        from latentvar.colorize.prior import MAX_SUPERPIXEL_SCALE
+
+        f.number("config.superpixels", config["superpixels"], 0, MAX_SUPERPIXEL_SCALE)
 
 
 def model_options(config: dict) -> dict:
@@ -136,6 +140,8 @@ def model_options(config: dict) -> dict:
             options |= {k: config[k] for k in ("smooth_steps", "balance", "invariance")}
             if config.get("confidence"):
                 options["confidence"] = config["confidence"]
+            if config.get("superpixels"):
+                options["superpixels"] = config["superpixels"]
     return options
 
 

@@ -38,12 +38,14 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from latentvar.colorize.prior import (
+    MAX_SUPERPIXEL_SCALE,
     PRIORS,
     EdgeAwareSmoothing,
     balance_loss,
     confidence_loss,
     invariance_loss,
     jitter_lightness,
+    superpixel_pool,
 )
 from latentvar.colorize.trunks import ARCHS, PhotoTrunk, Trunk, build_trunk, replicate_borders  # noqa: F401
 from latentvar.mixture import ConditionalMixture, Mixture
@@ -120,7 +122,9 @@ class LatentColorNet(nn.Module):
     """x (b, h, w) lightness -> (prior logits (b, h, w, k), `SegmentColour` with batch (b, h, w, k)).
 
     ``prior`` -- 'learned' (default for new runs): P(z|x) is the trunk's segment logits, upsampled and
-    smoothed edge-aware (`prior.EdgeAwareSmoothing`, ``smooth_steps`` mean-field steps); 'lightness': the
+    smoothed edge-aware (`prior.EdgeAwareSmoothing`, ``smooth_steps`` mean-field steps) and, with
+    ``superpixels`` > 0, averaged over the grey image's Felzenszwalb regions of that scale
+    (`prior.superpixel_pool`); 'lightness': the
     earlier prior, which added a hand-set per-pixel lightness quantiser -exp(s)(ℓ_p - m_k)² (kept so runs
     and shipped models from before load and behave as they did).
     """
@@ -135,13 +139,20 @@ class LatentColorNet(nn.Module):
         prior: str = "lightness",
         smooth_steps: int = 3,
         colour_law: str = "linear",
+        superpixels: float = 0.0,
     ):
         super().__init__()
         if prior not in PRIORS:
             raise ValueError(f"prior: expected one of {PRIORS}, got {prior!r}")
         if colour_law not in COLOUR_LAWS:
             raise ValueError(f"colour_law: expected one of {COLOUR_LAWS}, got {colour_law!r}")
-        self.prior, self.colour_law = prior, colour_law
+        if isinstance(superpixels, bool) or not 0 <= superpixels <= MAX_SUPERPIXEL_SCALE:
+            raise ValueError(
+                f"superpixels: expected a scale from 0 to {MAX_SUPERPIXEL_SCALE:g}, got {superpixels!r}"
+            )
+        if superpixels and prior != "learned":
+            raise ValueError("superpixels: pools the learned prior's logits; expected prior 'learned'")
+        self.prior, self.colour_law, self.superpixels = prior, colour_law, float(superpixels)
         self.trunk = build_trunk(arch, width)
         self.segment_head = nn.Conv2d(width, segments, 1)
         # summary: pooled features, the segment's share of the image and its mean lightness
@@ -206,7 +217,10 @@ class LatentColorNet(nn.Module):
             features, semantic = self.semantic(L)
             return upsample(semantic, x) + self.lightness_prior(x), features, semantic
         features, semantic, coarse = self.coarse_logits(L)
-        return self.refine(upsample(coarse, x), x), features, semantic
+        logits = self.refine(upsample(coarse, x), x)
+        if self.superpixels:
+            logits = superpixel_pool(logits, L, self.superpixels)
+        return logits, features, semantic
 
     def forward(self, L: Tensor) -> tuple[Tensor, SegmentColour]:
         logits, features, semantic = self.prior_logits(L)
@@ -270,9 +284,12 @@ class LatentColorizer(nn.Module):
         invariance: float = 0.0,
         confidence: float = 0.0,
         colour_law: str = "linear",
+        superpixels: float = 0.0,
     ):
         super().__init__()
-        net = LatentColorNet(num_bins, segments, width, hidden, arch, prior, smooth_steps, colour_law)
+        net = LatentColorNet(
+            num_bins, segments, width, hidden, arch, prior, smooth_steps, colour_law, superpixels
+        )
         self.model = ConditionalMixture(net)
         self.config = {"segments": segments, "width": width, "hidden": hidden, "arch": arch, "prior": prior}
         if colour_law != "linear":  # runs from before the option carry no key
@@ -281,6 +298,8 @@ class LatentColorizer(nn.Module):
             self.config |= {"smooth_steps": smooth_steps, "balance": balance, "invariance": invariance}
             if confidence:  # runs from before the term carry no key
                 self.config["confidence"] = confidence
+            if superpixels:  # nor runs from before the option
+                self.config["superpixels"] = float(superpixels)
         self.balance, self.invariance, self.confidence = balance, invariance, confidence
 
     @property

@@ -5,7 +5,10 @@ Shapes (named axes): b batch, k segments, h/w pixels.
 P(z|x) is the network's alone: per-pixel logits from the trunk, made spatially coherent by an edge-aware
 smoothing *inside* the model (`EdgeAwareSmoothing`, a few mean-field steps guided by the grey image, trained
 through the exact NLL). It stays a per-pixel Categorical given x, so the marginal P(y|x), the posterior
-P(z|x,y) and samples are exact as before. No per-pixel lightness quantiser: lightness enters the network
+P(z|x,y) and samples are exact as before. Optionally (``superpixels``, `superpixel_pool`) the logits are
+then averaged over each region of a fine over-segmentation of the grey image (Felzenszwalb & Huttenlocher
+2004), so a segment is a union of whole grey-image regions: still a deterministic function of x, so every
+exact quantity stays exact. No per-pixel lightness quantiser: lightness enters the network
 (its input) and the colour law (its L-bin and slope terms), never as a fixed band assignment.
 
 Three training terms, added to the NLL by `LatentColorizer.forward` (weights in the model's config):
@@ -26,11 +29,39 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 PRIORS = ("learned", "lightness")  # 'lightness': the earlier hand-set quantiser term (old checkpoints)
+MAX_SUPERPIXEL_SCALE = 1e5
+
+
+def superpixel_labels(L: Tensor, scale: float) -> Tensor:
+    """Felzenszwalb's graph-based over-segmentation of each grey image L (b, h, w) in [0, 100]: int64
+    (b, h, w) region ids, 0..n_i-1 per image. ``scale`` is skimage's (larger: fewer, larger regions; in
+    pixels of the grid it runs on), with σ = 0.5 pre-smoothing and regions of at least scale / 4 pixels."""
+    from skimage.segmentation import felzenszwalb
+
+    grey = (L.detach().float().cpu() / 100.0).clamp(0, 1).numpy().astype(np.float64)
+    min_size = max(4, int(scale / 4))
+    labels = [felzenszwalb(g, scale=scale, sigma=0.5, min_size=min_size) for g in grey]
+    return torch.from_numpy(np.stack(labels)).to(device=L.device, dtype=torch.int64)
+
+
+def superpixel_pool(logits: Tensor, L: Tensor, scale: float) -> Tensor:
+    """logits (b, k, h, w) of P(z|x) -> the same with each pixel's logits replaced by their mean over its
+    region of `superpixel_labels` (L (b, h, w), the same grid). Differentiable in ``logits``; the regions
+    depend on x alone, so P(z|x) stays a per-pixel Categorical given x."""
+    b, k, h, w = logits.shape
+    labels = superpixel_labels(L, scale).reshape(b, 1, h * w)
+    flat = logits.reshape(b, k, h * w).float()
+    n = int(labels.max()) + 1
+    sums = flat.new_zeros(b, k, n).scatter_add(2, labels.expand(b, k, h * w), flat)
+    counts = flat.new_zeros(b, 1, n).scatter_add(2, labels, torch.ones_like(flat[:, :1]))
+    means = sums / counts.clamp_min(1.0)
+    return means.gather(2, labels.expand(b, k, h * w)).reshape(b, k, h, w).to(logits.dtype)
 
 
 class EdgeAwareSmoothing(nn.Module):

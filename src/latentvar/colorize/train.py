@@ -52,7 +52,7 @@ from latentvar.colorize.data import (  # noqa: F401 (the data helpers, importabl
     resolve_device,
 )
 from latentvar.colorize.model import ARCHS, COLOUR_LAWS, MODELS, build_model, parameter_count
-from latentvar.colorize.prior import PRIORS
+from latentvar.colorize.prior import MAX_SUPERPIXEL_SCALE, PRIORS
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint, save_checkpoint
 from latentvar.runs import Run, load_optimizer, module_tensors, save_optimizer, tensors_under
@@ -88,6 +88,9 @@ class TrainConfig:
     invariance: float = 0.25
     confidence: float = 0.5  # the mean per-pixel entropy of P(z|x) (with balance: IIC's mutual information)
     colour_law: str = "linear"  # latent: a segment's colour across L-bins: 'linear', 'levels' or 'global'
+    superpixels: float = (
+        0.0  # learned prior: pool its logits over Felzenszwalb regions of this scale (0: off)
+    )
     init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
     workers: int = 0  # DataLoader processes decoding photo crops per rank (0: in the training process)
     accumulate: int = 1  # micro-batches per step (gradient accumulation; the balance term is per micro-batch)
@@ -150,6 +153,13 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+        sp = self.superpixels
+        if isinstance(sp, bool) or not isinstance(sp, (int, float)) or not 0 <= sp <= MAX_SUPERPIXEL_SCALE:
+            raise ValueError(f"superpixels: expected a scale from 0 to {MAX_SUPERPIXEL_SCALE:g}, got {sp!r}")
+        if self.superpixels and (self.model != "latent" or self.prior != "learned"):
+            raise ValueError(
+                "superpixels: pools the learned prior's logits; needs --model latent --prior learned"
+            )
 
     def prior_options(self) -> dict:
         """The latent model's prior settings (`model.build_model`'s ``prior_options``); {} for the rest."""
@@ -163,6 +173,8 @@ class TrainConfig:
             options["invariance"] = self.invariance
             if self.confidence:
                 options["confidence"] = self.confidence
+            if self.superpixels:
+                options["superpixels"] = self.superpixels
         return options
 
     def lr_at(self, step: int) -> float:
