@@ -124,8 +124,10 @@ def _cases() -> list[Case]:
         c += _ints(v, flag, base, minimum=low)
     c += _ints(v, "segments", base, opt="-k")
     c += _floats(v, "lr", base)
-    for flag in ("balance", "invariance", "confidence"):
+    for flag in ("balance", "invariance", "confidence", "superpixels"):
         c += _floats(v, flag, base, positive=False) + [Case(v, "float", (*base, f"--{flag}", "-1"), flag)]
+    c += [Case(v, "float", (*base, "--superpixels", "1e9"), "superpixels")]
+    c += [Case(v, "float", (*base, "--prior", "lightness", "--superpixels", "100"), "superpixels")]
     c += _run_in(v, "init", base)
     c += [Case(v, "missing", (), "out")] + _out_dir(v)
     c += [Case(v, "corrupt", ("--out", "{corrupt_run}", "--resume"), "run")]
