@@ -34,6 +34,15 @@ for run in latent-k8 latent-k16 latent-k24 regression per-pixel; do
     --devices 1 --device "$DEVICE" --out "$RUNS/photo-$run" --resume
 done
 
+# 2b. each latent run's prior pooled over the grey image's Felzenszwalb regions at scales S (the same
+#     weights, `superpixels` set in the config; nothing trained): candidates beside the unpooled runs for
+#     the same val rule (the shipped photo model is latent-k24 at S = 450, chosen so on 2026-12-06)
+for run in latent-k8 latent-k16 latent-k24; do
+  for s in 150 300 450 600 800; do
+    PYTHONPATH=src $PY scripts/colorize_variant.py "$RUNS/photo-$run" "$RUNS/photo-$run-sp$s" --superpixels "$s"
+  done
+done
+
 # 3. the Twemoji model
 $LV colorize train --data twemoji --model latent --segments 8 --size 32 --steps 1200 --batch-size 128 \
   --checkpoint-every 200 --device "$DEVICE" --out "$RUNS/twemoji" --resume
