@@ -100,3 +100,10 @@ def test_the_grey_grouping_of_the_same_regions_is_scored_beside_the_model():
     assert "superpixel_kmeans_L" in segs
     plain = build_model("latent", ABBins().centres, 3, 8, 16, "photo", prior="learned")
     assert "superpixel_kmeans_L" not in segeval.segmentations(Colorizer(plain, 64, {"work_side": 64}), rgb)[0]
+
+
+def test_the_demo_reports_photo_section_says_the_prior_is_pooled():
+    from latentvar.colorize.demo import photo_section
+
+    note = photo_section()[1]
+    assert "<b>test split</b>" in note and "segments, its prior pooled over" in note

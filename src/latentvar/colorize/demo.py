@@ -109,9 +109,13 @@ def photo_section(generator_seed: int = 0) -> list[str]:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in heads)
     gallery = f"<table class='gallery'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    scale = model.meta["config"].get("superpixels")
+    pooled = (
+        f", its prior pooled over the grey image's Felzenszwalb regions of scale {scale:g}" if scale else ""
+    )
     note = (
         f"<p class='note'>The shipped photo model ({model.meta.get('parameters', 0):,} parameters, K = "
-        f"{model.meta['config']['segments']} segments, decoding temperature {model.temperature:g} and "
+        f"{model.meta['config']['segments']} segments{pooled}, decoding temperature {model.temperature:g} and "
         f"rebalancing λ = {model.rebalance:g} chosen on val) on photos of its corpus's <b>test split</b>, never seen in training or selection. Segment "
         "overlays: each segment's id colour blended over the photo, boundaries in white; the prior is "
         "argmax P(z|x) from the grey image alone, the posterior argmax P(z|x,y) once the colours are "
