@@ -140,6 +140,9 @@ def _cases() -> list[Case]:
     c += _ints(v, "samples", ("{png}", *base), minimum=0)
     c += _floats(v, "temperature", ("{png}", *base)) + _choice(v, "device", ("{png}", *base))
     c += _floats(v, "rebalance", ("{png}", *base), positive=False)
+    c += _floats(v, "superpixels", ("{png}", *base), positive=False)
+    c += [Case(v, "float", ("{png}", *base, "--superpixels", "-1"), "superpixels")]
+    c += [Case(v, "float", ("{png}", *base, "--run", "twemoji", "--superpixels", "10"), "superpixels")]
     c += [Case(v, "float", ("{png}", *base, "--rebalance", "-0.5"), "rebalance")]
     v = ("colorize", "eval")
     grey = ("--baseline", "grey")

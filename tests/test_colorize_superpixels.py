@@ -107,3 +107,32 @@ def test_the_demo_reports_photo_section_says_the_prior_is_pooled():
 
     note = photo_section()[1]
     assert "<b>test split</b>" in note and "segments, its prior pooled over" in note
+
+
+def test_a_user_can_change_the_scale_of_a_loaded_model(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from latentvar.cli import app
+    from latentvar.colorize.colorizer import Colorizer
+    from latentvar.colorize.segscore import components_per_segment
+
+    photo = "src/latentvar/data/photo_examples/gcompris-qt-data__explore_monuments_india_hawaMahal.jpg"
+    c = Colorizer.load("photo")
+    pooled = components_per_segment(c.segment(photo))
+    c.set_superpixels(0)  # the cached P(z|x) of the pooled prior must not be reused
+    assert c.model.net.superpixels == 0.0 and components_per_segment(c.segment(photo)) > pooled
+    for bad in (-1, 1e9, True, float("nan")):
+        with pytest.raises(ValueError, match="^superpixels: "):
+            c.set_superpixels(bad)
+    with pytest.raises(ValueError, match="^superpixels: .*none"):
+        Colorizer.load("twemoji").set_superpixels(100)
+    runner = CliRunner()
+    args = ["colorize", "apply", photo, "--out", str(tmp_path), "--samples", "0"]
+    assert runner.invoke(app, [*args, "--superpixels", "0"]).exit_code == 0
+    segments = np.asarray(
+        Image.open(tmp_path / "gcompris-qt-data__explore_monuments_india_hawaMahal_segments.png")
+    )
+    assert segments.shape[:2] == Image.open(photo).size[::-1]
+    result = runner.invoke(app, [*args, "--run", "twemoji", "--superpixels", "10"])
+    assert result.exit_code == 2 and "superpixels" in result.output

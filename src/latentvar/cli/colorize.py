@@ -160,6 +160,10 @@ def apply(
         None, help="Favour rare colours: decode P(y|x) / prior^λ (default: the model's λ; 0: off)."
     ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    superpixels: float = typer.Option(
+        None,
+        help="Pool the learned prior over grey-image regions of this Felzenszwalb scale (0: off; default: the model's).",
+    ),
 ) -> None:
     """Write <stem>_color.png, <stem>_segments.png, <stem>_overlay.png and <stem>_sample<i>.png per image."""
     import numpy as np
@@ -186,6 +190,8 @@ def apply(
             raise ValueError("; ".join(unreadable.values()))
         colorizer = Colorizer.load(run, device=device)
         colorizer.rebalance_weights(rebalance)  # a bad --rebalance for this model fails before any output
+        if superpixels is not None:
+            colorizer.set_superpixels(superpixels)
         skipped = []
         for path, stem in progress(
             list(zip(images, stems, strict=True)), desc="colorize", disable=len(images) < 2

@@ -208,6 +208,24 @@ class Colorizer:
         ab = grids.mixture_decode(log_w, table, lightness_bin(L), centres, temperature, decode, weights)
         return self._finish(rgb, ab, L)
 
+    def set_superpixels(self, scale: float) -> None:
+        """From now on pool the learned prior over the grey image's Felzenszwalb regions of ``scale`` (0: off;
+        `prior.superpixel_pool`): coarser or finer segments than the model's own scale (chosen on val)."""
+        from latentvar.colorize.prior import MAX_SUPERPIXEL_SCALE
+
+        if self.kind != "latent" or self.model.net.prior != "learned":
+            raise ValueError("superpixels: pools a learned segment prior; this model has none")
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, (int, float))
+            or not 0 <= scale <= MAX_SUPERPIXEL_SCALE
+        ):
+            raise ValueError(
+                f"superpixels: expected a scale from 0 to {MAX_SUPERPIXEL_SCALE:g}, got {scale!r}"
+            )
+        self.model.net.superpixels = float(scale)
+        self._last = (None, None)  # the cached P(z|x) was pooled at the old scale
+
     def rebalance_weights(self, rebalance: float | None = None) -> Tensor | None:
         """The (q,) decoding weights prior^-λ (`quantize.rebalance_weights`) for λ = ``rebalance`` (None:
         the model's), on the device; None when λ = 0."""
