@@ -211,19 +211,11 @@ class Colorizer:
     def set_superpixels(self, scale: float) -> None:
         """From now on pool the learned prior over the grey image's Felzenszwalb regions of ``scale`` (0: off;
         `prior.superpixel_pool`): coarser or finer segments than the model's own scale (chosen on val)."""
-        from latentvar.colorize.prior import MAX_SUPERPIXEL_SCALE
+        from latentvar.colorize.prior import superpixel_scale
 
         if self.kind != "latent" or self.model.net.prior != "learned":
             raise ValueError("superpixels: pools a learned segment prior; this model has none")
-        if (
-            isinstance(scale, bool)
-            or not isinstance(scale, (int, float))
-            or not 0 <= scale <= MAX_SUPERPIXEL_SCALE
-        ):
-            raise ValueError(
-                f"superpixels: expected a scale from 0 to {MAX_SUPERPIXEL_SCALE:g}, got {scale!r}"
-            )
-        self.model.net.superpixels = float(scale)
+        self.model.net.superpixels = superpixel_scale(scale)
         self._last = (None, None)  # the cached P(z|x) was pooled at the old scale
 
     def rebalance_weights(self, rebalance: float | None = None) -> Tensor | None:

@@ -38,7 +38,6 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from latentvar.colorize.prior import (
-    MAX_SUPERPIXEL_SCALE,
     PRIORS,
     EdgeAwareSmoothing,
     balance_loss,
@@ -46,6 +45,7 @@ from latentvar.colorize.prior import (
     invariance_loss,
     jitter_lightness,
     superpixel_pool,
+    superpixel_scale,
 )
 from latentvar.colorize.trunks import ARCHS, PhotoTrunk, Trunk, build_trunk, replicate_borders  # noqa: F401
 from latentvar.mixture import ConditionalMixture, Mixture
@@ -146,11 +146,7 @@ class LatentColorNet(nn.Module):
             raise ValueError(f"prior: expected one of {PRIORS}, got {prior!r}")
         if colour_law not in COLOUR_LAWS:
             raise ValueError(f"colour_law: expected one of {COLOUR_LAWS}, got {colour_law!r}")
-        if isinstance(superpixels, bool) or not 0 <= superpixels <= MAX_SUPERPIXEL_SCALE:
-            raise ValueError(
-                f"superpixels: expected a scale from 0 to {MAX_SUPERPIXEL_SCALE:g}, got {superpixels!r}"
-            )
-        if superpixels and prior != "learned":
+        if superpixel_scale(superpixels) and prior != "learned":
             raise ValueError("superpixels: pools the learned prior's logits; expected prior 'learned'")
         self.prior, self.colour_law, self.superpixels = prior, colour_law, float(superpixels)
         self.trunk = build_trunk(arch, width)

@@ -38,6 +38,17 @@ PRIORS = ("learned", "lightness")  # 'lightness': the earlier hand-set quantiser
 MAX_SUPERPIXEL_SCALE = 1e5
 
 
+def superpixel_scale(scale) -> float:
+    """``scale`` of `superpixel_pool` checked: a number in [0, MAX_SUPERPIXEL_SCALE] (0: no pooling)."""
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not 0 <= scale <= MAX_SUPERPIXEL_SCALE
+    ):
+        raise ValueError(f"superpixels: expected a scale from 0 to {MAX_SUPERPIXEL_SCALE:g}, got {scale!r}")
+    return float(scale)
+
+
 def superpixel_labels(L: Tensor, scale: float) -> Tensor:
     """Felzenszwalb's graph-based over-segmentation of each grey image L (b, h, w) in [0, 100]: int64
     (b, h, w) region ids, 0..n_i-1 per image. ``scale`` is skimage's (larger: fewer, larger regions; in

@@ -52,7 +52,7 @@ from latentvar.colorize.data import (  # noqa: F401 (the data helpers, importabl
     resolve_device,
 )
 from latentvar.colorize.model import ARCHS, COLOUR_LAWS, MODELS, build_model, parameter_count
-from latentvar.colorize.prior import MAX_SUPERPIXEL_SCALE, PRIORS
+from latentvar.colorize.prior import PRIORS, superpixel_scale
 from latentvar.colorize.quantize import ABBins
 from latentvar.io import load_checkpoint, save_checkpoint
 from latentvar.runs import Run, load_optimizer, module_tensors, save_optimizer, tensors_under
@@ -153,10 +153,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-        sp = self.superpixels
-        if isinstance(sp, bool) or not isinstance(sp, (int, float)) or not 0 <= sp <= MAX_SUPERPIXEL_SCALE:
-            raise ValueError(f"superpixels: expected a scale from 0 to {MAX_SUPERPIXEL_SCALE:g}, got {sp!r}")
-        if self.superpixels and (self.model != "latent" or self.prior != "learned"):
+        if superpixel_scale(self.superpixels) and (self.model != "latent" or self.prior != "learned"):
             raise ValueError(
                 "superpixels: pools the learned prior's logits; needs --model latent --prior learned"
             )
