@@ -34,10 +34,16 @@ for run in latent-k8 latent-k16 latent-k24 regression per-pixel; do
     --devices 1 --device "$DEVICE" --out "$RUNS/photo-$run" --resume
 done
 
+# 2a. the shipped photo model's weights: the K = 24 run fine-tuned 1,000 more steps on the whole corpus
+#     (lr 5e-4 cosine, seed 1: `ft_seed1` of docs/colorize.md), a candidate like the others
+$LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --width 32 --steps 1000 \
+  --batch-size 64 --lr 5e-4 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll --seed 1 \
+  --init "$RUNS/photo-latent-k24" --devices 1 --device "$DEVICE" --out "$RUNS/photo-latent-k24ft" --resume
+
 # 2b. each latent run's prior pooled over the grey image's Felzenszwalb regions at scales S (the same
 #     weights, `superpixels` set in the config; nothing trained): candidates beside the unpooled runs for
-#     the same val rule (the shipped photo model is latent-k24 at S = 450, chosen so on 2026-12-06)
-for run in latent-k8 latent-k16 latent-k24; do
+#     the same val rule (the shipped photo model is latent-k24ft at S = 450, chosen so on 2026-12-06)
+for run in latent-k8 latent-k16 latent-k24 latent-k24ft; do
   for s in 150 300 450 600 800; do
     PYTHONPATH=src $PY scripts/colorize_variant.py "$RUNS/photo-$run" "$RUNS/photo-$run-sp$s" --superpixels "$s"
   done
