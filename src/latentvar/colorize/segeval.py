@@ -96,7 +96,7 @@ def superpixel_kmeans_l(colorizer, rgb: np.ndarray, n: int, seed: int = 0) -> np
 
     from latentvar.colorize.prior import superpixel_labels
 
-    L = colorizer._L(rgb, colorizer.work_shape(*rgb.shape[:2]))
+    L = colorizer._L(rgb, colorizer.work_shape(*rgb.shape[:2])).cpu()  # the model may sit on a GPU
     regions = superpixel_labels(L[None], colorizer.model.net.superpixels)[0].numpy()
     sizes = np.bincount(regions.ravel())
     means = np.bincount(regions.ravel(), weights=L.to(torch.float64).numpy().ravel()) / np.maximum(sizes, 1)
