@@ -14,12 +14,12 @@ import argparse
 from pathlib import Path
 
 from latentvar.colorize.colorizer import Colorizer
-from latentvar.colorize.shipped import MODELS_DIR
+from latentvar.colorize.shipped import resolve_run
 from latentvar.io import load_checkpoint, save_checkpoint
 
 
 def make_variant(src: str, out: Path, superpixels: float) -> Path:
-    folder = Path(src) if Path(src).is_dir() else MODELS_DIR / src
+    folder = resolve_run(src)  # a run folder, or a shipped model's by name, as `Colorizer.load` reads it
     which = "best" if (folder / "best.json").exists() else "checkpoint"
     tensors, meta = load_checkpoint(folder, name=which)
     config = dict(meta["config"])

@@ -146,9 +146,10 @@ class LatentColorNet(nn.Module):
             raise ValueError(f"prior: expected one of {PRIORS}, got {prior!r}")
         if colour_law not in COLOUR_LAWS:
             raise ValueError(f"colour_law: expected one of {COLOUR_LAWS}, got {colour_law!r}")
-        if superpixel_scale(superpixels) and prior != "learned":
+        self.superpixels = superpixel_scale(superpixels)
+        if self.superpixels and prior != "learned":
             raise ValueError("superpixels: pools the learned prior's logits; expected prior 'learned'")
-        self.prior, self.colour_law, self.superpixels = prior, colour_law, float(superpixels)
+        self.prior, self.colour_law = prior, colour_law
         self.trunk = build_trunk(arch, width)
         self.segment_head = nn.Conv2d(width, segments, 1)
         # summary: pooled features, the segment's share of the image and its mean lightness

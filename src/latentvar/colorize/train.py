@@ -88,9 +88,8 @@ class TrainConfig:
     invariance: float = 0.25
     confidence: float = 0.5  # the mean per-pixel entropy of P(z|x) (with balance: IIC's mutual information)
     colour_law: str = "linear"  # latent: a segment's colour across L-bins: 'linear', 'levels' or 'global'
-    superpixels: float = (
-        0.0  # learned prior: pool its logits over Felzenszwalb regions of this scale (0: off)
-    )
+    # learned prior: pool its logits over the grey image's Felzenszwalb regions of this scale (0: off)
+    superpixels: float = 0.0
     init: str | None = None  # warm start: a run directory or shipped model whose matching weights are loaded
     workers: int = 0  # DataLoader processes decoding photo crops per rank (0: in the training process)
     accumulate: int = 1  # micro-batches per step (gradient accumulation; the balance term is per micro-batch)
