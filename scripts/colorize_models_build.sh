@@ -13,8 +13,9 @@ CORPUS=data-cache/photos        # the whole corpus as it builds today (985 photo
 CORPUS622=data-cache/photos622  # the 622-photo build the K sweep ran on: CORPUS cut to its eight packages
 RUNS=runs/ship
 STEPS=${STEPS:-2500}              # the per-pixel and regression baselines' schedule
-LATENT_STEPS=${LATENT_STEPS:-1000}  # the shipped latent model's: at 2,500 steps K = 24's segments pass the
-                                    # 25-components bound on val (34.8, docs/colorize.md) and the rule drops it
+LATENT_STEPS=${LATENT_STEPS:-1000}  # the K sweep's: at 2,500 steps K = 24's unpooled segments pass the
+                                    # 25-components bound on val (34.8, docs/colorize.md); pooled (2b) they
+                                    # do not, and that run (2a, latent-k24long) is the shipped one
 
 # 1. the photo corpus (Debian / PyPI packages; manifest, licences, fixed train/val/test split)
 [ -f "$CORPUS/manifest.json" ] || $LV colorize prepare photos --out "$CORPUS"
@@ -34,16 +35,21 @@ for run in latent-k8 latent-k16 latent-k24 regression per-pixel; do
     --devices 1 --device "$DEVICE" --out "$RUNS/photo-$run" --resume
 done
 
-# 2a. the shipped photo model's weights: the K = 24 run fine-tuned 1,000 more steps on the whole corpus
-#     (lr 5e-4 cosine, seed 1: `ft_seed1` of docs/colorize.md), a candidate like the others
+# 2a. longer latent runs on the whole corpus, candidates like the others: the K = 24 run fine-tuned 1,000
+#     more steps (lr 5e-4 cosine, seed 1: `ft_seed1` of docs/colorize.md) and the K = 24 recipe from
+#     scratch on the 2,500-step schedule (`K24s2500`; the shipped photo model's weights since 2026-12-06
+#     evening, pooled at S = 450)
 $LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --width 32 --steps 1000 \
   --batch-size 64 --lr 5e-4 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll --seed 1 \
   --init "$RUNS/photo-latent-k24" --devices 1 --device "$DEVICE" --out "$RUNS/photo-latent-k24ft" --resume
+$LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --width 32 --steps 2500 \
+  --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll \
+  --devices 1 --device "$DEVICE" --out "$RUNS/photo-latent-k24long" --resume
 
 # 2b. each latent run's prior pooled over the grey image's Felzenszwalb regions at scales S (the same
 #     weights, `superpixels` set in the config; nothing trained): candidates beside the unpooled runs for
-#     the same val rule (the shipped photo model is latent-k24ft at S = 450, chosen so on 2026-12-06)
-for run in latent-k8 latent-k16 latent-k24 latent-k24ft; do
+#     the same val rule (the shipped photo model is latent-k24long at S = 450, chosen so on 2026-12-06)
+for run in latent-k8 latent-k16 latent-k24 latent-k24ft latent-k24long; do
   for s in 150 300 450 600 800; do
     PYTHONPATH=src $PY scripts/colorize_variant.py "$RUNS/photo-$run" "$RUNS/photo-$run-sp$s" --superpixels "$s"
   done

@@ -419,3 +419,27 @@ def test_choose_run_passes_over_a_lower_nll_that_costs_segments():
     assert choose_run(rows[:2], max_ari_drop=0.0)["label"] == "K24"
     with pytest.raises(ValueError, match="^max_ari_drop:"):
         choose_run(rows, max_ari_drop=-0.1)
+
+
+def test_choose_run_veto_drops_the_pick_and_applies_the_rule_again():
+    from latentvar.colorize.segeval import choose_run
+
+    # the 2026-12-06 evening candidates (pooled, S in the label): the two lowest-NLL picks merge the Hawa
+    # Mahal's sky with its facade (the ship script's browser-click veto); the rule then goes on down
+    rows = _runs(("w985ft450", 2.4349, 0.412, 4.4), ("w985_450", 2.4374, 0.421, 4.7), ("s2500_300", 2.4405, 0.414, 5.0),
+                 ("s2500_450", 2.4453, 0.439, 3.6), ("ft622_450", 2.4656, 0.446, 4.2), ("w985_300", 2.4314, 0.379, 6.2))  # fmt: skip
+    refused = {"w985ft450", "w985_450", "s2500_300"}
+    asked = []
+
+    def veto(row):
+        asked.append(row["label"])
+        return row["label"] in refused
+
+    assert choose_run(rows)["label"] == "w985ft450"  # no veto: the lowest NLL within 0.04 of the best ARI
+    assert choose_run(rows, veto=veto)["label"] == "s2500_450"
+    assert asked == ["w985ft450", "w985_450", "s2500_300", "s2500_450"]  # in the rule's order, each once
+    # vetoing the best-ARI row lowers the ARI bar: the rule is applied afresh to what is left
+    bar = _runs(("low", 2.40, 0.30, 4.0), ("best", 2.50, 0.40, 4.0))
+    assert choose_run(bar, veto=lambda r: r["label"] == "best")["label"] == "low"
+    with pytest.raises(ValueError, match="^veto:"):
+        choose_run(rows, veto=lambda r: True)

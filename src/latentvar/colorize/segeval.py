@@ -211,7 +211,7 @@ def click_check(colorizer, photo: str = CLICK_CHECK[0], region: str = CLICK_CHEC
     """The browser test's judgement without a browser: `segscore.click_regions` of ``colorizer``'s prior
     segments on the bundled example ``photo`` (its stem in data/photo_examples) for its hand-drawn
     ``region`` alone, so "outside" is the rest of the photo. {"click_hit", "click_inside", "click_outside"};
-    the ship script refuses a model that misses it (it would fail that test)."""
+    the ship script vetoes a model that misses it (it would fail that test)."""
     from latentvar.colorize.masks import load_ground_truth, read_masks
     from latentvar.colorize.segscore import click_regions
 
@@ -237,17 +237,32 @@ def corpus_validation(colorizer, corpus) -> dict:
 
 
 def choose_run(
-    rows: list[dict], max_components: float = MAX_COMPONENTS, max_ari_drop: float = MAX_ARI_DROP
+    rows: list[dict],
+    max_components: float = MAX_COMPONENTS,
+    max_ari_drop: float = MAX_ARI_DROP,
+    veto=None,
 ) -> dict:
     """Model selection on val (K, a recipe, a checkpoint), by a rule fixed before looking: among the rows
     whose prior has at most ``max_components`` connected components per used segment on the val masks and
     whose val ARI is within ``max_ari_drop`` of the best such row's, the lowest val NLL (ties: the higher
     val ARI); with none within the component bound, the least fragmented. ``rows``: dicts with "val_nll",
-    "ari" and "components_per_segment". Returns the chosen row."""
+    "ari" and "components_per_segment". ``veto`` (row -> True to refuse it; e.g. the ship script's browser
+    click): a vetoed pick is dropped and the rule applied again to the rows left, so the veto can only remove
+    a model, never rank one. Returns the chosen row; ValueError when every row is vetoed."""
     if not rows:
         raise ValueError("rows: expected at least one candidate, got none")
     if max_ari_drop < 0:
         raise ValueError(f"max_ari_drop: expected >= 0, got {max_ari_drop}")
+    left = list(rows)
+    while left:
+        chosen = _rule(left, max_components, max_ari_drop)
+        if veto is None or not veto(chosen):
+            return chosen
+        left = [r for r in left if r is not chosen]
+    raise ValueError(f"veto: refused every one of the {len(rows)} candidates")
+
+
+def _rule(rows: list[dict], max_components: float, max_ari_drop: float) -> dict:
     within = [r for r in rows if r["components_per_segment"] <= max_components]
     if not within:
         return min(rows, key=lambda r: r["components_per_segment"])
