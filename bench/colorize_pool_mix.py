@@ -8,7 +8,8 @@ segments on the val split's hand-drawn regions (ARI, boundary F, components per 
 and the browser test's sky click (`segeval.click_check`). Nothing here reads the test split. The mixing
 is set on the loaded model's instance for this script only; no model option offers it.
 
-    PYTHONPATH=src python bench/colorize_pool_mix.py --corpus data-cache/photos622 450 0,300,600 300,600 0,450
+    PYTHONPATH=src python bench/colorize_pool_mix.py --run runs/ship/photo-latent-k24long \
+        --corpus data-cache/photos622 450 0,300,600 300,600 0,450
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ def mix_scales(colorizer: Colorizer, scales: list[float]) -> None:
         return probs.clamp_min(1e-30).log(), features, semantic
 
     net.prior_logits = types.MethodType(prior_logits, net)
-    net.superpixels = float(max(scales))  # what segeval's model-specific baseline pools at
-    colorizer._last = (None, None)
+    colorizer._last = (None, None)  # a cached P(z|x) of the unmixed prior must not be reused
 
 
 def main() -> None:
