@@ -6,6 +6,8 @@
 photo: takes the ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val (`pick_latent`);
 vetoes a pick that misses the browser test's click on the bundled Hawa Mahal's sky (`segeval.click_check`)
 and applies the rule again to the rest;
+compares its folder's candidates beside every earlier round's recorded val rows (``--history``,
+scripts/colorize_candidates.json, which it updates after a pick: the ARI bar is the project's);
 picks its decoding on the corpus's **val** split -- the temperature T and the rebalancing λ
 (`quantize.rebalance_weights`, the bin prior being the smoothed bin marginal of the *train* split's views)
 by `choose_decoding`'s rule: never below the grey baseline's val AuC, then half the ground truth's
@@ -35,6 +37,8 @@ from latentvar.colorize.shipped import MODELS_DIR
 from latentvar.colorize.train import load_data
 from latentvar.io import load_checkpoint, save_checkpoint
 
+# every photo candidate compared on val so far (rows of BENCHMARKS.md's rounds; the ship script adds its own)
+HISTORY = Path(__file__).resolve().parent / "colorize_candidates.json"
 TEMPERATURES = (0.2, 0.38, 0.5, 0.6, 0.7, 1.0)
 REBALANCES = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.0)
 
@@ -61,7 +65,9 @@ def choose_decoding(colorizer: Colorizer, val, grey_auc: float) -> tuple[float, 
     return best["temperature"], best["rebalance"], rows
 
 
-def pick_latent(runs: Path, corpus: Path, click_gate: bool = True) -> Path:
+def pick_latent(
+    runs: Path, corpus: Path, click_gate: bool = True, history: list | None = None
+) -> tuple[dict, list]:
     """The ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val: the lowest val NLL of
     its kept weights (on ``corpus``'s val split, `segeval.corpus_validation`) among the runs whose prior
     has at most 25 connected components per used segment on the val split's hand-drawn regions
@@ -69,9 +75,22 @@ def pick_latent(runs: Path, corpus: Path, click_gate: bool = True) -> Path:
     val, never test. With ``click_gate``, a pick that misses the browser test's click (`segeval.click_check`:
     a click in the bundled Hawa Mahal's sky must recolour >= 80 % of it and <= 10 % of the rest) is dropped
     and the rule applied again to the runs left. That photo is in the corpus's test split: it only ever
-    vetoes a model the page would fail with, never ranks one; the log names every veto."""
+    vetoes a model the page would fail with, never ranks one; the log names every veto.
+
+    ``history``: the val rows of earlier rounds' candidates (`HISTORY`), compared beside this folder's
+    (`segeval.merge_candidates`): the ARI bar is the project's, and a recorded row that the rule picks stops
+    the script (nothing in the folder beats it). A recorded row's veto is its recorded click. Returns the
+    pick's row ("run": its folder; none for a recorded row) and every row compared (this folder's with
+    their click checks), for the history."""
     from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
-    from latentvar.colorize.segeval import CLICK_CHECK, choose_run, click_check, corpus_validation, score_set
+    from latentvar.colorize.segeval import (
+        CLICK_CHECK,
+        choose_run,
+        click_check,
+        corpus_validation,
+        merge_candidates,
+        score_set,
+    )
 
     def kept(p: Path) -> Path:  # what `export` and `Colorizer.load` take: best.* when there is one
         return p / "best.json" if (p / "best.json").exists() else p / "checkpoint.json"
@@ -88,23 +107,48 @@ def pick_latent(runs: Path, corpus: Path, click_gate: bool = True) -> Path:
         colorizer = Colorizer.load(run)
         prior = score_set(colorizer, items, baselines=False)["mean"]["prior"]
         val_nll = corpus_validation(colorizer, corpus)["val_nll"]  # one val split for runs of any build
-        rows.append({"run": run, "val_nll": val_nll, **prior})
+        rows.append({"name": run.name, "run": run, "val_nll": val_nll, **prior})
         print(f"{run.name}: val NLL {val_nll:.4f}, val ARI {prior['ari']:.3f}, "
               f"{prior['components_per_segment']:.1f} components per segment", file=sys.stderr)  # fmt: skip
 
     def vetoed(row: dict) -> bool:
+        if "run" not in row:  # an earlier round's row: its recorded sky click, if one was recorded
+            if row.get("sky_click_hit") is False:
+                print(f"{row['name']} (recorded, round {row.get('round')}): the rule's pick, vetoed by its recorded "
+                      "click", file=sys.stderr)  # fmt: skip
+            return row.get("sky_click_hit") is False
         click = click_check(Colorizer.load(row["run"]))
-        print(f"{row['run'].name}: click check {CLICK_CHECK}: {click}", file=sys.stderr)
+        row.update({f"sky_{k}": v for k, v in click.items()})  # "click_*" are the val photos' means
+        print(f"{row['name']}: click check {CLICK_CHECK}: {click}", file=sys.stderr)
         if not click["click_hit"]:
-            print(f"{row['run'].name}: the rule's pick, vetoed: a click in the {CLICK_CHECK[1]} of {CLICK_CHECK[0]} "
+            print(f"{row['name']}: the rule's pick, vetoed: a click in the {CLICK_CHECK[1]} of {CLICK_CHECK[0]} "
                   f"recolours {click['click_inside']:.0%} of it and {click['click_outside']:.0%} of the rest (the "
                   "browser test asks >= 80 % and <= 10 %); the rule again without it", file=sys.stderr)  # fmt: skip
         return not click["click_hit"]
 
+    compared = merge_candidates(history or [], rows)
     try:
-        return choose_run(rows, veto=vetoed if click_gate else None)["run"]
+        pick = choose_run(compared, veto=vetoed if click_gate else None)
     except ValueError as e:
         raise SystemExit(f"{runs}: {e} (the browser test's click; --skip-click-check: no veto)") from None
+    return pick, compared
+
+
+def record(history_file: Path, compared: list) -> None:
+    """Write every row compared back to ``history_file``, atomically; this folder's rows get the next round's
+    number and the date."""
+    from datetime import UTC, datetime
+
+    from latentvar.io import atomic_write_json
+
+    today = datetime.now(UTC).date().isoformat()
+    this_round = 1 + max((r.get("round", 0) for r in compared if "run" not in r), default=0)
+    rows = [
+        {k: v for k, v in r.items() if k != "run"}
+        | ({"round": this_round, "recorded": today} if "run" in r else {})
+        for r in compared
+    ]
+    atomic_write_json(history_file, json.loads(json.dumps(rows, default=lambda o: o.item())))  # numpy scalars
 
 
 def export(run: Path, name: str, extra: dict) -> Path:
@@ -131,6 +175,13 @@ def main(argv=None) -> int:
         help="a copy of the model shipped before: measured on test beside the new one, with its own decoding",
     )
     ap.add_argument(
+        "--history",
+        type=Path,
+        default=HISTORY,
+        help="earlier rounds' candidate val rows (JSON), compared beside this folder's; updated after a pick",
+    )
+    ap.add_argument("--no-history", action="store_true", help="compare this folder's runs alone")
+    ap.add_argument(
         "--skip-click-check",
         action="store_true",
         help="the rule's pick even if it misses the browser test's click (segeval.click_check): no veto",
@@ -145,7 +196,24 @@ def main(argv=None) -> int:
         print(json.dumps(metrics, indent=1))
         print(f"-> {out}")
         return 0
-    latent_run = pick_latent(args.runs, args.corpus, click_gate=not args.skip_click_check)
+    try:
+        history = [] if args.no_history else json.loads(args.history.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(
+            f"--history: cannot read {args.history} ({e}); --no-history compares this folder alone"
+        ) from None
+    if not isinstance(history, list):
+        raise SystemExit(f"--history: expected a JSON list of candidate rows in {args.history}")
+    pick, compared = pick_latent(args.runs, args.corpus, not args.skip_click_check, history)
+    if "run" not in pick:  # this round lost: its rows still count from now on
+        if not args.no_history:
+            record(args.history, compared)
+        raise SystemExit(
+            f"the rule picks {pick['name']}, an earlier round's candidate (round {pick.get('round')}: val NLL "
+            f"{pick['val_nll']}, ARI {pick['ari']}); its weights are not in {args.runs}: nothing there beats "
+            f"it (this round's rows recorded in {args.history})"
+        )
+    latent_run = pick["run"]
     print(f"latent run: {latent_run}", file=sys.stderr)
     latent = Colorizer.load(latent_run)
     train = load_data(str(args.corpus), EVAL_SIDE, "train", latent.bins)
@@ -177,6 +245,9 @@ def main(argv=None) -> int:
     extra = {"temperature": temperature, "rebalance": rebalance, "bin_prior": prior.tolist(),
              "val_grey_auc": grey_auc, "val_decodings": table, "test_metrics": metrics}  # fmt: skip
     print(f"-> {export(latent_run, 'photo', extra)}")
+    if not args.no_history:
+        record(args.history, compared)
+        print(f"-> {args.history} ({len(compared)} candidates)")
     return 0
 
 

@@ -262,6 +262,27 @@ def choose_run(
     raise ValueError(f"veto: refused every one of the {len(rows)} candidates")
 
 
+def merge_candidates(history: list[dict], rows: list[dict]) -> list[dict]:
+    """The rows `choose_run` compares when earlier rounds count: every recorded row of ``history`` (val rows
+    of candidates measured before, whose weights may be gone), with this round's ``rows`` in place of the
+    recorded rows of the same "name". So the ARI bar is the project's -- the best val ARI that any candidate
+    within the fragmentation bound ever scored -- not one folder's; a recorded row can set the bar, and be
+    the pick (then nothing new beats it). Each row needs "name", "val_nll", "ari", "components_per_segment"
+    (finite numbers); ValueError naming the row otherwise."""
+    for where, group in (("history", history), ("rows", rows)):
+        for i, row in enumerate(group):
+            if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+                raise ValueError(f"{where}[{i}]: expected a dict with a 'name' string, got {row!r}")
+            for key in ("val_nll", "ari", "components_per_segment"):
+                value = row.get(key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(
+                        f"{where}[{i}] ({row['name']}): {key} must be a finite number, got {value!r}"
+                    )
+    new = {row["name"] for row in rows}
+    return [row for row in history if row["name"] not in new] + list(rows)
+
+
 def _rule(rows: list[dict], max_components: float, max_ari_drop: float) -> dict:
     within = [r for r in rows if r["components_per_segment"] <= max_components]
     if not within:
