@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -477,3 +478,41 @@ def test_merge_candidates_names_a_bad_row():
         merge_candidates([good, dict(good, name="b", ari=float("nan"))], [])
     with pytest.raises(ValueError, match=r"^rows\[0\]: expected a dict with a 'name'"):
         merge_candidates([], [{"val_nll": 2.4}])
+
+
+def test_bench_prints_the_test_tables_without_the_ship_checks_photo(tmp_path):
+    """`bench/segments_photos.py --split test` scores every photo, then again without the one the ship
+    script's click check looks at (`segeval.CLICK_CHECK`), which can veto a model."""
+    from latentvar.colorize.segeval import CLICK_CHECK
+
+    examples = ROOT / "src/latentvar/data/photo_examples"
+    ids = [CLICK_CHECK[0], "lxqt-themes__fog"]
+    corpus = _tiny_corpus(tmp_path / "corpus", [(i, "test") for i in ids])
+    (corpus / "images").mkdir()
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in ids:  # the bundled copies are smaller than the corpus photos the masks were drawn on
+        mask = ROOT / "src/latentvar/data/photo_masks" / f"{i}.json"
+        shutil.copy(mask, masks)
+        drawn = json.loads(mask.read_text())
+        with Image.open(examples / f"{i}.jpg") as im:
+            im.convert("RGB").resize((drawn["width"], drawn["height"])).save(corpus / "images" / f"{i}.jpg")
+    out = tmp_path / "scores.json"
+    args = (
+        "--split",
+        "test",
+        "--no-composites",
+        "--masks",
+        str(masks),
+        "--corpus",
+        str(corpus),
+        "--json",
+        str(out),
+    )
+    result = _run_bench(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    everything, without = result.stdout.split(f"hand ground truth without {CLICK_CHECK[0]}")
+    assert "(2 photos;" in everything and "(1 photos;" in without
+    fog = [p for p in json.loads(out.read_text())["hand"]["per_image"] if p["image"] == ids[1]]
+    prior_line = next(line for line in without.splitlines() if line.startswith("prior "))
+    assert float(prior_line.split()[1]) == pytest.approx(fog[0]["scores"]["prior"]["ari"], abs=5e-4)
