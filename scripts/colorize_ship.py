@@ -204,6 +204,12 @@ def main(argv=None) -> int:
         ) from None
     if not isinstance(history, list):
         raise SystemExit(f"--history: expected a JSON list of candidate rows in {args.history}")
+    from latentvar.colorize.segeval import merge_candidates
+
+    try:
+        merge_candidates(history, [])  # a bad row stops here, before any candidate is measured
+    except ValueError as e:
+        raise SystemExit(f"--history: {args.history}: {e}") from None
     pick, compared = pick_latent(args.runs, args.corpus, not args.skip_click_check, history)
     if "run" not in pick:  # this round lost: its rows still count from now on
         if not args.no_history:

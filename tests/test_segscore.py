@@ -516,3 +516,23 @@ def test_bench_prints_the_test_tables_without_the_ship_checks_photo(tmp_path):
     fog = [p for p in json.loads(out.read_text())["hand"]["per_image"] if p["image"] == ids[1]]
     prior_line = next(line for line in without.splitlines() if line.startswith("prior "))
     assert float(prior_line.split()[1]) == pytest.approx(fog[0]["scores"]["prior"]["ari"], abs=5e-4)
+
+
+def test_ship_script_names_a_bad_history_file(tmp_path):
+    """`scripts/colorize_ship.py photo --history F`: an unreadable or non-list F, or a bad row in it, stops
+    it with a message naming the flag, before any run is loaded."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for text, expected in (
+        ("{not json", "--history: cannot read"),
+        ('{"a": 1}', "--history: expected a JSON list"),
+        (
+            '[{"name": "x", "val_nll": 2.4, "ari": null, "components_per_segment": 4}]',
+            "history[0] (x): ari must",
+        ),
+    ):
+        (tmp_path / "h.json").write_text(text)
+        cmd = [sys.executable, str(ROOT / "scripts/colorize_ship.py"), "photo", "--runs", str(tmp_path)]
+        result = subprocess.run(
+            [*cmd, "--history", str(tmp_path / "h.json")], capture_output=True, text=True, env=env
+        )
+        assert result.returncode == 1 and expected in result.stderr, result.stderr[-1000:]
