@@ -17,8 +17,8 @@ Two ground truths, each printed as its own table (then both together):
 ``--run`` is a run folder or a shipped model's name; default the shipped photo model (`Colorizer.load()`).
 On the test split it prints each table again without the photo that `scripts/colorize_ship.py`'s click
 check looks at (`segeval.CLICK_CHECK`; a composite counts as that photo when pasted on it), since that check
-can veto a model. Scores: `colorize.segscore` (ARI over labelled pixels; boundary F with the BSDS tolerance 0.0075 x the
-diagonal; components 8-connected, over the whole photo). Baselines: `colorize.segeval`.
+can veto a model. Scores: `colorize.segscore` (ARI over labelled pixels; boundary F with the BSDS tolerance
+0.0075 x the diagonal; components 8-connected, over the whole photo). Baselines: `colorize.segeval`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main() -> None:
         for name, result in results.items():
             rest = [p for p in result["per_image"] if not p["image"].endswith(CLICK_CHECK[0])]
             if 0 < len(rest) < len(result["per_image"]):
-                title = f"\n{name} ground truth without {CLICK_CHECK[0]} (and its composites; seen by the ship check):"
+                title = f"\n{name} ground truth without {CLICK_CHECK[0]} (the ship check's photo):"
                 print(format_table({"mean": mean_scores(rest), "num_images": len(rest)}, title))
     print(f"\n({seconds:.0f} s for {sum(len(s) for s in sets.values())} photos)")
     if args.json:

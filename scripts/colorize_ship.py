@@ -114,8 +114,8 @@ def pick_latent(
     def vetoed(row: dict) -> bool:
         if "run" not in row:  # an earlier round's row: its recorded sky click, if one was recorded
             if row.get("sky_click_hit") is False:
-                print(f"{row['name']} (recorded, round {row.get('round')}): the rule's pick, vetoed by its recorded "
-                      "click", file=sys.stderr)  # fmt: skip
+                print(f"{row['name']} (recorded, round {row.get('round')}): the rule's pick, vetoed by its "
+                      "recorded click", file=sys.stderr)  # fmt: skip
             return row.get("sky_click_hit") is False
         click = click_check(Colorizer.load(row["run"]))
         row.update({f"sky_{k}": v for k, v in click.items()})  # "click_*" are the val photos' means
@@ -215,9 +215,9 @@ def main(argv=None) -> int:
         if not args.no_history:
             record(args.history, compared)
         raise SystemExit(
-            f"the rule picks {pick['name']}, an earlier round's candidate (round {pick.get('round')}: val NLL "
-            f"{pick['val_nll']}, ARI {pick['ari']}); its weights are not in {args.runs}: nothing there beats "
-            f"it (this round's rows recorded in {args.history})"
+            f"the rule picks {pick['name']}, an earlier round's candidate (round {pick.get('round')}: val "
+            f"NLL {pick['val_nll']}, ARI {pick['ari']}); its weights are not in {args.runs}: nothing there "
+            f"beats it (this round's rows recorded in {args.history})"
         )
     latent_run = pick["run"]
     print(f"latent run: {latent_run}", file=sys.stderr)
