@@ -90,6 +90,7 @@ def pick_latent(
         corpus_validation,
         merge_candidates,
         score_set,
+        vetoed_by_record,
     )
 
     def kept(p: Path) -> Path:  # what `export` and `Colorizer.load` take: best.* when there is one
@@ -113,12 +114,13 @@ def pick_latent(
 
     def vetoed(row: dict) -> bool:
         if "run" not in row:  # an earlier round's row: its recorded sky click, if one was recorded
-            if row.get("sky_click_hit") is False:
+            if vetoed_by_record(row):
                 print(f"{row['name']} (recorded, round {row.get('round')}): the rule's pick, vetoed by its "
                       "recorded click", file=sys.stderr)  # fmt: skip
-            return row.get("sky_click_hit") is False
+            return vetoed_by_record(row)
         click = click_check(Colorizer.load(row["run"]))
-        row.update({f"sky_{k}": v for k, v in click.items()})  # "click_*" are the val photos' means
+        row.update({"sky_click_hit": bool(click["click_hit"]), "sky_click_inside": click["click_inside"],
+                    "sky_click_outside": click["click_outside"]})  # fmt: skip  # "click_*": the val photos' means
         print(f"{row['name']}: click check {CLICK_CHECK}: {click}", file=sys.stderr)
         if not click["click_hit"]:
             print(f"{row['name']}: the rule's pick, vetoed: a click in the {CLICK_CHECK[1]} of {CLICK_CHECK[0]} "

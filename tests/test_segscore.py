@@ -450,7 +450,7 @@ def test_merge_candidates_makes_the_ari_bar_the_projects_not_the_folders():
     import json
     from pathlib import Path
 
-    from latentvar.colorize.segeval import choose_run, merge_candidates
+    from latentvar.colorize.segeval import choose_run, merge_candidates, vetoed_by_record
 
     # the recorded rounds 1-4 (BENCHMARKS.md): a folder holding only K24cont's S = 450 and K24cont2's S = 300
     # picks K24cont (lower NLL, ARI within 0.04 of the folder's best) -- how round 4 first shipped a model
@@ -462,12 +462,19 @@ def test_merge_candidates_makes_the_ari_bar_the_projects_not_the_folders():
     folder = [dict(r, run=r["name"]) for r in history if r["name"] in
               ("photo-latent-k24cont-sp450", "photo-latent-k24cont2-sp300")]  # fmt: skip
     assert choose_run(folder)["name"] == "photo-latent-k24cont-sp450"
-    vetoed = lambda r: r.get("sky_click_hit") is False  # noqa: E731 -- the ship script's recorded veto
-    pick = choose_run(merge_candidates(history, folder), veto=vetoed)
+    pick = choose_run(merge_candidates(history, folder), veto=vetoed_by_record)  # the ship script's veto
     assert pick["name"] == "photo-latent-k24cont2-sp300" and "run" in pick  # the folder's row, not the record
     assert len(merge_candidates(history, folder)) == len(history)  # replaced by name, not added
     # without the recorded veto K24w985 (round 3, its click repainted 66 % of the rest) would win on NLL
     assert choose_run(merge_candidates(history, folder))["name"] == "K24w985-sp450"
+
+
+def test_vetoed_by_record_reads_a_recorded_miss_in_either_form():
+    from latentvar.colorize.segeval import vetoed_by_record
+
+    assert vetoed_by_record({"sky_click_hit": False}) and vetoed_by_record({"sky_click_hit": 0.0})
+    assert not vetoed_by_record({"sky_click_hit": True}) and not vetoed_by_record({"sky_click_hit": 1.0})
+    assert not vetoed_by_record({}) and not vetoed_by_record({"sky_click_hit": None})  # never checked
 
 
 def test_merge_candidates_names_a_bad_row():

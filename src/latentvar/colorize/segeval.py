@@ -283,6 +283,13 @@ def merge_candidates(history: list[dict], rows: list[dict]) -> list[dict]:
     return [row for row in history if row["name"] not in new] + list(rows)
 
 
+def vetoed_by_record(row: dict) -> bool:
+    """A recorded row's veto (`merge_candidates`' history): True when its sky click check was recorded as a
+    miss ("sky_click_hit" false or 0), False when it passed or none was recorded."""
+    hit = row.get("sky_click_hit")
+    return hit is not None and not hit
+
+
 def _rule(rows: list[dict], max_components: float, max_ari_drop: float) -> dict:
     within = [r for r in rows if r["components_per_segment"] <= max_components]
     if not within:
