@@ -46,9 +46,9 @@ $LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --wid
   --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll \
   --devices 1 --device "$DEVICE" --out "$RUNS/photo-latent-k24long" --resume
 #     ... and that run continued 1,500 steps from a warm restart (lr 2e-3 cosine; kept: the lowest val NLL),
-#     seeds 1 and 2 (`K24cont`, `K24cont2`); seed 2's kept step 1,500, pooled at S = 300, is the shipped
-#     photo model since 2026-12-06 night
-for seed in 1 2; do
+#     seeds 1, 2 and 4 (`K24cont`, `K24cont2`, `K24cont4`); seed 2's kept step 1,500, pooled at S = 300, is
+#     the shipped photo model since 2026-12-06 night (seed 4, the sixth round: its S = 300 fails the sky click)
+for seed in 1 2 4; do
   out="$RUNS/photo-latent-k24cont"; [ "$seed" = 1 ] || out="$out$seed"
   $LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --width 32 --steps 1500 \
     --batch-size 64 --lr 2e-3 --lr-decay cosine --val-every 250 --checkpoint-every 250 --select nll --seed "$seed" \
@@ -64,7 +64,7 @@ $LV colorize train --data "$CORPUS" --model latent --segments 24 --size 64 --wid
 #     weights, `superpixels` set in the config; nothing trained): candidates beside the unpooled runs for
 #     the same val rule (the shipped photo model is latent-k24cont2 at S = 300, chosen so on 2026-12-06 night)
 for run in latent-k8 latent-k16 latent-k24 latent-k24ft latent-k24long latent-k24cont latent-k24cont2 \
-  latent-k24cont3; do
+  latent-k24cont3 latent-k24cont4; do
   for s in 150 300 450 600 800; do
     PYTHONPATH=src $PY scripts/colorize_variant.py "$RUNS/photo-$run" "$RUNS/photo-$run-sp$s" --superpixels "$s"
   done
