@@ -114,13 +114,15 @@ def pick_latent(
 
     def vetoed(row: dict) -> bool:
         if "run" not in row:  # an earlier round's row: its recorded sky click, if one was recorded
-            if vetoed_by_record(row):
+            refused = vetoed_by_record(row)
+            if refused:
                 print(f"{row['name']} (recorded, round {row.get('round')}): the rule's pick, vetoed by its "
                       "recorded click", file=sys.stderr)  # fmt: skip
-            return vetoed_by_record(row)
+            return refused
         click = click_check(Colorizer.load(row["run"]))
+        # recorded as sky_*: the row's own click_* keys are the val photos' means (`score_set`)
         row.update({"sky_click_hit": bool(click["click_hit"]), "sky_click_inside": click["click_inside"],
-                    "sky_click_outside": click["click_outside"]})  # fmt: skip  # "click_*": the val photos' means
+                    "sky_click_outside": click["click_outside"]})  # fmt: skip
         print(f"{row['name']}: click check {CLICK_CHECK}: {click}", file=sys.stderr)
         if not click["click_hit"]:
             print(f"{row['name']}: the rule's pick, vetoed: a click in the {CLICK_CHECK[1]} of {CLICK_CHECK[0]} "
