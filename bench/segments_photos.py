@@ -17,7 +17,9 @@ Two ground truths, each printed as its own table (then both together):
 ``--run`` is a run folder or a shipped model's name; default the shipped photo model (`Colorizer.load()`).
 On the test split it prints each table again without the photo that `scripts/colorize_ship.py`'s click
 check looks at (`segeval.CLICK_CHECK`; a composite counts as that photo when pasted on it), since that check
-can veto a model. Scores: `colorize.segscore` (ARI over labelled pixels; boundary F with the BSDS tolerance
+can veto a model. Under each table, the prior's mean ARI minus each other method's with a 95 % paired
+bootstrap interval over the photos (`colorize.bootstrap.segment_intervals`, 2,000 draws). Scores:
+`colorize.segscore` (ARI over labelled pixels; boundary F with the BSDS tolerance
 0.0075 x the diagonal; components 8-connected, over the whole photo). Baselines: `colorize.segeval`.
 """
 
@@ -27,6 +29,7 @@ import argparse
 import time
 from pathlib import Path
 
+from latentvar.colorize.bootstrap import format_segment_intervals, segment_intervals
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.composites import build_composites
 from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
@@ -47,6 +50,12 @@ def per_image_lines(result: dict) -> str:
         )
         lines.append(f"{p['image'][-60:]:<60}{p['segments_target']:>4}{cells}")
     return "\n".join(lines)
+
+
+def table(per_image: list[dict], title: str) -> str:
+    """The means of ``per_image`` as a table, then the prior's ARI minus each method's with its interval."""
+    means = format_table({"mean": mean_scores(per_image), "num_images": len(per_image)}, title)
+    return means + "\n" + format_segment_intervals(segment_intervals(per_image))
 
 
 def main() -> None:
@@ -85,18 +94,18 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     model = args.run or "photo (shipped)"
     for name, result in results.items():
-        print(format_table(result, f"\n{name} ground truth ({args.split} split), model {model}:"))
+        print(table(result["per_image"], f"\n{name} ground truth ({args.split} split), model {model}:"))
         if args.per_image:
             print(per_image_lines(result))
     if len(results) > 1:
         both = [p for r in results.values() for p in r["per_image"]]
-        print(format_table({"mean": mean_scores(both), "num_images": len(both)}, "\nboth together:"))
+        print(table(both, "\nboth together:"))
     if args.split == "test":  # the ship script's click check looks at this photo: the means without it too
         for name, result in results.items():
             rest = [p for p in result["per_image"] if not p["image"].endswith(CLICK_CHECK[0])]
             if 0 < len(rest) < len(result["per_image"]):
                 title = f"\n{name} ground truth without {CLICK_CHECK[0]} (the ship check's photo):"
-                print(format_table({"mean": mean_scores(rest), "num_images": len(rest)}, title))
+                print(table(rest, title))
     print(f"\n({seconds:.0f} s for {sum(len(s) for s in sets.values())} photos)")
     if args.json:
         atomic_write_json(args.json, {"model": model, "split": args.split, **results})

@@ -167,6 +167,20 @@ def export(run: Path, name: str, extra: dict) -> Path:
     return out
 
 
+def add_intervals(metrics: dict) -> None:
+    """Test intervals over photos (`colorize.bootstrap`, paired): the latent model's metrics, its difference
+    from grey and from the previous model; each model's per_image parts are dropped afterwards."""
+    from latentvar.colorize.bootstrap import intervals
+
+    parts = {kind: m.pop("per_image") for kind, m in metrics.items() if "per_image" in m}
+    latent = metrics["latent"]
+    latent["ci95"] = {k: v["ci95"] for k, v in intervals(parts["latent"]).items()}
+    latent["vs_grey"] = intervals(parts["latent"], parts["grey"])
+    if "previous" in parts:
+        names = ("nll_nats_per_pixel", "auc", "auc_rebalanced", "colorfulness_ratio")
+        latent["vs_previous"] = intervals(parts["latent"], parts["previous"], names)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name", choices=("photo", "twemoji"))
@@ -237,7 +251,7 @@ def main(argv=None) -> int:
         json.dumps(table, indent=1), f"\nchosen T = {temperature}, rebalance = {rebalance}", file=sys.stderr
     )
     test = load_data(str(args.corpus), EVAL_SIDE, "test", latent.bins)
-    metrics = {"latent": evaluate(latent, test, temperature=temperature, rebalance=rebalance)}
+    metrics = {"latent": evaluate(latent, test, temperature=temperature, rebalance=rebalance, per_image=True)}
     for kind in ("per-pixel", "regression"):
         run = args.runs / f"photo-{kind}"
         if run.exists():
@@ -249,8 +263,9 @@ def main(argv=None) -> int:
             else:
                 metrics[kind] = evaluate(other, test)
     if args.previous is not None:  # the model this one replaces, with the decoding it shipped with
-        metrics["previous"] = evaluate(Colorizer.load(args.previous), test)
-    metrics["grey"] = evaluate(grey, test)
+        metrics["previous"] = evaluate(Colorizer.load(args.previous), test, per_image=True)
+    metrics["grey"] = evaluate(grey, test, per_image=True)
+    add_intervals(metrics)
     print(json.dumps(metrics, indent=1))
     extra = {"temperature": temperature, "rebalance": rebalance, "bin_prior": prior.tolist(),
              "val_grey_auc": grey_auc, "val_decodings": table, "test_metrics": metrics}  # fmt: skip

@@ -160,6 +160,7 @@ def _cases() -> list[Case]:
         Case(v, "float", (*grey, "--rebalance", "-1"), "rebalance")
     ]
     c += [Case(v, "kind", (*grey, "--rebalance", "0.5"), "rebalance")]  # grey predicts one colour: no law
+    c += _ints(v, "bootstrap", grey, minimum=0)
     v = ("colorize", "demo")
     c += _ints(v, "steps") + _out_dir(v) + _json(v)
     for name in ("openmoji", "tuxpaint", "photos"):

@@ -271,9 +271,14 @@ def evaluate(
     json_path: Path = json_option(STDOUT),
     split: str = typer.Option("test", help="Split of 'twemoji' or a photo corpus: train, val or test."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    bootstrap: int = typer.Option(
+        0,
+        help="Resample the images N times (e.g. 2000): adds 'ci95' (each metric's 95 % interval) and, "
+        "for a model, 'vs_grey' (model minus the grey baseline on the same images, paired). 0: off.",
+    ),
 ) -> None:
     """NLL (nats/pixel), AuC, PSNR, colourfulness; with --labels, mIoU and pixel accuracy (Hungarian); with
-    --masks, segments against hand-drawn regions."""
+    --masks, segments against hand-drawn regions; with --bootstrap, intervals over images."""
     from latentvar.colorize.colorizer import Colorizer
     from latentvar.colorize.crops import EVAL_SIDE, corpus_dir
     from latentvar.colorize.evaluate import evaluate as run_eval
@@ -304,6 +309,7 @@ def evaluate(
         flags.non_negative("rebalance", rebalance)
         flags.device("device", device)
         flags.out_file("json", json_path)
+        flags.count("bootstrap", bootstrap, minimum=0, maximum=10**6)
         photos = corpus_dir(data) is not None
         if baseline is None:  # no --run: the shipped model of the data, as `apply` uses the photo one
             shipped = "twemoji" if data == "twemoji" else "photo"
@@ -315,9 +321,15 @@ def evaluate(
         side = size or (EVAL_SIDE if photos else colorizer.size)
         colour_data = load_data(data, side, split, ABBins(colorizer.bins.centres))
         label_maps = load_labels(colour_data.names, labels, side) if labels is not None else None
-        metrics = run_eval(
-            colorizer, colour_data, label_maps, temperature, show_progress=True, rebalance=rebalance
-        )
+        decode = {"temperature": temperature, "rebalance": rebalance, "show_progress": True}
+        if bootstrap:
+            from latentvar.colorize.bootstrap import bootstrap_eval
+
+            grey = None if baseline is not None else grey_baseline(size or 32, data if photos else "twemoji")
+            metrics = bootstrap_eval(colorizer, colour_data, grey, bootstrap, labels=label_maps, **decode)
+            metrics.pop("per_image")  # thousands of numbers: the Python API's (evaluate(per_image=True))
+        else:
+            metrics = run_eval(colorizer, colour_data, label_maps, **decode)
         metrics["split"] = split
         metrics["data"] = data
         if masks is not None:
@@ -327,6 +339,10 @@ def evaluate(
         write_json(json_path, metrics)
     shown = scalars(metrics, ("nll_nats_per_pixel", "auc", "psnr", "colorfulness", "miou"))
     say(f"{shown} ({metrics['num_images']} images)" + where(json_path))
+    if bootstrap:
+        from latentvar.colorize.bootstrap import format_intervals
+
+        say(format_intervals(metrics))
     if masks is not None:
         from latentvar.colorize.segeval import format_table
 

@@ -15,13 +15,15 @@ from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.lab import lab_to_rgb, to_float_rgb
 from latentvar.colorize.metrics import (
     auc,
+    auc_parts,
     auc_rebalanced,
     colorfulness,
+    colorfulness_per_image,
     confusion,
     hungarian_segmentation_scores,
     psnr,
+    psnr_per_image,
 )
-from latentvar.colorize.model import nats_per_pixel
 from latentvar.colorize.train import ColourData
 
 IGNORE = 255
@@ -50,8 +52,9 @@ def predict(
     show_progress: bool = False,
     rebalance: float | None = None,
 ):
-    """(per-pixel NLL sum, predicted ab (n, h, w, 2), prior segments (n, h, w) or None), on the model's
-    device; ``temperature`` and ``rebalance`` None: the model's own (`Colorizer.colorize`)."""
+    """(each image's NLL in nats summed over its pixels (n,), predicted ab (n, h, w, 2), prior segments
+    (n, h, w) or None), on the model's device; ``temperature`` and ``rebalance`` None: the model's own
+    (`Colorizer.colorize`)."""
     from latentvar.progress import progress
 
     model, bins, device = colorizer.model, colorizer.bins, colorizer.device
@@ -60,12 +63,12 @@ def predict(
     weights = colorizer.rebalance_weights(rebalance)  # None for λ = 0 (a point model's own λ)
     log_weights = None if weights is None else weights.log()
     centres = bins.centres.to(device)
-    nll_sum, abs_, segs = 0.0, [], []
+    nats, abs_, segs = [], [], []
     starts = range(0, len(data), batch)
     for start in progress(starts, desc=f"eval {colorizer.kind}", disable=not show_progress):
         L, y = data.L[start : start + batch].to(device), data.y[start : start + batch].to(device)
         logp = model.log_probs(L)
-        nll_sum += float(nats_per_pixel(logp, y)) * y.numel()
+        nats.append(-logp.gather(-1, y.unsqueeze(-1)).flatten(1).double().sum(1).cpu())
         if point:
             abs_.append(model.predict_ab(L).cpu())
         else:
@@ -73,7 +76,28 @@ def predict(
             abs_.append((torch.softmax(tilted / temperature, -1) @ centres).cpu())
         if colorizer.kind == "latent":
             segs.append(model.mixture(L).log_weights.argmax(-1).cpu())
-    return nll_sum, torch.cat(abs_), (torch.cat(segs) if segs else None)
+    return torch.cat(nats), torch.cat(abs_), (torch.cat(segs) if segs else None)
+
+
+def per_image_parts(data: ColourData, nats, pred_ab, pred_rgb, true_rgb, centres) -> dict:
+    """Each image's share of the set's metrics, lists in image order: ``image`` (names), ``pixels``,
+    ``nll_nats`` (summed over its pixels), ``auc_area`` / ``auc_rebalanced_area`` and
+    ``auc_rebalanced_weight`` (`metrics.auc_parts`: the set's rebalancing weights), ``psnr``,
+    ``colorfulness`` and ``colorfulness_ground_truth``. Each set metric is a ratio of sums over images
+    (`bootstrap.RATIOS`)."""
+    area, pixels = auc_parts(pred_ab, data.ab)
+    area_rb, weight_rb = auc_parts(pred_ab, data.ab, centres)
+    columns = {
+        "pixels": pixels,
+        "nll_nats": nats,
+        "auc_area": area,
+        "auc_rebalanced_area": area_rb,
+        "auc_rebalanced_weight": weight_rb,
+        "psnr": psnr_per_image(pred_rgb, true_rgb),
+        "colorfulness": colorfulness_per_image(pred_rgb),
+        "colorfulness_ground_truth": colorfulness_per_image(true_rgb),
+    }
+    return {"image": [str(n) for n in data.names], **{k: v.double().tolist() for k, v in columns.items()}}
 
 
 def kmeans_grey_segments(L: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
@@ -112,11 +136,13 @@ def evaluate(
     temperature: float | None = None,
     show_progress: bool = False,
     rebalance: float | None = None,
+    per_image: bool = False,
 ) -> dict:
-    """The issue's metrics as a dict (JSON keys of ``latentvar colorize eval``)."""
+    """The issue's metrics as a dict (JSON keys of ``latentvar colorize eval``). ``per_image``: also
+    ``per_image``, each image's share of them (`per_image_parts`), for intervals (`colorize.bootstrap`)."""
     temperature = colorizer.temperature if temperature is None else temperature
     rebalance = colorizer.rebalance if rebalance is None else rebalance
-    nll_sum, pred_ab, segments = predict(
+    nats, pred_ab, segments = predict(
         colorizer, data, temperature, show_progress=show_progress, rebalance=rebalance
     )
     true_rgb = to_float_rgb(data.rgba)
@@ -126,7 +152,7 @@ def evaluate(
         "num_images": len(data),
         "num_skipped": data.num_skipped,
         "num_bins": colorizer.bins.num_bins,
-        "nll_nats_per_pixel": nll_sum / data.y.numel(),
+        "nll_nats_per_pixel": float(nats.sum()) / data.y.numel(),
         "nll_note": (
             "exact marginal NLL over the Q bins"
             if colorizer.kind in ("latent", "per-pixel")
@@ -140,6 +166,8 @@ def evaluate(
         "temperature": temperature,
         "rebalance": rebalance,
     }
+    if per_image:
+        result["per_image"] = per_image_parts(data, nats, pred_ab, pred_rgb, true_rgb, colorizer.bins.centres)
     if labels is not None:
         num_classes = int(labels[labels != IGNORE].max()) + 1
         lab = labels.astype(np.int64)

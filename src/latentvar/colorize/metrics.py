@@ -10,6 +10,9 @@
 - `colorfulness`: Hasler & Süsstrunk (2003) M = σ_rgyb + 0.3 μ_rgyb on 0..255 sRGB, averaged over images.
 - `hungarian_segmentation_scores`: one global Hungarian matching of segments to classes over the whole set
   (as IIC, PiCIE and STEGO evaluate unsupervised segmentation), then mIoU and pixel accuracy.
+
+`auc_parts`, `psnr_per_image` and `colorfulness_per_image` give each image's share of a set's number, for
+intervals over images (`colorize.bootstrap`).
 """
 
 from __future__ import annotations
@@ -19,47 +22,84 @@ import torch
 from torch import Tensor
 
 
+def _areas(dist: Tensor, weight: Tensor, max_threshold: int) -> Tensor:
+    """dist, weight (n, p) -> (n,): per image, the mean over thresholds t = 0..max of Σ_p w_p [dist_p <= t]."""
+    n = dist.shape[0]
+    thresholds = torch.arange(max_threshold + 1, dtype=dist.dtype)
+    where = torch.bucketize(dist, thresholds) + (max_threshold + 2) * torch.arange(n)[:, None]
+    within = torch.zeros(n * (max_threshold + 2), dtype=torch.float64)
+    within.index_add_(0, where.flatten(), weight.flatten().double())
+    return within.view(n, -1)[:, : max_threshold + 1].cumsum(1).mean(1)
+
+
+def auc_parts(
+    pred_ab: Tensor,
+    true_ab: Tensor,
+    centres: Tensor | None = None,
+    sigma: float = 5.0,
+    max_threshold: int = 150,
+) -> tuple[Tensor, Tensor]:
+    """pred_ab, true_ab: (n, ..., 2), n images. Per image (n,) float64: the area under its error curve in
+    pixel weights and its total weight, so the set's AuC is ``area.sum() / weight.sum()`` and any subset's
+    (a bootstrap draw's) the same sums over it. ``centres`` None: every pixel weighs 1 (`auc`); the ab bins
+    (q, 2): 1 / p̃(its true bin), p̃ the whole set's smoothed marginal (`auc_rebalanced`)."""
+    n = true_ab.shape[0]
+    true = true_ab.reshape(n, -1, 2)
+    dist = (pred_ab.reshape(n, -1, 2) - true).norm(dim=-1)
+    if centres is None:
+        weight = torch.ones_like(dist, dtype=torch.float64)
+    else:
+        flat = true.reshape(-1, 2).float()
+        bins = torch.cdist(flat, centres.float()).argmin(1)  # nearest bin of each true colour
+        counts = torch.bincount(bins, minlength=centres.shape[0]).double()
+        kernel = torch.exp(-(torch.cdist(centres.double(), centres.double()) ** 2) / (2 * sigma**2))
+        prior = kernel @ (counts / counts.sum())
+        prior = prior / prior.sum()
+        weight = (1.0 / prior.clamp_min(1e-12))[bins].view(n, -1)
+        dist = (pred_ab.reshape(n, -1, 2).double() - true.double()).norm(dim=-1)
+    return _areas(dist, weight, max_threshold), weight.sum(1)
+
+
 def auc(pred_ab: Tensor, true_ab: Tensor, max_threshold: int = 150) -> float:
     """pred_ab, true_ab: (..., 2). Mean over thresholds t = 0..150 of the share of pixels with |Δab| <= t."""
-    dist = (pred_ab - true_ab).norm(dim=-1).flatten()
-    thresholds = torch.arange(max_threshold + 1, dtype=dist.dtype)
-    counts = torch.bucketize(dist, thresholds)  # first threshold >= dist
-    within = torch.bincount(counts, minlength=max_threshold + 2)[: max_threshold + 1].cumsum(0)
-    return float((within / dist.numel()).mean())
+    area, weight = auc_parts(pred_ab.reshape(1, -1, 2), true_ab.reshape(1, -1, 2), None, 5.0, max_threshold)
+    return float(area.sum() / weight.sum())
 
 
 def auc_rebalanced(
     pred_ab: Tensor, true_ab: Tensor, centres: Tensor, sigma: float = 5.0, max_threshold: int = 150
 ) -> float:
     """pred_ab, true_ab: (..., 2); ``centres`` (q, 2) the ab bins. The class-rebalanced AuC (see module doc)."""
-    true = true_ab.reshape(-1, 2).float()
-    bins = torch.cdist(true, centres.float()).argmin(1)  # nearest bin of each true colour
-    counts = torch.bincount(bins, minlength=centres.shape[0]).double()
-    kernel = torch.exp(-(torch.cdist(centres.double(), centres.double()) ** 2) / (2 * sigma**2))
-    prior = kernel @ (counts / counts.sum())
-    prior = prior / prior.sum()
-    weight = (1.0 / prior.clamp_min(1e-12))[bins]
-    dist = (pred_ab.reshape(-1, 2).double() - true.double()).norm(dim=-1)
-    thresholds = torch.arange(max_threshold + 1, dtype=dist.dtype)
-    where = torch.bucketize(dist, thresholds)
-    within = torch.zeros(max_threshold + 2, dtype=torch.float64).index_add_(0, where, weight)
-    return float((within[: max_threshold + 1].cumsum(0) / weight.sum()).mean())
+    area, weight = auc_parts(
+        pred_ab.reshape(1, -1, 2), true_ab.reshape(1, -1, 2), centres, sigma, max_threshold
+    )
+    return float(area.sum() / weight.sum())
+
+
+def psnr_per_image(pred_rgb: Tensor, true_rgb: Tensor) -> Tensor:
+    """(n, h, w, 3) in [0, 1] -> (n,) 10 log10(1 / MSE) of each image."""
+    mse = (pred_rgb - true_rgb).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)
 
 
 def psnr(pred_rgb: Tensor, true_rgb: Tensor) -> float:
     """(n, h, w, 3) in [0, 1] -> mean over images of 10 log10(1 / MSE)."""
-    mse = (pred_rgb - true_rgb).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((10 * torch.log10(1.0 / mse)).mean())
+    return float(psnr_per_image(pred_rgb, true_rgb).mean())
 
 
-def colorfulness(rgb: Tensor) -> float:
-    """(n, h, w, 3) in [0, 1] -> mean Hasler–Süsstrunk colourfulness (0..255 units)."""
+def colorfulness_per_image(rgb: Tensor) -> Tensor:
+    """(n, h, w, 3) in [0, 1] -> (n,) Hasler–Süsstrunk colourfulness of each image (0..255 units)."""
     x = rgb * 255.0
     rg = x[..., 0] - x[..., 1]
     yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
     std = (rg.flatten(1).var(1, unbiased=False) + yb.flatten(1).var(1, unbiased=False)).sqrt()
     mean = (rg.flatten(1).mean(1) ** 2 + yb.flatten(1).mean(1) ** 2).sqrt()
-    return float((std + 0.3 * mean).mean())
+    return std + 0.3 * mean
+
+
+def colorfulness(rgb: Tensor) -> float:
+    """(n, h, w, 3) in [0, 1] -> mean Hasler–Süsstrunk colourfulness (0..255 units)."""
+    return float(colorfulness_per_image(rgb).mean())
 
 
 def confusion(segments: np.ndarray, labels: np.ndarray, num_segments: int, num_classes: int) -> np.ndarray:
