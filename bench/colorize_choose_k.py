@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from latentvar.colorize.colorizer import Colorizer
-from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
+from latentvar.colorize.composites import ground_truth_sets
 from latentvar.colorize.segeval import MAX_ARI_DROP, MAX_COMPONENTS, choose_run, corpus_validation, score_set
 from latentvar.io import atomic_write_json
 
@@ -36,11 +36,7 @@ def main() -> None:
     ap.add_argument("--masks", type=Path, default=ROOT / "src/latentvar/data/photo_masks_val")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    masks = read_split_masks(args.masks, args.corpus, "val")
-    items = []
-    for m in masks:
-        rgb, labels, _ = load_ground_truth(m, find_image(m, args.corpus))
-        items.append((Path(m.image).stem, rgb, labels))
+    items = ground_truth_sets(args.corpus, args.masks, "val", None)["hand"]
     rows = []
     for label, run in (r.split("=", 1) for r in args.runs):
         colorizer = Colorizer.load(run)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from latentvar.colorize.colorizer import Colorizer
-from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
+from latentvar.colorize.composites import ground_truth_sets
 from latentvar.colorize.model import lightness_input, upsample
 from latentvar.colorize.prior import superpixel_pool
 from latentvar.colorize.segeval import click_check, corpus_validation, score_set
@@ -52,8 +52,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=ROOT / "data-cache/photos")
     ap.add_argument("--masks", type=Path, default=ROOT / "src/latentvar/data/photo_masks_val")
     args = ap.parse_args()
-    masks = read_split_masks(args.masks, args.corpus, "val")
-    items = [(m.image, *load_ground_truth(m, find_image(m, args.corpus))[:2]) for m in masks]
+    items = ground_truth_sets(args.corpus, args.masks, "val", None)["hand"]
     print(
         f"{'scales':<18}{'val NLL':>9}{'val AuC':>9}{'ARI':>7}{'bnd F':>7}{'comp/seg':>9}{'click':>7}   sky click"
     )

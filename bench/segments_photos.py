@@ -31,8 +31,7 @@ from pathlib import Path
 
 from latentvar.colorize.bootstrap import format_segment_intervals, segment_intervals
 from latentvar.colorize.colorizer import Colorizer
-from latentvar.colorize.composites import build_composites
-from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
+from latentvar.colorize.composites import ground_truth_sets
 from latentvar.colorize.segeval import CLICK_CHECK, format_table, mean_scores, score_set
 from latentvar.io import atomic_write_json
 
@@ -75,20 +74,12 @@ def main() -> None:
     ap.add_argument("--per-image", action="store_true", help="Also print each photo's ARI per method.")
     args = ap.parse_args()
 
+    downloads = None if args.no_composites else args.downloads
     try:
-        masks = read_split_masks(args.masks or MASKS[args.split], args.corpus, args.split)
+        sets = ground_truth_sets(args.corpus, args.masks or MASKS[args.split], args.split, downloads)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     colorizer = Colorizer.load(args.run)
-    hand = []
-    for m in masks:
-        rgb, labels, same = load_ground_truth(m, find_image(m, args.corpus))
-        if not same:
-            print(f"note: {m.image} differs from the file its mask was drawn on (same size; scored)")
-        hand.append((Path(m.image).stem, rgb, labels))
-    sets = {"hand": hand}
-    if not args.no_composites:
-        sets["composites"] = build_composites(args.corpus, masks, args.downloads, args.split)
     t0 = time.perf_counter()
     results = {name: score_set(colorizer, items) for name, items in sets.items()}
     seconds = time.perf_counter() - t0

@@ -82,7 +82,7 @@ def pick_latent(
     the script (nothing in the folder beats it). A recorded row's veto is its recorded click. Returns the
     pick's row ("run": its folder; none for a recorded row) and every row compared (this folder's with
     their click checks), for the history."""
-    from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
+    from latentvar.colorize.composites import ground_truth_sets
     from latentvar.colorize.segeval import (
         CLICK_CHECK,
         choose_run,
@@ -99,10 +99,8 @@ def pick_latent(
     found = sorted(p for p in runs.glob("photo-latent*") if kept(p).exists())
     if not found:
         raise SystemExit(f"no photo-latent* run with a best.json or checkpoint.json in {runs}")
-    masks = read_split_masks(
-        Path(__file__).resolve().parents[1] / "src/latentvar/data/photo_masks_val", corpus, "val"
-    )
-    items = [(m.image, *load_ground_truth(m, find_image(m, corpus))[:2]) for m in masks]
+    masks = Path(__file__).resolve().parents[1] / "src/latentvar/data/photo_masks_val"
+    items = ground_truth_sets(corpus, masks, "val", None)["hand"]
     rows = []
     for run in found:
         colorizer = Colorizer.load(run)

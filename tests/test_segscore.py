@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -523,6 +524,65 @@ def test_bench_prints_the_test_tables_without_the_ship_checks_photo(tmp_path):
     fog = [p for p in json.loads(out.read_text())["hand"]["per_image"] if p["image"] == ids[1]]
     prior_line = next(line for line in without.splitlines() if line.startswith("prior "))
     assert float(prior_line.split()[1]) == pytest.approx(fog[0]["scores"]["prior"]["ari"], abs=5e-4)
+
+
+def test_group_regions_reads_the_features_it_is_given():
+    """Two halves of one lightness, split by a dark line: by mean L the halves are one group (the line the
+    other); by a feature that tells left from right they are two."""
+    colorizer = Colorizer.load()  # pooled over Felzenszwalb regions (S = 300)
+    rgb = np.full((96, 128, 3), 150, np.uint8)
+    rgb[:, 62:66] = 10
+    truth = np.zeros((96, 128), np.int64)
+    truth[:, 64:] = 1
+    by_l = segeval.group_regions(colorizer, rgb, 2)
+    assert (by_l == segeval.superpixel_kmeans_l(colorizer, rgb, 2)).all()
+
+    def side(L):
+        return (np.arange(L.shape[1]) >= L.shape[1] // 2)[None, :, None].repeat(L.shape[0], 0).astype(float)
+
+    by_side = segeval.group_regions(colorizer, rgb, 2, side)
+    keep = np.ones_like(truth, bool)
+    keep[:, 60:68] = False  # the line itself belongs to either side
+    assert adjusted_rand(by_side[keep].reshape(96, -1), truth[keep].reshape(96, -1)) > 0.9
+    assert adjusted_rand(by_l[keep].reshape(96, -1), truth[keep].reshape(96, -1)) < 0.1
+
+
+def test_features_bench_compares_trained_and_redrawn_trunks(tmp_path):
+    """`bench/segments_features.py`: the regions joined by L, by the trained trunk's features and by a
+    re-drawn trunk's, beside the prior; the re-drawn trunk differs from the trained one, which stays as
+    shipped."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("segments_features", ROOT / "bench/segments_features.py")
+    segments_features = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(segments_features)
+
+    shipped = Colorizer.load()
+    before = {k: v.clone() for k, v in shipped.model.net.trunk.state_dict().items()}
+    net = segments_features.redrawn(shipped, 0)
+    assert any(not torch.equal(before[k], v) for k, v in net.trunk.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in shipped.model.net.trunk.state_dict().items())
+    examples = ROOT / "src/latentvar/data/photo_examples"
+    i = "lxqt-themes__fog"
+    corpus = _tiny_corpus(tmp_path / "corpus", [(i, "test")])
+    (corpus / "images").mkdir()
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    mask = ROOT / "src/latentvar/data/photo_masks" / f"{i}.json"
+    shutil.copy(mask, masks)
+    drawn = json.loads(mask.read_text())
+    with Image.open(examples / f"{i}.jpg") as im:
+        im.convert("RGB").resize((drawn["width"], drawn["height"])).save(corpus / "images" / f"{i}.jpg")
+    out = tmp_path / "rows.json"
+    cmd = [sys.executable, str(ROOT / "bench/segments_features.py"), "--split", "test", "--no-composites",
+           "--masks", str(masks), "--corpus", str(corpus), "--random-seeds", "0", "--json", str(out)]  # fmt: skip
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert set(row) == {"set", "image", "n", "prior", "L", "trained", "random s0"}
+    assert "- random s0" in result.stdout and "for 1 photos)" in result.stdout
 
 
 def test_ship_script_names_a_bad_history_file(tmp_path):

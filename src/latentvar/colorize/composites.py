@@ -106,3 +106,29 @@ def build_composites(
             rgb, lab = paste(bg, labels, obj, top, left)
             out.append((f"{stamp['id']}@{Path(backgrounds[i % len(grounds)].image).stem}", rgb, lab))
     return out
+
+
+def ground_truth_sets(
+    corpus: str | os.PathLike, masks_dir: str | os.PathLike, split: str, downloads: str | os.PathLike | None,
+) -> dict[str, list[tuple]]:  # fmt: skip
+    """The segment benches' ground truth: {"hand": [(photo stem, RGB, labels)] from the ``split`` masks in
+    ``masks_dir``, "composites": `build_composites` over them} (``downloads`` None: the hand masks only). A
+    photo that differs from the file its mask was drawn on (same size) is scored, with a note on stderr."""
+    import sys
+
+    from latentvar.colorize.masks import find_image, load_ground_truth, read_split_masks
+
+    masks = read_split_masks(masks_dir, corpus, split)
+    hand = []
+    for m in masks:
+        rgb, labels, same = load_ground_truth(m, find_image(m, corpus))
+        if not same:
+            print(
+                f"note: {m.image} differs from the file its mask was drawn on (same size; scored)",
+                file=sys.stderr,
+            )
+        hand.append((Path(m.image).stem, rgb, labels))
+    sets = {"hand": hand}
+    if downloads is not None:
+        sets["composites"] = build_composites(corpus, masks, downloads, split)
+    return sets

@@ -90,6 +90,12 @@ def felzenszwalb_l(
 def superpixel_kmeans_l(colorizer, rgb: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """The model's own Felzenszwalb regions (`prior.superpixel_labels` at its work grid and scale) grouped
     by k-means with ``n`` clusters on their mean L (weighted by area), nearest-upsampled: (h, w) int64."""
+    return group_regions(colorizer, rgb, n, seed=seed)
+
+
+def group_regions(colorizer, rgb: np.ndarray, n: int, features=None, seed: int = 0) -> np.ndarray:
+    """`superpixel_kmeans_l` on the regions' mean L, or with ``features`` (a function of the work-grid L
+    (h', w') -> (h', w', d)) on their mean features, each dimension standardised over the regions."""
     import torch
     from PIL import Image
     from sklearn.cluster import KMeans
@@ -97,12 +103,19 @@ def superpixel_kmeans_l(colorizer, rgb: np.ndarray, n: int, seed: int = 0) -> np
     from latentvar.colorize.prior import superpixel_labels
 
     L = colorizer._L(rgb, colorizer.work_shape(*rgb.shape[:2])).cpu()  # the model may sit on a GPU
-    regions = superpixel_labels(L[None], colorizer.model.net.superpixels)[0].numpy()
-    sizes = np.bincount(regions.ravel())
-    means = np.bincount(regions.ravel(), weights=L.to(torch.float64).numpy().ravel()) / np.maximum(sizes, 1)
+    regions = superpixel_labels(L[None], colorizer.model.net.superpixels)[0].numpy().ravel()
+    sizes = np.bincount(regions)
+    values = (
+        L.to(torch.float64).numpy()[..., None] if features is None else np.asarray(features(L), np.float64)
+    )
+    values = values.reshape(len(regions), -1)
+    means = np.stack([np.bincount(regions, weights=v, minlength=len(sizes)) for v in values.T], 1)
+    means /= np.maximum(sizes, 1)[:, None]
+    if features is not None:
+        means = (means - means.mean(0)) / (means.std(0) + 1e-6)
     k = max(1, min(n, int((sizes > 0).sum())))
-    groups = KMeans(k, n_init=4, random_state=seed).fit(means[:, None], sample_weight=sizes).labels_
-    grid = Image.fromarray(groups[regions].astype(np.int32))
+    groups = KMeans(k, n_init=4, random_state=seed).fit(means, sample_weight=sizes).labels_
+    grid = Image.fromarray(groups[regions].reshape(L.shape).astype(np.int32))
     return np.asarray(grid.resize(rgb.shape[1::-1], Image.Resampling.NEAREST)).astype(np.int64)
 
 
