@@ -5,7 +5,8 @@
 
 photo: takes the ``photo-latent*`` run (one per K) that `segeval.choose_run` picks on val (`pick_latent`);
 vetoes a pick that misses the browser test's click on the bundled Hawa Mahal's sky (`segeval.click_check`)
-and applies the rule again to the rest;
+and applies the rule again to the rest; ships the pick only if its val NLL is below the shipped model's
+beyond the val photos' spread (`superiority`: the paired 95 % interval of the difference all below 0);
 compares its folder's candidates beside every earlier round's recorded val rows (``--history``,
 scripts/colorize_candidates.json, which it updates after a pick: the ARI bar is the project's);
 picks its decoding on the corpus's **val** split -- the temperature T and the rebalancing λ
@@ -179,6 +180,19 @@ def add_intervals(metrics: dict) -> None:
         latent["vs_previous"] = intervals(parts["latent"], parts["previous"], names)
 
 
+def superiority(challenger: Colorizer, incumbent: Colorizer, val) -> dict:
+    """The challenger's val NLL minus the incumbent's, paired over the val photos (`bootstrap.intervals`):
+    {"value", "ci95", "better"}, better only when the whole interval lies below 0. Without it, differences
+    of a few thousandths -- well inside the photos' spread (about ±0.02 nats) -- replaced the model."""
+    from latentvar.colorize.bootstrap import intervals
+
+    if not torch.equal(challenger.bins.centres, incumbent.bins.centres):
+        raise SystemExit("the shipped model quantises ab differently: its val NLL is not comparable")
+    a, b = (evaluate(c, val, per_image=True)["per_image"] for c in (challenger, incumbent))
+    diff = intervals(a, b, ("nll_nats_per_pixel",))["nll_nats_per_pixel"]
+    return {**diff, "better": diff["ci95"][1] < 0}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name", choices=("photo", "twemoji"))
@@ -197,6 +211,12 @@ def main(argv=None) -> int:
         help="earlier rounds' candidate val rows (JSON), compared beside this folder's; updated after a pick",
     )
     ap.add_argument("--no-history", action="store_true", help="compare this folder's runs alone")
+    ap.add_argument(
+        "--skip-superiority-check",
+        action="store_true",
+        help="ship the rule's pick even if its val NLL is not below the shipped model's beyond the val photos' "
+        "spread (`superiority`)",
+    )
     ap.add_argument(
         "--skip-click-check",
         action="store_true",
@@ -242,6 +262,22 @@ def main(argv=None) -> int:
     prior = bin_prior(train.y, latent.bins.num_bins)  # the train split's views, never val or test
     val = load_data(str(args.corpus), EVAL_SIDE, "val", latent.bins)
     latent.bin_prior = prior
+    if not args.skip_superiority_check:  # the model it would replace: --previous, else the shipped one
+        incumbent = Colorizer.load(args.previous if args.previous is not None else "photo")
+        verdict = superiority(latent, incumbent, val)
+        lo, hi = verdict["ci95"]
+        print(
+            f"val NLL minus the shipped model's: {verdict['value']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+            file=sys.stderr,
+        )
+        if not verdict["better"]:
+            if not args.no_history:
+                record(args.history, compared)
+            raise SystemExit(
+                f"the rule picks {pick['name']}, but its val NLL is not below the shipped model's beyond the "
+                f"val photos' spread ({verdict['value']:+.4f}, 95 % [{lo:+.4f}, {hi:+.4f}]): nothing shipped"
+                + ("" if args.no_history else f" (this round's rows recorded in {args.history})")
+            )
     grey = grey_baseline(EVAL_SIDE, str(args.corpus))
     grey_auc = evaluate(grey, val)["auc"]
     temperature, rebalance, table = choose_decoding(latent, val, grey_auc)

@@ -169,3 +169,33 @@ def test_the_ship_script_adds_test_intervals_and_drops_the_parts():
     )
     assert set(latent["vs_previous"]) == {"nll_nats_per_pixel", "auc", "auc_rebalanced", "colorfulness_ratio"}
     assert latent["vs_grey"]["auc"]["ci95"][0] > 0.01  # 0.02 over grey on each photo: clear on 12 photos
+
+
+def test_the_ship_script_ships_only_a_clearly_lower_val_nll(tmp_path):
+    """`colorize_ship.superiority`: the shipped model against itself is no better (the interval is [0, 0]);
+    against an untrained network on the same photos it is better beyond the photos' spread."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from latentvar.colorize.colorizer import Colorizer
+    from latentvar.colorize.data import load_data
+    from latentvar.colorize.model import build_model
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("colorize_ship", root / "scripts/colorize_ship.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    for photo in sorted((root / "src/latentvar/data/photo_examples").glob("*.jpg"))[:5]:
+        shutil.copy(photo, tmp_path)
+    shipped = Colorizer.load()
+    val = load_data(str(tmp_path), 64, "val", shipped.bins)
+    same = ship.superiority(shipped, shipped, val)
+    assert same["value"] == 0.0 and same["ci95"] == [0.0, 0.0] and not same["better"]
+    torch.manual_seed(0)
+    untrained = Colorizer(
+        build_model("latent", shipped.bins.centres, segments=3, width=8, hidden=8, arch="photo"), 64
+    )
+    verdict = ship.superiority(shipped, untrained, val)
+    assert verdict["better"] and verdict["ci95"][1] < -1.0  # nats per pixel: an untrained law is near uniform
+    assert not ship.superiority(untrained, shipped, val)["better"]
