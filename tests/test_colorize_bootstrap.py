@@ -104,6 +104,7 @@ def test_eval_bootstrap_reports_intervals_and_the_paired_difference_from_grey(tm
     assert result.exit_code == 0, result.output
     m = json.loads(report.read_text())
     assert "95 % intervals over" in result.output and "auc - grey" in result.output
+    assert "understates" not in result.output  # 363 images
     for key in ("nll_nats_per_pixel", "auc", "auc_rebalanced", "psnr", "colorfulness"):
         lo, hi = m["ci95"][key]
         assert lo <= m[key] <= hi, key
@@ -199,3 +200,15 @@ def test_the_ship_script_ships_only_a_clearly_lower_val_nll(tmp_path):
     verdict = ship.superiority(shipped, untrained, val)
     assert verdict["better"] and verdict["ci95"][1] < -1.0  # nats per pixel: an untrained law is near uniform
     assert not ship.superiority(untrained, shipped, val)["better"]
+
+
+def test_format_intervals_warns_when_there_are_few_images():
+    from latentvar.colorize.bootstrap import format_intervals
+
+    ci = {k: [0.0, 1.0] for k in ("nll_nats_per_pixel", "auc", "auc_rebalanced", "psnr", "colorfulness")}
+    result = {"num_images": 3, "bootstrap": {"draws": 10}, "ci95": {**ci, "colorfulness_ratio": [0.1, 0.2]},
+              "nll_nats_per_pixel": 2.0, "auc": 0.9, "auc_rebalanced": 0.7, "psnr": 20.0, "colorfulness": 10.0,
+              "colorfulness_ground_truth": 40.0}  # fmt: skip
+    text = format_intervals(result)
+    assert "over 3 images" in text and "understates the spread" in text and "0.250" in text
+    assert "understates" not in format_intervals({**result, "num_images": 10})

@@ -19,6 +19,7 @@ import numpy as np
 
 DRAWS = 2000
 LEVEL = 0.95
+FEW = 10  # fewer images than this: `format_intervals` says the intervals mean little
 RATIOS = {  # metric -> (numerator, denominator or None: a mean over images), keys of per_image_parts
     "nll_nats_per_pixel": ("nll_nats", "pixels"),
     "auc": ("auc_area", "pixels"),
@@ -130,7 +131,10 @@ def format_intervals(result: dict) -> str:
         ("colourfulness", "colorfulness", 2),
         ("colourfulness / truth's", None, 3),
     ]
-    lines = [f"95 % intervals over {result['num_images']} images ({result['bootstrap']['draws']} draws):"]
+    n = result["num_images"]
+    lines = [f"95 % intervals over {n} image{'s' if n != 1 else ''} ({result['bootstrap']['draws']} draws):"]
+    if n < FEW:
+        lines.append(f"  (only {n}: a bootstrap over so few images understates the spread; read no interval)")
     for label, key, digits in rows:
         if key is None:
             value = result["colorfulness"] / max(result["colorfulness_ground_truth"], 1e-12)
