@@ -488,23 +488,30 @@ def test_merge_candidates_names_a_bad_row():
         merge_candidates([], [{"val_nll": 2.4}])
 
 
-def test_bench_prints_the_test_tables_without_the_ship_checks_photo(tmp_path):
-    """`bench/segments_photos.py --split test` scores every photo, then again without the one the ship
-    script's click check looks at (`segeval.CLICK_CHECK`), which can veto a model."""
-    from latentvar.colorize.segeval import CLICK_CHECK
-
+def _bundled_test_corpus(tmp_path: Path, ids: list[str]) -> tuple[Path, Path]:
+    """A test-split corpus of bundled example photos with their test masks: (corpus, mask folder). The
+    bundled copies are smaller than the corpus photos the masks were drawn on: resized to the masks' size."""
     examples = ROOT / "src/latentvar/data/photo_examples"
-    ids = [CLICK_CHECK[0], "lxqt-themes__fog"]
     corpus = _tiny_corpus(tmp_path / "corpus", [(i, "test") for i in ids])
     (corpus / "images").mkdir()
     masks = tmp_path / "masks"
     masks.mkdir()
-    for i in ids:  # the bundled copies are smaller than the corpus photos the masks were drawn on
+    for i in ids:
         mask = ROOT / "src/latentvar/data/photo_masks" / f"{i}.json"
         shutil.copy(mask, masks)
         drawn = json.loads(mask.read_text())
         with Image.open(examples / f"{i}.jpg") as im:
             im.convert("RGB").resize((drawn["width"], drawn["height"])).save(corpus / "images" / f"{i}.jpg")
+    return corpus, masks
+
+
+def test_bench_prints_the_test_tables_without_the_ship_checks_photo(tmp_path):
+    """`bench/segments_photos.py --split test` scores every photo, then again without the one the ship
+    script's click check looks at (`segeval.CLICK_CHECK`), which can veto a model."""
+    from latentvar.colorize.segeval import CLICK_CHECK
+
+    ids = [CLICK_CHECK[0], "lxqt-themes__fog"]
+    corpus, masks = _bundled_test_corpus(tmp_path, ids)
     out = tmp_path / "scores.json"
     args = (
         "--split",
@@ -562,17 +569,7 @@ def test_features_bench_compares_trained_and_redrawn_trunks(tmp_path):
     net = segments_features.redrawn(shipped, 0)
     assert any(not torch.equal(before[k], v) for k, v in net.trunk.state_dict().items())
     assert all(torch.equal(before[k], v) for k, v in shipped.model.net.trunk.state_dict().items())
-    examples = ROOT / "src/latentvar/data/photo_examples"
-    i = "lxqt-themes__fog"
-    corpus = _tiny_corpus(tmp_path / "corpus", [(i, "test")])
-    (corpus / "images").mkdir()
-    masks = tmp_path / "masks"
-    masks.mkdir()
-    mask = ROOT / "src/latentvar/data/photo_masks" / f"{i}.json"
-    shutil.copy(mask, masks)
-    drawn = json.loads(mask.read_text())
-    with Image.open(examples / f"{i}.jpg") as im:
-        im.convert("RGB").resize((drawn["width"], drawn["height"])).save(corpus / "images" / f"{i}.jpg")
+    corpus, masks = _bundled_test_corpus(tmp_path, ["lxqt-themes__fog"])
     out = tmp_path / "rows.json"
     cmd = [sys.executable, str(ROOT / "bench/segments_features.py"), "--split", "test", "--no-composites",
            "--masks", str(masks), "--corpus", str(corpus), "--random-seeds", "0", "--json", str(out)]  # fmt: skip
