@@ -212,3 +212,26 @@ def test_format_intervals_warns_when_there_are_few_images():
     text = format_intervals(result)
     assert "over 3 images" in text and "understates the spread" in text and "0.250" in text
     assert "understates" not in format_intervals({**result, "num_images": 10})
+
+
+def test_per_image_confusions_add_up_and_miou_intervals_pair_the_matching():
+    from latentvar.colorize.bootstrap import miou_intervals
+    from latentvar.colorize.metrics import confusion, hungarian_segmentation_scores
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 4, size=(40, 6, 6))
+    labels[:, 0, 0] = -1  # ignored
+    exact = np.where(labels >= 0, (labels + 1) % 4, 0)  # the classes under another name: matched exactly
+    noisy = np.where(rng.random(labels.shape) < 0.5, exact, rng.integers(0, 4, size=labels.shape))
+    per = confusion(exact, labels, 4, 4, per_image=True)
+    assert per.shape == (40, 4, 4) and (per.sum(0) == confusion(exact, labels, 4, 4)).all()
+    out = miou_intervals(per, confusion(noisy, labels, 4, 4, per_image=True), draws=300)
+    assert out["miou"]["value"] == 1.0 and out["miou"]["ci95"] == [1.0, 1.0]
+    noisy_miou = hungarian_segmentation_scores(confusion(noisy, labels, 4, 4))["miou"]
+    assert out["kmeans_grey_miou"]["value"] == pytest.approx(noisy_miou)
+    lo, hi = out["difference"]["ci95"]
+    assert 0 < lo <= out["difference"]["value"] <= hi
+    same = miou_intervals(per, per, draws=50)["difference"]
+    assert same["value"] == 0.0 and same["ci95"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="^baseline: "):
+        miou_intervals(per, per[:, :3])

@@ -104,6 +104,12 @@ def test_cli_train_apply_eval(tmp_path, folder):
     for key in ("nll_nats_per_pixel", "auc", "psnr", "colorfulness", "num_images", "miou", "pixel_accuracy"):
         assert key in metrics, key
     assert metrics["num_images"] == 8 and 0 <= metrics["miou"] <= 1 and 0 < metrics["auc"] <= 1
+    result = runner.invoke(app, [*args, "--bootstrap", "200", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    boot = json.loads(report.read_text())["vs_kmeans_grey"]  # mIoU's interval, re-matched per draw
+    assert boot["miou"]["value"] == pytest.approx(metrics["miou"])
+    assert boot["kmeans_grey_miou"]["value"] == pytest.approx(metrics["kmeans_grey_miou"])
+    assert "mIoU - k-means" in result.output
 
     grey = tmp_path / "grey.json"
     result = runner.invoke(

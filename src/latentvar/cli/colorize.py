@@ -274,7 +274,8 @@ def evaluate(
     bootstrap: int = typer.Option(
         0,
         help="Resample the images N times (e.g. 2000): adds 'ci95' (each metric's 95 % interval) and, "
-        "for a model, 'vs_grey' (model minus the grey baseline on the same images, paired). 0: off.",
+        "for a model, 'vs_grey' (model minus the grey baseline on the same images, paired); with --labels, "
+        "'vs_kmeans_grey' (mIoU and its difference from k-means on grey, paired). 0: off.",
     ),
 ) -> None:
     """NLL (nats/pixel), AuC, PSNR, colourfulness; with --labels, mIoU and pixel accuracy (Hungarian); with

@@ -98,10 +98,42 @@ def intervals(
     return out
 
 
+def miou_intervals(confusion: np.ndarray, baseline: np.ndarray, draws: int = DRAWS, seed: int = 0) -> dict:
+    """mIoU after one global Hungarian matching (`metrics.hungarian_segmentation_scores`) from per-image
+    confusions (n, k, c) of the model's segments and of a baseline's (k-means on grey): {"miou",
+    "kmeans_grey_miou", "difference"}, each {"value", "ci95"}. Each draw sums the drawn images' confusions
+    and matches again, so the matching's own variability is in the interval; the difference is paired."""
+    from latentvar.colorize.metrics import hungarian_segmentation_scores
+
+    if confusion.shape != baseline.shape:
+        raise ValueError(f"baseline: expected confusions shaped {confusion.shape}, got {baseline.shape}")
+    flat = [c.reshape(c.shape[0], -1).astype(np.float64) for c in (confusion, baseline)]
+    shape = confusion.shape[1:]
+
+    def miou(total: np.ndarray) -> float:
+        return hungarian_segmentation_scores(total.reshape(shape))["miou"]
+
+    values = [miou(f.sum(0)) for f in flat]
+    samples = np.array(
+        [
+            [miou(row @ f) for f in flat]
+            for counts in resample_counts(len(flat[0]), draws, seed)
+            for row in counts
+        ]
+    )
+    out = {}
+    for key, value, drawn in (("miou", values[0], samples[:, 0]), ("kmeans_grey_miou", values[1], samples[:, 1]),
+                              ("difference", values[0] - values[1], samples[:, 0] - samples[:, 1])):  # fmt: skip
+        lo, hi = np.quantile(drawn, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+        out[key] = {"value": float(value), "ci95": [float(lo), float(hi)]}
+    return out
+
+
 def bootstrap_eval(colorizer, data, baseline=None, draws: int = DRAWS, seed: int = 0, **decode) -> dict:
     """`evaluate` of ``colorizer`` on ``data`` plus ``ci95`` (each metric's interval), ``per_image`` and
     ``bootstrap`` (how); with a ``baseline`` colorizer (the grey one) also ``vs_grey``: model − baseline on
-    the same images, paired. ``decode``: evaluate's temperature / rebalance / labels / show_progress."""
+    the same images, paired; with ``labels`` also ``vs_kmeans_grey`` (`miou_intervals`). ``decode``:
+    evaluate's temperature / rebalance / labels / show_progress."""
     from latentvar.colorize.evaluate import evaluate
 
     result = evaluate(colorizer, data, per_image=True, **decode)
@@ -110,6 +142,11 @@ def bootstrap_eval(colorizer, data, baseline=None, draws: int = DRAWS, seed: int
         show = decode.get("show_progress", False)
         grey = evaluate(baseline, data, per_image=True, show_progress=show)
         result["vs_grey"] = intervals(result["per_image"], grey["per_image"], draws=draws, seed=seed)
+    if "confusion" in result["per_image"]:
+        parts = result["per_image"]
+        result["vs_kmeans_grey"] = miou_intervals(
+            parts["confusion"], parts["kmeans_grey_confusion"], draws, seed
+        )
     result["bootstrap"] = {
         "draws": draws,
         "seed": seed,
@@ -142,6 +179,14 @@ def format_intervals(result: dict) -> str:
         else:
             value, (lo, hi) = result[key], ci[key]
         lines.append(f"  {label:<24}{value:>9.{digits}f}  [{lo:.{digits}f}, {hi:.{digits}f}]")
+    if "vs_kmeans_grey" in result:
+        for key, label in (("miou", "mIoU"), ("kmeans_grey_miou", "k-means on grey mIoU")):
+            v = result["vs_kmeans_grey"][key]
+            lines.append(f"  {label:<24}{v['value']:>9.4f}  [{v['ci95'][0]:.4f}, {v['ci95'][1]:.4f}]")
+        d = result["vs_kmeans_grey"]["difference"]
+        lines.append(
+            f"  {'mIoU - k-means':<24}{d['value']:>+9.4f}  [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]  (paired)"
+        )
     for key, diff in result.get("vs_grey", {}).items():
         lo, hi = diff["ci95"]
         lines.append(f"  {key + ' - grey':<24}{diff['value']:>+9.4f}  [{lo:+.4f}, {hi:+.4f}]  (paired)")

@@ -173,11 +173,18 @@ def evaluate(
         lab = labels.astype(np.int64)
         lab[labels == IGNORE] = -1
         k = colorizer.meta.get("config", {}).get("segments", 8)
+        km = kmeans_grey_segments(data.L, k)
         if segments is not None:
             conf = confusion(segments.numpy(), lab, k, num_classes)
             scores = hungarian_segmentation_scores(conf)
             result["miou"], result["pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
-        km = kmeans_grey_segments(data.L, k)
+            if per_image:  # (n, k, c) each: the set's confusions are their sums (`bootstrap.miou_intervals`)
+                result["per_image"]["confusion"] = confusion(
+                    segments.numpy(), lab, k, num_classes, per_image=True
+                )
+                result["per_image"]["kmeans_grey_confusion"] = confusion(
+                    km, lab, k, num_classes, per_image=True
+                )
         km_scores = hungarian_segmentation_scores(confusion(km, lab, k, num_classes))
         result["kmeans_grey_miou"] = km_scores["miou"]
         result["kmeans_grey_pixel_accuracy"] = km_scores["pixel_accuracy"]

@@ -102,11 +102,19 @@ def colorfulness(rgb: Tensor) -> float:
     return float(colorfulness_per_image(rgb).mean())
 
 
-def confusion(segments: np.ndarray, labels: np.ndarray, num_segments: int, num_classes: int) -> np.ndarray:
-    """(k, c) pixel counts; labels < 0 are ignored."""
+def confusion(
+    segments: np.ndarray, labels: np.ndarray, num_segments: int, num_classes: int, per_image: bool = False
+) -> np.ndarray:
+    """(k, c) pixel counts; labels < 0 are ignored. ``per_image``: (n, k, c), one per image of the leading
+    axis (their sum is the set's)."""
+    cells = num_segments * num_classes
+    image = np.broadcast_to(np.arange(labels.shape[0]).reshape(-1, *[1] * (labels.ndim - 1)), labels.shape)
     keep = labels >= 0
     idx = segments[keep].astype(np.int64) * num_classes + labels[keep].astype(np.int64)
-    return np.bincount(idx, minlength=num_segments * num_classes).reshape(num_segments, num_classes)
+    if not per_image:
+        return np.bincount(idx, minlength=cells).reshape(num_segments, num_classes)
+    idx += image[keep].astype(np.int64) * cells
+    return np.bincount(idx, minlength=labels.shape[0] * cells).reshape(-1, num_segments, num_classes)
 
 
 def hungarian_segmentation_scores(conf: np.ndarray) -> dict:
