@@ -274,6 +274,12 @@ def test_cli_eval_masks_end_to_end(tmp_path):
         assert -1 <= scores["ari"] <= 1 and 0 <= scores["boundary_f"] <= 1
         assert scores["components_per_segment"] >= 1
     assert "felzenszwalb_L" in result.output  # the table for a person
+    result = runner.invoke(app, [*args, "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    minus = json.loads(report.read_text())["segments"]["prior_ari_minus"]
+    ari = photo["scores"]
+    assert minus["kmeans_L"]["value"] == pytest.approx(ari["prior"]["ari"] - ari["kmeans_L"]["ari"])
+    assert "prior ari minus (paired" in result.output
 
     (masks / "scene.json").write_text(json.dumps(_mask_json(image="other.png")))
     result = runner.invoke(app, args)

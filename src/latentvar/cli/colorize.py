@@ -275,7 +275,8 @@ def evaluate(
         0,
         help="Resample the images N times (e.g. 2000): adds 'ci95' (each metric's 95 % interval) and, "
         "for a model, 'vs_grey' (model minus the grey baseline on the same images, paired); with --labels, "
-        "'vs_kmeans_grey' (mIoU and its difference from k-means on grey, paired). 0: off.",
+        "'vs_kmeans_grey' (mIoU and its difference from k-means on grey, paired); with --masks, "
+        "'segments.prior_ari_minus' (the prior's ARI minus each method's, paired). 0: off.",
     ),
 ) -> None:
     """NLL (nats/pixel), AuC, PSNR, colourfulness; with --labels, mIoU and pixel accuracy (Hungarian); with
@@ -337,6 +338,11 @@ def evaluate(
             from latentvar.colorize.segeval import score_mask_folder
 
             metrics["segments"] = score_mask_folder(colorizer, masks, data, show_progress=True)
+            if bootstrap:  # the prior's mean ARI minus each other method's, paired over the photos
+                from latentvar.colorize.bootstrap import segment_intervals
+
+                per_image = metrics["segments"]["per_image"]
+                metrics["segments"]["prior_ari_minus"] = segment_intervals(per_image, draws=bootstrap)
         write_json(json_path, metrics)
     shown = scalars(metrics, ("nll_nats_per_pixel", "auc", "psnr", "colorfulness", "miou"))
     say(f"{shown} ({metrics['num_images']} images)" + where(json_path))
@@ -348,6 +354,10 @@ def evaluate(
         from latentvar.colorize.segeval import format_table
 
         say(format_table(metrics["segments"], f"segments against {masks}:"))
+        if bootstrap:
+            from latentvar.colorize.bootstrap import format_segment_intervals
+
+            say(format_segment_intervals(metrics["segments"]["prior_ari_minus"]))
 
 
 @app.command("demo")
