@@ -312,6 +312,23 @@ def test_a_deeper_trunk_trains_and_round_trips_through_its_checkpoint(tmp_path, 
         restore_model(tensors, old)
 
 
+def test_a_deeper_trunk_warm_started_from_a_shallower_one_starts_as_that_model():
+    """The new residual blocks start as the identity (their second convolution is zero), so a depth-2 model
+    given a depth-0 model's weights gives the same P(z|x) and colour laws until it trains."""
+    bins = ABBins()
+    torch.manual_seed(0)
+    base = build_model("latent", bins.centres, 3, 8, 8, "photo")
+    deep = build_model("latent", bins.centres, 3, 8, 8, "photo", depth=2)
+    missing, unexpected = deep.load_state_dict(base.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(".deep." in k for k in missing)
+    L = torch.rand(2, 64, 64) * 100
+    with torch.no_grad():
+        assert torch.allclose(deep.log_probs(L), base.log_probs(L), atol=1e-6)
+        block = deep.net.trunk.deep[0]
+        x = torch.rand(1, 32, 4, 4)  # non-negative, as the ReLU before it gives
+        assert torch.equal(block(x), x)
+
+
 @pytest.mark.slow
 def test_sigkill_and_resume_with_workers_equals_an_unbroken_run(tmp_path, photos):
     args = ["colorize", "train", "--data", str(photos), "--segments", "3", "--width", "8", "--workers", "2"]

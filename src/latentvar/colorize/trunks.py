@@ -84,11 +84,16 @@ class PhotoTrunk(nn.Module):
 
 
 class _Residual(nn.Module):
-    """x + conv(relu(conv(x))), two 3×3 convolutions (the second dilated) at constant width."""
+    """relu(x + conv(relu(conv(x)))), two 3×3 convolutions (the second dilated) at constant width. The
+    second starts at zero (Goyal et al. 2017's zero-initialised residual): a new block is the identity on
+    the non-negative features it follows, so a deeper trunk warm-started from a shallower one's weights
+    starts as that model."""
 
     def __init__(self, c: int, dilation: int = 2):
         super().__init__()
         self.body = nn.Sequential(_conv(c, c), nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation))
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x + self.body(x))
