@@ -44,19 +44,18 @@ def auc_parts(
     (a bootstrap draw's) the same sums over it. ``centres`` None: every pixel weighs 1 (`auc`); the ab bins
     (q, 2): 1 / p̃(its true bin), p̃ the whole set's smoothed marginal (`auc_rebalanced`)."""
     n = true_ab.shape[0]
-    true = true_ab.reshape(n, -1, 2)
-    dist = (pred_ab.reshape(n, -1, 2) - true).norm(dim=-1)
+    pred, true = pred_ab.reshape(n, -1, 2), true_ab.reshape(n, -1, 2)
     if centres is None:
+        dist = (pred - true).norm(dim=-1)
         weight = torch.ones_like(dist, dtype=torch.float64)
-    else:
-        flat = true.reshape(-1, 2).float()
-        bins = torch.cdist(flat, centres.float()).argmin(1)  # nearest bin of each true colour
-        counts = torch.bincount(bins, minlength=centres.shape[0]).double()
-        kernel = torch.exp(-(torch.cdist(centres.double(), centres.double()) ** 2) / (2 * sigma**2))
-        prior = kernel @ (counts / counts.sum())
-        prior = prior / prior.sum()
-        weight = (1.0 / prior.clamp_min(1e-12))[bins].view(n, -1)
-        dist = (pred_ab.reshape(n, -1, 2).double() - true.double()).norm(dim=-1)
+        return _areas(dist, weight, max_threshold), weight.sum(1)
+    bins = torch.cdist(true.reshape(-1, 2).float(), centres.float()).argmin(1)  # each true colour's bin
+    counts = torch.bincount(bins, minlength=centres.shape[0]).double()
+    kernel = torch.exp(-(torch.cdist(centres.double(), centres.double()) ** 2) / (2 * sigma**2))
+    prior = kernel @ (counts / counts.sum())
+    prior = prior / prior.sum()
+    weight = (1.0 / prior.clamp_min(1e-12))[bins].view(n, -1)
+    dist = (pred.double() - true.double()).norm(dim=-1)
     return _areas(dist, weight, max_threshold), weight.sum(1)
 
 
@@ -108,11 +107,11 @@ def confusion(
     """(k, c) pixel counts; labels < 0 are ignored. ``per_image``: (n, k, c), one per image of the leading
     axis (their sum is the set's)."""
     cells = num_segments * num_classes
-    image = np.broadcast_to(np.arange(labels.shape[0]).reshape(-1, *[1] * (labels.ndim - 1)), labels.shape)
     keep = labels >= 0
     idx = segments[keep].astype(np.int64) * num_classes + labels[keep].astype(np.int64)
     if not per_image:
         return np.bincount(idx, minlength=cells).reshape(num_segments, num_classes)
+    image = np.broadcast_to(np.arange(labels.shape[0]).reshape(-1, *[1] * (labels.ndim - 1)), labels.shape)
     idx += image[keep].astype(np.int64) * cells
     return np.bincount(idx, minlength=labels.shape[0] * cells).reshape(-1, num_segments, num_classes)
 
