@@ -91,6 +91,7 @@ def pick_latent(
         corpus_validation,
         merge_candidates,
         score_set,
+        val_region_clicks,
         vetoed_by_record,
     )
 
@@ -107,9 +108,12 @@ def pick_latent(
         colorizer = Colorizer.load(run)
         prior = score_set(colorizer, items, baselines=False)["mean"]["prior"]
         val_nll = corpus_validation(colorizer, corpus)["val_nll"]  # one val split for runs of any build
-        rows.append({"name": run.name, "run": run, "val_nll": val_nll, **prior})
+        sky = val_region_clicks(colorizer, corpus)  # recorded beside the veto, a val measurement of it
+        rows.append({"name": run.name, "run": run, "val_nll": val_nll, **prior,
+                     "val_sky_passes": sky["passes"], "val_sky_photos": sky["photos"]})  # fmt: skip
         print(f"{run.name}: val NLL {val_nll:.4f}, val ARI {prior['ari']:.3f}, "
-              f"{prior['components_per_segment']:.1f} components per segment", file=sys.stderr)  # fmt: skip
+              f"{prior['components_per_segment']:.1f} components per segment, sky click on val photos "
+              f"{sky['passes']} / {sky['photos']}", file=sys.stderr)  # fmt: skip
 
     def vetoed(row: dict) -> bool:
         if "run" not in row:  # an earlier round's row: its recorded sky click, if one was recorded

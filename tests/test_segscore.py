@@ -151,6 +151,28 @@ def test_the_shipped_photo_model_passes_the_browser_tests_click_without_a_browse
         click_check(photo, region="moon")
 
 
+def test_val_region_clicks_count_the_photos_with_that_region(tmp_path):
+    """`segeval.val_region_clicks`: the click judged on each val photo whose mask has the region; a photo
+    without it is not counted; `region_click` names a missing region."""
+    scene, masks = tmp_path / "photos", tmp_path / "masks"
+    _write_photo_and_masks(scene, masks)  # scene.png and its mask: sky over the frame, then the ground
+    corpus = _tiny_corpus(tmp_path / "corpus", [("scene", "val")])
+    (corpus / "images").mkdir()
+    with Image.open(scene / "scene.png") as im:
+        im.save(corpus / "images" / "scene.jpg", quality=95)
+    mask = json.loads((masks / "scene.json").read_text())
+    (masks / "scene.json").write_text(json.dumps({**mask, "image": "scene.jpg"}))
+    colorizer = Colorizer.load()
+    sky = segeval.val_region_clicks(colorizer, corpus, "sky", masks)
+    assert sky["photos"] == 1 and set(sky["per_photo"]) == {"scene.jpg"}
+    click = sky["per_photo"]["scene.jpg"]
+    assert sky["passes"] == int(click["click_inside"] >= 0.8 and click["click_outside"] <= 0.1)
+    assert segeval.val_region_clicks(colorizer, corpus, "water", masks)["photos"] == 0
+    photo = corpus / "images" / "scene.jpg"
+    with pytest.raises(ValueError, match="^region: "):
+        segeval.region_click(colorizer, read_mask_folder(masks)[0], photo, "water")
+
+
 def test_scores_name_bad_arguments():
     with pytest.raises(ValueError, match="^labels: expected the segments' shape"):
         score_segments(np.zeros((3, 3), int), np.zeros((3, 4), int))

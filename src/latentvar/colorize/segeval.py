@@ -216,6 +216,7 @@ MAX_ARI_DROP = 0.04
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "photo_examples"
+VAL_MASKS = Path(__file__).resolve().parents[1] / "data" / "photo_masks_val"
 # the browser test's click (tests/test_serve_mask_recolour.py): this bundled photo, this hand-drawn region
 CLICK_CHECK = ("gcompris-qt-data__explore_monuments_india_hawaMahal", "sky")
 
@@ -225,15 +226,37 @@ def click_check(colorizer, photo: str = CLICK_CHECK[0], region: str = CLICK_CHEC
     segments on the bundled example ``photo`` (its stem in data/photo_examples) for its hand-drawn
     ``region`` alone, so "outside" is the rest of the photo. {"click_hit", "click_inside", "click_outside"};
     the ship script vetoes a model that misses it (it would fail that test)."""
-    from latentvar.colorize.masks import load_ground_truth, read_masks
-    from latentvar.colorize.segscore import click_regions
+    from latentvar.colorize.masks import read_masks
 
     masks = read_masks(EXAMPLES / "masks" / f"{photo}.json")
+    return region_click(colorizer, masks, EXAMPLES / masks.image, region)
+
+
+def region_click(colorizer, masks, image, region: str) -> dict:
+    """`click_check` on any photo: ``masks`` (`masks.RegionMasks`) drawn on the file ``image``."""
+    from latentvar.colorize.masks import load_ground_truth
+    from latentvar.colorize.segscore import click_regions
+
     if region not in masks.names:
-        raise ValueError(f"region: {photo} has regions {masks.names}, not {region!r}")
-    rgb, labels, _ = load_ground_truth(masks, EXAMPLES / masks.image)
+        raise ValueError(f"region: {masks.image} has regions {masks.names}, not {region!r}")
+    rgb, labels, _ = load_ground_truth(masks, image)
     only = np.where(labels == masks.names.index(region), 0, -1)
     return click_regions(colorizer.segment(rgb), only, min_share=0.0)
+
+
+def val_region_clicks(colorizer, corpus, region: str = "sky", masks_dir=VAL_MASKS) -> dict:
+    """The browser test's click on every val photo of ``corpus`` whose hand-drawn regions (``masks_dir``,
+    data/photo_masks_val) include ``region``: {"passes", "photos", "per_photo": {image: click dict}}. A val
+    measurement of what `click_check` judges on one test photo (recorded by the ship script, not a veto)."""
+    from latentvar.colorize.masks import find_image, read_split_masks
+
+    per_photo = {
+        m.image: region_click(colorizer, m, find_image(m, corpus), region)
+        for m in read_split_masks(masks_dir, corpus, "val")
+        if region in m.names
+    }
+    passes = sum(bool(c["click_hit"]) for c in per_photo.values())
+    return {"passes": passes, "photos": len(per_photo), "per_photo": per_photo}
 
 
 def corpus_validation(colorizer, corpus) -> dict:
