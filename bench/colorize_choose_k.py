@@ -17,7 +17,14 @@ from pathlib import Path
 
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.composites import ground_truth_sets
-from latentvar.colorize.segeval import MAX_ARI_DROP, MAX_COMPONENTS, choose_run, corpus_validation, score_set
+from latentvar.colorize.segeval import (
+    MAX_ARI_DROP,
+    MAX_COMPONENTS,
+    VAL_MASKS,
+    choose_run,
+    corpus_validation,
+    score_set,
+)
 from latentvar.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="label=run folder")
     ap.add_argument("--corpus", type=Path, default=ROOT / "data-cache/photos")
-    ap.add_argument("--masks", type=Path, default=ROOT / "src/latentvar/data/photo_masks_val")
+    ap.add_argument("--masks", type=Path, default=VAL_MASKS)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     items = ground_truth_sets(args.corpus, args.masks, "val", None)["hand"]

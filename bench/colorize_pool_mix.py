@@ -24,7 +24,7 @@ from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.composites import ground_truth_sets
 from latentvar.colorize.model import lightness_input, upsample
 from latentvar.colorize.prior import superpixel_pool
-from latentvar.colorize.segeval import click_check, corpus_validation, score_set
+from latentvar.colorize.segeval import VAL_MASKS, click_check, corpus_validation, score_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("scales", nargs="+", help="comma-separated Felzenszwalb scales, e.g. 0,300,600")
     ap.add_argument("--run", default="photo", help="a run folder or shipped model with a learned prior")
     ap.add_argument("--corpus", type=Path, default=ROOT / "data-cache/photos")
-    ap.add_argument("--masks", type=Path, default=ROOT / "src/latentvar/data/photo_masks_val")
+    ap.add_argument("--masks", type=Path, default=VAL_MASKS)
     args = ap.parse_args()
     items = ground_truth_sets(args.corpus, args.masks, "val", None)["hand"]
     print(

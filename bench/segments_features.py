@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from latentvar.colorize.bootstrap import interval
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.composites import ground_truth_sets
-from latentvar.colorize.segeval import group_regions
+from latentvar.colorize.segeval import SPLIT_MASKS, group_regions
 from latentvar.colorize.segscore import adjusted_rand
 from latentvar.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-MASKS = {"test": ROOT / "src/latentvar/data/photo_masks", "val": ROOT / "src/latentvar/data/photo_masks_val"}
+MASKS = SPLIT_MASKS
 
 
 def trunk_features(net):

@@ -32,11 +32,11 @@ from pathlib import Path
 from latentvar.colorize.bootstrap import format_segment_intervals, segment_intervals
 from latentvar.colorize.colorizer import Colorizer
 from latentvar.colorize.composites import ground_truth_sets
-from latentvar.colorize.segeval import CLICK_CHECK, format_table, mean_scores, score_set
+from latentvar.colorize.segeval import CLICK_CHECK, SPLIT_MASKS, format_table, mean_scores, score_set
 from latentvar.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-MASKS = {"test": ROOT / "src/latentvar/data/photo_masks", "val": ROOT / "src/latentvar/data/photo_masks_val"}
+MASKS = SPLIT_MASKS
 
 
 def per_image_lines(result: dict) -> str:

@@ -86,6 +86,7 @@ def pick_latent(
     from latentvar.colorize.composites import ground_truth_sets
     from latentvar.colorize.segeval import (
         CLICK_CHECK,
+        VAL_MASKS,
         choose_run,
         click_check,
         corpus_validation,
@@ -101,8 +102,7 @@ def pick_latent(
     found = sorted(p for p in runs.glob("photo-latent*") if kept(p).exists())
     if not found:
         raise SystemExit(f"no photo-latent* run with a best.json or checkpoint.json in {runs}")
-    masks = Path(__file__).resolve().parents[1] / "src/latentvar/data/photo_masks_val"
-    items = ground_truth_sets(corpus, masks, "val", None)["hand"]
+    items = ground_truth_sets(corpus, VAL_MASKS, "val", None)["hand"]
     rows = []
     for run in found:
         colorizer = Colorizer.load(run)

@@ -215,8 +215,11 @@ MAX_COMPONENTS = 25.0  # issue 20's fragmentation bound: connected components pe
 MAX_ARI_DROP = 0.04
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "photo_examples"
-VAL_MASKS = Path(__file__).resolve().parents[1] / "data" / "photo_masks_val"
+DATA = Path(__file__).resolve().parents[1] / "data"
+EXAMPLES = DATA / "photo_examples"
+# the hand-drawn regions of each split: test photos report, val photos choose (K, S, a checkpoint, ...)
+SPLIT_MASKS = {"test": DATA / "photo_masks", "val": DATA / "photo_masks_val"}
+VAL_MASKS = SPLIT_MASKS["val"]
 # the browser test's click (tests/test_serve_mask_recolour.py): this bundled photo, this hand-drawn region
 CLICK_CHECK = ("gcompris-qt-data__explore_monuments_india_hawaMahal", "sky")
 
